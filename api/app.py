@@ -1,0 +1,67 @@
+"""The composition root: one FastAPI app wired with settings, the database and the routers.
+
+Later work adds its routers and start-up jobs here, and nowhere else. `create_app` takes the
+settings and an engine from its caller (the CLI, the tests) or builds its own; an engine it
+built is disposed when the app shuts down, one it was given belongs to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from api.db import create_engine
+from api.http import health, simulator
+from api.http.problems import CatchAllErrors
+from api.messaging import build_messaging
+from api.settings import Settings, load_settings
+
+
+def _version() -> str:
+    try:
+        return version("diaspora-bot")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    *,
+    run_worker: bool = True,
+) -> FastAPI:
+    """Build the app. `run_worker=False` (`serve --no-worker`) keeps the outbox sender and the
+    scheduler out of this process, for deployments that run `diaspora-bot worker` apart."""
+    settings = settings or load_settings()
+    owns_engine = engine is None
+    db = engine if engine is not None else create_engine(settings.sqlalchemy_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_engine:
+                db.dispose()
+
+    app = FastAPI(title="Diaspora Bot API", version=_version(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = db
+    app.state.run_worker = run_worker
+    app.state.metrics = health.Metrics()
+    app.state.messaging = build_messaging(db)
+    # What time it is for the routes; tests and scripts set a fixed clock here.
+    app.state.clock = lambda: datetime.now(UTC)
+
+    # The last middleware added is the outermost: metrics also count the 500s of CatchAllErrors.
+    app.add_middleware(CatchAllErrors)
+    app.add_middleware(health.RequestMetrics, metrics=app.state.metrics)
+
+    app.include_router(health.router)
+    app.include_router(simulator.router)
+    return app

@@ -1,0 +1,730 @@
+"""Booking: open days and times, book, cancel, reschedule — over one SQLAlchemy Core connection.
+
+`BookingService(conn)` implements `flows.world.Booking` for the flows and adds what staff need
+(`get_appointment`, `cancel_by_staff`, `set_attendance`). The caller owns the transaction:
+nothing here commits. Write with `api.db.write(engine)` (BEGIN IMMEDIATE on SQLite).
+
+The slot grid. For each opening-hours interval of the weekday, in the post's local time, a
+slot starts at `opens` and then every `slot_minutes` while start + slot_minutes <= closes.
+Local wall times become UTC instants with zoneinfo: a wall time that does not exist (the
+spring-forward gap) is skipped; an ambiguous one (the fall-back hour) is taken with fold=0,
+the first occurrence. A time is bookable when the post and its offer are active, its local
+day is not a closure, it starts at least `min_notice_hours` after now, and its local date is
+at most `booking_window_days` after the post's local today.
+
+Seats. A `slot` row exists only once someone has booked it; until then it has
+`post_service.seats_per_slot` seats. Taking a seat is one conditional statement
+(`UPDATE slot SET booked = booked + 1 WHERE … AND booked < capacity`), never a read followed
+by a write; the CHECK `booked BETWEEN 0 AND capacity` on the table is the backstop.
+
+Anti-scalping. A citizen holds at most `MAX_UPCOMING_PER_SERVICE` upcoming booked appointments
+for one service and `MAX_UPCOMING_TOTAL` in all, and never two at the same instant. The
+citizen's row is locked (`FOR UPDATE` on PostgreSQL; SQLite's write lock covers it) while
+these are counted, so that two concurrent bookings by one citizen cannot both slip through.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+
+from api.models import (
+    Appointment,
+    AppointmentStatus,
+    Citizen,
+    Closure,
+    Post,
+    PostService,
+    Service,
+    Slot,
+)
+from api.models import OpeningHours as OpeningHoursRow
+from flows.world import (
+    AppointmentInfo,
+    BookingOutcome,
+    BookingResult,
+    OpeningHours,
+    PostInfo,
+    ServiceOffer,
+    SlotOption,
+)
+
+MAX_UPCOMING_PER_SERVICE = 2
+"""Upcoming booked appointments one citizen may hold for one service (anti-scalping)."""
+
+MAX_UPCOMING_TOTAL = 4
+"""Upcoming booked appointments one citizen may hold in all (anti-scalping)."""
+
+REFERENCE_PREFIX = "RDV-"
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+REFERENCE_LENGTH = 6
+REFERENCE_ATTEMPTS = 8  # 32**6 ≈ 10**9 references: a second collision in a row is already rare
+
+BOOKED = AppointmentStatus.booked.value
+CANCELLED = AppointmentStatus.cancelled.value
+ATTENDED = AppointmentStatus.attended.value
+NO_SHOW = AppointmentStatus.no_show.value
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    return cast(sa.Table, sa.inspect(model).local_table)
+
+
+_post = _table(Post)
+_service = _table(Service)
+_offer_t = _table(PostService)
+_hours = _table(OpeningHoursRow)
+_closure = _table(Closure)
+_slot = _table(Slot)
+_appt = _table(Appointment)
+_citizen = _table(Citizen)
+
+_POST_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
+    _post.c.code.label("post_code"),
+    _post.c.name.label("post_name"),
+    _post.c.city.label("post_city"),
+    _post.c.country.label("post_country"),
+    _post.c.timezone.label("post_timezone"),
+    _post.c.address.label("post_address"),
+    _post.c.phone.label("post_phone"),
+    _post.c.email.label("post_email"),
+)
+
+
+def new_reference() -> str:
+    """`RDV-` and six random Crockford base32 characters, easy to read out on a phone."""
+    return REFERENCE_PREFIX + "".join(
+        secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH)
+    )
+
+
+def _aware_utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime")
+    return value.astimezone(UTC)
+
+
+def _post_info(row: Row[Any]) -> PostInfo:
+    return PostInfo(
+        code=row.post_code,
+        name=row.post_name,
+        city=row.post_city,
+        country=row.post_country,
+        timezone=row.post_timezone,
+        address=row.post_address,
+        phone=row.post_phone,
+        email=row.post_email,
+    )
+
+
+def local_grid(
+    day: date, intervals: Iterable[tuple[time, time]], slot_minutes: int, tz: ZoneInfo
+) -> list[datetime]:
+    """The slot starts of one local day, as sorted UTC instants (see the module docstring)."""
+    step = timedelta(minutes=slot_minutes)
+    starts: set[datetime] = set()
+    for opens, closes in intervals:
+        wall = datetime.combine(day, opens)
+        end = datetime.combine(day, closes)
+        while wall + step <= end:
+            instant = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0 when ambiguous
+            # A wall time in the spring-forward gap does not survive the round trip.
+            if instant.astimezone(tz).replace(tzinfo=None) == wall:
+                starts.add(instant)
+            wall += step
+    return sorted(starts)
+
+
+@dataclass(frozen=True)
+class _Offer:
+    """One post's offer of one service, with its week and the closures that matter."""
+
+    post_id: int
+    post: PostInfo
+    tz: ZoneInfo
+    active: bool  # the post and its offer
+    post_service_id: int
+    service_id: int
+    service_code: str
+    slot_minutes: int
+    seats_per_slot: int
+    booking_window_days: int
+    min_notice_hours: int
+    hours: dict[int, list[tuple[time, time]]]
+    closures: frozenset[date]
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(self.tz).date()
+
+    def earliest(self, now: datetime) -> datetime:
+        return now + timedelta(hours=self.min_notice_hours)
+
+    def last_day(self, now: datetime) -> date:
+        return self.today(now) + timedelta(days=self.booking_window_days)
+
+    def bookable(self, day: date, now: datetime) -> list[datetime]:
+        """The grid times of a local day that may be booked at `now`, seats aside."""
+        if not self.active or day in self.closures:
+            return []
+        if day < self.today(now) or day > self.last_day(now):
+            return []
+        earliest = self.earliest(now)
+        grid = local_grid(day, self.hours.get(day.weekday(), ()), self.slot_minutes, self.tz)
+        return [t for t in grid if t >= earliest]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A citizen's upcoming booked appointments: in all, for one service, at one instant."""
+
+    total: int
+    same_service: int
+    same_instant: int
+
+
+class BookingService:
+    """The consular network and its appointments, on the caller's connection and transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # --- the network ------------------------------------------------------------------------
+
+    def posts(self) -> list[PostInfo]:
+        query = (
+            sa.select(*_POST_COLUMNS)
+            .where(_post.c.active.is_(True))
+            .order_by(_post.c.country, _post.c.name, _post.c.code)
+        )
+        return [_post_info(row) for row in self.conn.execute(query)]
+
+    def post(self, code: str) -> PostInfo | None:
+        query = sa.select(*_POST_COLUMNS).where(_post.c.code == code, _post.c.active.is_(True))
+        row = self.conn.execute(query).first()
+        return _post_info(row) if row else None
+
+    def services(self, post_code: str) -> list[ServiceOffer]:
+        query = (
+            sa.select(_service.c.code, _offer_t.c.fee_note)
+            .select_from(
+                _offer_t.join(_post, _post.c.id == _offer_t.c.post_id).join(
+                    _service, _service.c.id == _offer_t.c.service_id
+                )
+            )
+            .where(
+                _post.c.code == post_code,
+                _post.c.active.is_(True),
+                _offer_t.c.active.is_(True),
+            )
+            .order_by(_service.c.position, _service.c.id)
+        )
+        return [ServiceOffer(code=r.code, fee_note=r.fee_note) for r in self.conn.execute(query)]
+
+    def opening_hours(self, post_code: str) -> list[OpeningHours]:
+        query = (
+            sa.select(_hours.c.weekday, _hours.c.opens, _hours.c.closes)
+            .select_from(_hours.join(_post, _post.c.id == _hours.c.post_id))
+            .where(_post.c.code == post_code, _post.c.active.is_(True))
+            .order_by(_hours.c.weekday, _hours.c.opens)
+        )
+        return [
+            OpeningHours(weekday=r.weekday, opens=r.opens, closes=r.closes)
+            for r in self.conn.execute(query)
+        ]
+
+    # --- days and times ---------------------------------------------------------------------
+
+    def open_days(self, post_code: str, service_code: str, now: datetime, limit: int) -> list[date]:
+        """The first `limit` local dates with at least one seat left."""
+        now = _aware_utc(now, "now")
+        if limit <= 0:
+            return []
+        # Any local date is within a day of the UTC date.
+        offer = self._offer(post_code, service_code, _closure.c.day >= now.date() - timedelta(1))
+        if offer is None or not offer.active:
+            return []
+        today, last = offer.today(now), offer.last_day(now)
+        seats = self._seats_left(offer, offer.earliest(now), self._day_end(offer, last))
+        days: list[date] = []
+        day = max(today, offer.earliest(now).astimezone(offer.tz).date())
+        while day <= last and len(days) < limit:
+            if any(seats.get(t, offer.seats_per_slot) > 0 for t in offer.bookable(day, now)):
+                days.append(day)
+            day += timedelta(days=1)
+        return days
+
+    def open_times(
+        self, post_code: str, service_code: str, day: date, now: datetime
+    ) -> list[SlotOption]:
+        """The times with seats left on one local day, in order."""
+        now = _aware_utc(now, "now")
+        offer = self._offer(post_code, service_code, _closure.c.day == day)
+        if offer is None:
+            return []
+        times = offer.bookable(day, now)
+        if not times:
+            return []
+        seats = self._seats_left(offer, times[0], times[-1] + timedelta(seconds=1))
+        options = []
+        for t in times:
+            left = seats.get(t, offer.seats_per_slot)
+            if left > 0:
+                options.append(
+                    SlotOption(starts_at=t, local=t.astimezone(offer.tz), seats_left=left)
+                )
+        return options
+
+    # --- booking ----------------------------------------------------------------------------
+
+    def book(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str,
+        starts_at: datetime,
+        full_name: str,
+        now: datetime,
+    ) -> BookingResult:
+        now = _aware_utc(now, "now")
+        starts_at = _aware_utc(starts_at, "starts_at")
+        full_name = " ".join(full_name.split())[:120]
+        if not full_name:
+            raise ValueError("full_name is empty")
+        offer = self._offer(post_code, service_code, self._closures_around(starts_at))
+        if offer is None:
+            return BookingResult(BookingOutcome.unavailable)
+        if starts_at not in offer.bookable(starts_at.astimezone(offer.tz).date(), now):
+            return BookingResult(BookingOutcome.unavailable)
+        held = self._lock_citizen_and_count(citizen_id, offer.service_id, starts_at, now)
+        if held.same_instant:
+            return BookingResult(BookingOutcome.unavailable)
+        if held.total >= MAX_UPCOMING_TOTAL or held.same_service >= MAX_UPCOMING_PER_SERVICE:
+            return BookingResult(BookingOutcome.limit_reached)
+
+        self._ensure_slot(offer, starts_at)
+        slot_id = self._take_seat(offer.post_service_id, starts_at)
+        if slot_id is None:
+            return BookingResult(BookingOutcome.full)
+        appointment_id, reference = self._insert_appointment(
+            citizen_id, offer, slot_id, starts_at, full_name, now
+        )
+        info = AppointmentInfo(
+            id=appointment_id,
+            reference=reference,
+            post=offer.post,
+            service_code=offer.service_code,
+            starts_at=starts_at,
+            local=starts_at.astimezone(offer.tz),
+            full_name=full_name,
+            status=BOOKED,
+        )
+        return BookingResult(BookingOutcome.booked, info)
+
+    def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
+        """Booked appointments starting after now, soonest first."""
+        now = _aware_utc(now, "now")
+        query = (
+            self._appointment_query()
+            .where(
+                _appt.c.citizen_id == citizen_id,
+                _appt.c.status == BOOKED,
+                _appt.c.starts_at > now,
+            )
+            .order_by(_appt.c.starts_at, _appt.c.id)
+        )
+        return [self._appointment_info(row) for row in self.conn.execute(query)]
+
+    def get_appointment(self, appointment_id: int) -> AppointmentInfo | None:
+        query = self._appointment_query().where(_appt.c.id == appointment_id)
+        row = self.conn.execute(query).first()
+        return self._appointment_info(row) if row else None
+
+    def cancel(self, citizen_id: int, appointment_id: int, now: datetime) -> bool:
+        """Cancel one's own booked, future appointment; its seat goes back on sale."""
+        now = _aware_utc(now, "now")
+        return self._cancel(
+            appointment_id,
+            now,
+            "",
+            _appt.c.citizen_id == citizen_id,
+            _appt.c.starts_at > now,
+        )
+
+    def cancel_by_staff(
+        self, appointment_id: int, reason: str, now: datetime
+    ) -> AppointmentInfo | None:
+        """Cancel a booked appointment whoever holds it, keeping the reason. None when there
+        is no such booked appointment (unknown, already cancelled, attended or no-show)."""
+        now = _aware_utc(now, "now")
+        if not self._cancel(appointment_id, now, reason.strip()[:300]):
+            return None
+        return self.get_appointment(appointment_id)
+
+    def set_attendance(
+        self, appointment_id: int, status: Literal["attended", "no_show"], now: datetime
+    ) -> AppointmentInfo | None:
+        """Record that the citizen came (or did not). Works on a booked appointment and
+        corrects an earlier record; never on a cancelled one. A no-show is only recorded
+        once the appointment has started. None when nothing was changed. The seat stays taken."""
+        now = _aware_utc(now, "now")
+        if status not in (ATTENDED, NO_SHOW):
+            raise ValueError(f"unknown attendance status: {status!r}")
+        conditions = [
+            _appt.c.id == appointment_id,
+            _appt.c.status.in_((BOOKED, ATTENDED, NO_SHOW)),
+        ]
+        if status == NO_SHOW:
+            conditions.append(_appt.c.starts_at <= now)
+        result = self.conn.execute(
+            sa.update(_appt).where(*conditions).values(status=status, updated_at=now)
+        )
+        if result.rowcount == 0:
+            return None
+        return self.get_appointment(appointment_id)
+
+    def reschedule(
+        self, citizen_id: int, appointment_id: int, starts_at: datetime, now: datetime
+    ) -> BookingResult:
+        """Move one's own booked, future appointment to another time of the same post and
+        service; the reference stays. The new seat is taken first: if it is full, nothing
+        changes. Rescheduling to the appointment's own time changes nothing and says booked."""
+        now = _aware_utc(now, "now")
+        starts_at = _aware_utc(starts_at, "starts_at")
+        current = self.conn.execute(
+            self._appointment_query(_appt.c.slot_id)
+            .where(
+                _appt.c.id == appointment_id,
+                _appt.c.citizen_id == citizen_id,
+                _appt.c.status == BOOKED,
+                _appt.c.starts_at > now,
+            )
+            .with_for_update(of=_appt)
+        ).first()
+        if current is None:
+            return BookingResult(BookingOutcome.unavailable)
+        if current.starts_at == starts_at:
+            return BookingResult(BookingOutcome.booked, self._appointment_info(current))
+        offer = self._offer(
+            current.post_code, current.service_code, self._closures_around(starts_at)
+        )
+        if offer is None:
+            return BookingResult(BookingOutcome.unavailable)
+        if starts_at not in offer.bookable(starts_at.astimezone(offer.tz).date(), now):
+            return BookingResult(BookingOutcome.unavailable)
+        held = self._lock_citizen_and_count(
+            citizen_id, offer.service_id, starts_at, now, exclude=appointment_id
+        )
+        if held.same_instant:
+            return BookingResult(BookingOutcome.unavailable)
+
+        self._ensure_slot(offer, starts_at)
+        if not self._is_sqlite:
+            # Lock both slots in id order, so that two citizens swapping times cannot deadlock.
+            self.conn.execute(
+                sa.select(_slot.c.id)
+                .where(
+                    sa.or_(
+                        _slot.c.id == current.slot_id,
+                        sa.and_(
+                            _slot.c.post_service_id == offer.post_service_id,
+                            _slot.c.starts_at == starts_at,
+                        ),
+                    )
+                )
+                .order_by(_slot.c.id)
+                .with_for_update()
+            ).all()
+        new_slot_id = self._take_seat(offer.post_service_id, starts_at)
+        if new_slot_id is None:
+            return BookingResult(BookingOutcome.full)
+        moved = self.conn.execute(
+            sa.update(_appt)
+            .where(
+                _appt.c.id == appointment_id,
+                _appt.c.status == BOOKED,
+                _appt.c.slot_id == current.slot_id,
+            )
+            .values(
+                slot_id=new_slot_id,
+                starts_at=starts_at,
+                updated_at=now,
+                reminded_day_before_at=None,
+                reminded_two_hours_at=None,
+            )
+        )
+        if moved.rowcount != 1:  # the row is locked above: only a broken invariant gets here
+            raise RuntimeError(f"appointment {appointment_id} changed while being rescheduled")
+        self._release_seat(current.slot_id)
+        info = AppointmentInfo(
+            id=current.appointment_id,
+            reference=current.reference,
+            post=offer.post,
+            service_code=offer.service_code,
+            starts_at=starts_at,
+            local=starts_at.astimezone(offer.tz),
+            full_name=current.full_name,
+            status=BOOKED,
+        )
+        return BookingResult(BookingOutcome.booked, info)
+
+    # --- internals --------------------------------------------------------------------------
+
+    @property
+    def _is_sqlite(self) -> bool:
+        return self.conn.dialect.name == "sqlite"
+
+    @staticmethod
+    def _closures_around(instant: datetime) -> sa.ColumnElement[bool]:
+        # The local date of an instant is within a day of its UTC date.
+        return _closure.c.day.between(instant.date() - timedelta(1), instant.date() + timedelta(1))
+
+    def _offer(
+        self, post_code: str, service_code: str, closure_filter: sa.ColumnElement[bool]
+    ) -> _Offer | None:
+        """The offer, its opening hours and its closures (those matching `closure_filter`),
+        in one round trip: a UNION ALL of an hours branch and a closures branch."""
+        base = _post.join(_offer_t, _offer_t.c.post_id == _post.c.id).join(
+            _service, _service.c.id == _offer_t.c.service_id
+        )
+        offer_columns = (
+            _post.c.id.label("post_id"),
+            *_POST_COLUMNS,
+            sa.and_(_post.c.active, _offer_t.c.active).label("active"),
+            _offer_t.c.id.label("post_service_id"),
+            _service.c.id.label("service_id"),
+            _service.c.code.label("service_code"),
+            _offer_t.c.slot_minutes,
+            _offer_t.c.seats_per_slot,
+            _offer_t.c.booking_window_days,
+            _offer_t.c.min_notice_hours,
+        )
+        which = sa.and_(_post.c.code == post_code, _service.c.code == service_code)
+        hours = (
+            sa.select(
+                *offer_columns,
+                _hours.c.weekday,
+                _hours.c.opens,
+                _hours.c.closes,
+                sa.cast(sa.null(), sa.Date).label("closed_on"),
+            )
+            .select_from(base.outerjoin(_hours, _hours.c.post_id == _post.c.id))
+            .where(which)
+        )
+        closures = (
+            sa.select(
+                *offer_columns,
+                sa.cast(sa.null(), sa.Integer),
+                sa.cast(sa.null(), sa.Time),
+                sa.cast(sa.null(), sa.Time),
+                _closure.c.day,
+            )
+            .select_from(
+                base.join(_closure, sa.and_(_closure.c.post_id == _post.c.id, closure_filter))
+            )
+            .where(which)
+        )
+        rows = self.conn.execute(sa.union_all(hours, closures)).all()
+        if not rows:
+            return None
+        week: dict[int, list[tuple[time, time]]] = {}
+        closed: set[date] = set()
+        for row in rows:
+            if row.closed_on is not None:
+                closed.add(row.closed_on)
+            elif row.weekday is not None:
+                week.setdefault(row.weekday, []).append((row.opens, row.closes))
+        first = rows[0]
+        return _Offer(
+            post_id=first.post_id,
+            post=_post_info(first),
+            tz=ZoneInfo(first.post_timezone),
+            active=bool(first.active),
+            post_service_id=first.post_service_id,
+            service_id=first.service_id,
+            service_code=first.service_code,
+            slot_minutes=first.slot_minutes,
+            seats_per_slot=first.seats_per_slot,
+            booking_window_days=first.booking_window_days,
+            min_notice_hours=first.min_notice_hours,
+            hours=week,
+            closures=frozenset(closed),
+        )
+
+    @staticmethod
+    def _day_end(offer: _Offer, day: date) -> datetime:
+        """An instant after every slot of a local day (a day of margin covers odd midnights)."""
+        midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=offer.tz)
+        return midnight.astimezone(UTC) + timedelta(days=1)
+
+    def _seats_left(self, offer: _Offer, start: datetime, end: datetime) -> dict[datetime, int]:
+        """Seats left in the slot rows that exist in [start, end); absent rows are empty."""
+        query = sa.select(_slot.c.starts_at, _slot.c.capacity, _slot.c.booked).where(
+            _slot.c.post_service_id == offer.post_service_id,
+            _slot.c.starts_at >= start,
+            _slot.c.starts_at < end,
+        )
+        return {r.starts_at: r.capacity - r.booked for r in self.conn.execute(query)}
+
+    def _lock_citizen_and_count(
+        self,
+        citizen_id: int,
+        service_id: int,
+        starts_at: datetime,
+        now: datetime,
+        exclude: int | None = None,
+    ) -> _Held:
+        """Lock the citizen's row and count their upcoming booked appointments."""
+        upcoming = [
+            _appt.c.citizen_id == citizen_id,
+            _appt.c.status == BOOKED,
+            _appt.c.starts_at > now,
+        ]
+        if exclude is not None:
+            upcoming.append(_appt.c.id != exclude)
+
+        def count(*extra: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+            return (
+                sa.select(sa.func.count()).select_from(_appt).where(*upcoming, *extra)
+            ).scalar_subquery()
+
+        row = self.conn.execute(
+            sa.select(
+                _citizen.c.id,
+                count().label("total"),
+                count(_appt.c.service_id == service_id).label("same_service"),
+                count(_appt.c.starts_at == starts_at).label("same_instant"),
+            )
+            .where(_citizen.c.id == citizen_id)
+            .with_for_update(of=_citizen)
+        ).first()
+        if row is None:
+            raise LookupError(f"no citizen {citizen_id}")
+        return _Held(row.total, row.same_service, row.same_instant)
+
+    def _ensure_slot(self, offer: _Offer, starts_at: datetime) -> None:
+        """Create the slot row on its first booking; a row that exists is left alone."""
+        insert = postgresql.insert if not self._is_sqlite else sqlite.insert
+        self.conn.execute(
+            insert(_slot)
+            .values(
+                post_service_id=offer.post_service_id,
+                starts_at=starts_at,
+                capacity=offer.seats_per_slot,
+                booked=0,
+            )
+            .on_conflict_do_nothing(index_elements=["post_service_id", "starts_at"])
+        )
+
+    def _take_seat(self, post_service_id: int, starts_at: datetime) -> int | None:
+        """The one conditional statement that takes a seat: the slot's id, or None when full.
+        The slot is addressed by its unique key, so no read is needed to learn its id."""
+        row = self.conn.execute(
+            sa.update(_slot)
+            .where(
+                _slot.c.post_service_id == post_service_id,
+                _slot.c.starts_at == starts_at,
+                _slot.c.booked < _slot.c.capacity,
+            )
+            .values(booked=_slot.c.booked + 1)
+            .returning(_slot.c.id)
+        ).first()
+        return None if row is None else int(row.id)
+
+    def _release_seat(self, slot_id: int) -> None:
+        self.conn.execute(
+            sa.update(_slot).where(_slot.c.id == slot_id).values(booked=_slot.c.booked - 1)
+        )
+
+    def _insert_appointment(
+        self,
+        citizen_id: int,
+        offer: _Offer,
+        slot_id: int,
+        starts_at: datetime,
+        full_name: str,
+        now: datetime,
+    ) -> tuple[int, str]:
+        """Insert the appointment with a fresh reference; a reference that is already taken
+        is retried inside a SAVEPOINT, so the seat taken before is kept."""
+        for _ in range(REFERENCE_ATTEMPTS):
+            reference = new_reference()
+            try:
+                with self.conn.begin_nested():
+                    appointment_id = self.conn.execute(
+                        sa.insert(_appt)
+                        .values(
+                            reference=reference,
+                            citizen_id=citizen_id,
+                            post_id=offer.post_id,
+                            service_id=offer.service_id,
+                            slot_id=slot_id,
+                            starts_at=starts_at,
+                            full_name=full_name,
+                            status=BOOKED,
+                            cancel_reason="",
+                            created_at=now,
+                            updated_at=now,
+                        )
+                        .returning(_appt.c.id)
+                    ).scalar_one()
+            except IntegrityError as exc:
+                if "reference" not in str(exc.orig):
+                    raise
+                continue
+            return int(appointment_id), reference
+        raise RuntimeError(f"no free appointment reference after {REFERENCE_ATTEMPTS} attempts")
+
+    def _cancel(
+        self, appointment_id: int, now: datetime, reason: str, *conditions: sa.ColumnElement[bool]
+    ) -> bool:
+        row = self.conn.execute(
+            sa.update(_appt)
+            .where(_appt.c.id == appointment_id, _appt.c.status == BOOKED, *conditions)
+            .values(status=CANCELLED, cancel_reason=reason, updated_at=now)
+            .returning(_appt.c.slot_id)
+        ).first()
+        if row is None:
+            return False
+        self._release_seat(row.slot_id)
+        return True
+
+    @staticmethod
+    def _appointment_query(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
+        return sa.select(
+            _appt.c.id.label("appointment_id"),
+            _appt.c.reference,
+            _appt.c.starts_at,
+            _appt.c.full_name,
+            _appt.c.status,
+            _service.c.code.label("service_code"),
+            *_POST_COLUMNS,
+            *extra,
+        ).select_from(
+            _appt.join(_post, _post.c.id == _appt.c.post_id).join(
+                _service, _service.c.id == _appt.c.service_id
+            )
+        )
+
+    @staticmethod
+    def _appointment_info(row: Row[Any]) -> AppointmentInfo:
+        post = _post_info(row)
+        return AppointmentInfo(
+            id=row.appointment_id,
+            reference=row.reference,
+            post=post,
+            service_code=row.service_code,
+            starts_at=row.starts_at,
+            local=row.starts_at.astimezone(ZoneInfo(post.timezone)),
+            full_name=row.full_name,
+            status=row.status,
+        )

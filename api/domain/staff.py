@@ -1,0 +1,218 @@
+"""Staff accounts, passwords and API tokens.
+
+A token is `dbt_` + 256 random bits (url-safe base64). It is shown once, when issued; the
+database keeps only its SHA-256, so a leaked backup grants nothing. Looking a token up by its
+hash is also what keeps the check constant-time: the secret itself is never compared.
+Passwords are hashed with Argon2id (argon2-cffi).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from api import models
+from api.models import StaffRole
+
+TOKEN_PREFIX = "dbt_"  # noqa: S105  (a prefix, not a secret)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+_staff = SQLModel.metadata.tables["staff"]
+_staff_post = SQLModel.metadata.tables["staff_post"]
+_api_token = SQLModel.metadata.tables["api_token"]
+_post = SQLModel.metadata.tables["post"]
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    """Who is calling: an administrator (every post) or an agent (their posts only)."""
+
+    id: int
+    email: str
+    role: StaffRole
+    post_ids: frozenset[int]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is StaffRole.admin
+
+    def may_act_for(self, post_id: int) -> bool:
+        return self.is_admin or post_id in self.post_ids
+
+
+@lru_cache(maxsize=1)
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when the account is unknown, so that timing does not tell."""
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def add_staff(
+    conn: Connection,
+    email: str,
+    role: str,
+    post_codes: Iterable[str],
+    password: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Create a staff account and return its id; raise ValueError with a readable message."""
+    address = normalise_email(email)
+    local, _, domain = address.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in address):
+        raise ValueError(f"not an e-mail address: {email!r}")
+    try:
+        staff_role = StaffRole(role.strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown role {role!r}: use admin or agent") from None
+    codes = sorted({code.strip().upper() for code in post_codes if code.strip()})
+    if staff_role is StaffRole.agent and not codes:
+        raise ValueError("an agent needs at least one post (--post CODE)")
+    if password is not None and len(password) < 8:
+        raise ValueError("the password needs at least 8 characters")
+
+    post_ids: dict[str, int] = {}
+    if codes:
+        rows = conn.execute(sa.select(_post.c.code, _post.c.id).where(_post.c.code.in_(codes)))
+        post_ids = {code: id_ for code, id_ in rows}
+        unknown = [code for code in codes if code not in post_ids]
+        if unknown:
+            raise ValueError(f"unknown post: {', '.join(unknown)}")
+    if conn.execute(sa.select(_staff.c.id).where(_staff.c.email == address)).first():
+        raise ValueError(f"a staff account already exists for {address}")
+
+    staff_id: int = conn.execute(
+        _staff.insert()
+        .values(
+            email=address,
+            role=staff_role.value,
+            password_hash=_hasher().hash(password) if password is not None else None,
+            active=True,
+            created_at=now or models.utcnow(),
+        )
+        .returning(_staff.c.id)
+    ).scalar_one()
+    if post_ids:
+        conn.execute(
+            _staff_post.insert(),
+            [{"staff_id": staff_id, "post_id": post_id} for post_id in post_ids.values()],
+        )
+    return staff_id
+
+
+def issue_token(conn: Connection, email: str, now: datetime) -> str:
+    """A new API token for an active account. Returned once; only its hash is stored."""
+    staff_id = conn.execute(
+        sa.select(_staff.c.id).where(
+            _staff.c.email == normalise_email(email), _staff.c.active.is_(True)
+        )
+    ).scalar_one_or_none()
+    if staff_id is None:
+        raise ValueError(f"no active staff account for {normalise_email(email)}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    conn.execute(
+        _api_token.insert().values(staff_id=staff_id, token_hash=hash_token(token), created_at=now)
+    )
+    return token
+
+
+def staff_for_token(conn: Connection, token: str, now: datetime) -> StaffPrincipal | None:
+    """The account behind a bearer token, or None (unknown, revoked, or account disabled).
+
+    Records when the token was last used, at most once a minute to spare the database.
+    """
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    row = conn.execute(
+        sa.select(_api_token.c.id, _api_token.c.last_used_at, _staff.c.id.label("staff_id"))
+        .join(_staff, _staff.c.id == _api_token.c.staff_id)
+        .where(
+            _api_token.c.token_hash == hash_token(token),
+            _api_token.c.revoked_at.is_(None),
+            _staff.c.active.is_(True),
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        conn.execute(_api_token.update().where(_api_token.c.id == row.id).values(last_used_at=now))
+    return _principal(conn, row.staff_id)
+
+
+def revoke_token(conn: Connection, token: str, now: datetime) -> bool:
+    """Revoke one token; False if it was unknown or already revoked."""
+    result = conn.execute(
+        _api_token.update()
+        .where(_api_token.c.token_hash == hash_token(token), _api_token.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount > 0
+
+
+def revoke_all_tokens(conn: Connection, email: str, now: datetime) -> int:
+    """Revoke every live token of an account (lost laptop, agent leaving); how many."""
+    staff_ids = sa.select(_staff.c.id).where(_staff.c.email == normalise_email(email))
+    result = conn.execute(
+        _api_token.update()
+        .where(_api_token.c.staff_id.in_(staff_ids.scalar_subquery()))
+        .where(_api_token.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount
+
+
+def verify_password(conn: Connection, email: str, password: str) -> StaffPrincipal | None:
+    """The account if the password is right, else None; rehashes when parameters changed."""
+    row = conn.execute(
+        sa.select(_staff.c.id, _staff.c.password_hash).where(
+            _staff.c.email == normalise_email(email), _staff.c.active.is_(True)
+        )
+    ).first()
+    stored = row.password_hash if row is not None else None
+    try:
+        _hasher().verify(stored or _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if row is None or stored is None:
+        return None
+    if _hasher().check_needs_rehash(stored):
+        conn.execute(
+            _staff.update()
+            .where(_staff.c.id == row.id)
+            .values(password_hash=_hasher().hash(password))
+        )
+    return _principal(conn, row.id)
+
+
+def _principal(conn: Connection, staff_id: int) -> StaffPrincipal:
+    staff = conn.execute(
+        sa.select(_staff.c.id, _staff.c.email, _staff.c.role).where(_staff.c.id == staff_id)
+    ).one()
+    posts = conn.execute(
+        sa.select(_staff_post.c.post_id).where(_staff_post.c.staff_id == staff_id)
+    ).scalars()
+    return StaffPrincipal(
+        id=staff.id, email=staff.email, role=StaffRole(staff.role), post_ids=frozenset(posts)
+    )

@@ -1,0 +1,1 @@
+"""The HTTP face: routers, middleware and response helpers shared by the routes."""

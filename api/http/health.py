@@ -1,0 +1,94 @@
+"""Liveness, readiness and Prometheus metrics: `/healthz`, `/readyz`, `/metrics`.
+
+Each app has a metrics registry of its own (`app.state.metrics`), so that several apps in one
+process (the tests) never share counters. `RequestMetrics` counts requests by route template,
+never by raw path: the label set stays small and no reference or phone number ends up in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.http.problems import route_template
+
+logger = logging.getLogger("api.http")
+
+router = APIRouter(tags=["operations"])
+
+
+class Metrics:
+    """The app's own registry and the instruments that later work adds to it."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "diaspora_http_requests",
+            "HTTP requests answered, by route template and status code.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+
+
+class RequestMetrics:
+    """ASGI middleware counting every HTTP response in `diaspora_http_requests_total`."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            self.metrics.http_requests.labels(route_template(scope), str(status)).inc()
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers",
+    responses={503: {"description": "The database does not answer"}},
+)
+def readyz(request: Request) -> JSONResponse:
+    engine: Engine = request.app.state.engine
+    started = time.monotonic()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        logger.warning(
+            "readiness check failed after %.1fs: %s",
+            time.monotonic() - started,
+            type(exc).__name__,
+        )
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

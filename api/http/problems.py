@@ -1,0 +1,86 @@
+"""RFC 9457 problem details (`application/problem+json`) and the catch-all for errors.
+
+Use `problem(status, title, detail)` for every error a route returns, so that clients see one
+shape. `CatchAllErrors` turns an unhandled exception into a bare 500 problem and logs the
+exception type and stack only: never the request body, the query string, nor the exception's
+message, which may carry personal data (SQL parameters, a phone number in a ValueError).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PROBLEM_JSON = "application/problem+json"
+
+logger = logging.getLogger("api.http")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> ProblemResponse:
+    """A problem+json response: `{"type", "title", "status"[, "detail"][, extensions…]}`."""
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    body.update(extensions)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/v1/posts/{code}`), never the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "<unmatched>"
+
+
+class CatchAllErrors:
+    """ASGI middleware: an exception that nothing handled becomes a 500 problem+json.
+
+    Unlike an `Exception` handler, which Starlette re-raises to the server (whose log line
+    would carry the exception's message), this one ends the story here.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            stack = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error(
+                "unhandled %s on %s %s\n%s",
+                type(exc).__name__,
+                scope.get("method", "?"),
+                route_template(scope),
+                stack,
+            )
+            if not started:
+                response = problem(500, "Internal Server Error")
+                await response(scope, receive, send)

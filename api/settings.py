@@ -1,0 +1,101 @@
+"""Settings from the environment (pydantic-settings). Defaults make `serve` work with nothing set."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message is one line meant for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite:///var/app.db"
+    redis_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    telegram_bot_token: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_mode: Literal["webhook", "polling"] = "webhook"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    # Content SIDs of approved WhatsApp templates, per language, for messages outside the
+    # 24-hour window: "fr=HX...,en=HX...". French is the fallback.
+    twilio_templates: str = ""
+
+    simulator_enabled: bool = True
+
+    # Provider rate limits, messages per second, per bot / per sender.
+    telegram_rate_per_second: float = Field(default=30.0, gt=0)
+    whatsapp_rate_per_second: float = Field(default=80.0, gt=0)
+
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except Exception as exc:  # sqlalchemy raises ArgumentError with a long text
+            raise ValueError(f"cannot parse {value!r}") from exc
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("use sqlite:///path or postgresql://user:pass@host:5432/db")
+        return value
+
+    @field_validator("public_base_url", "telegram_api_base_url", "twilio_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """The DATABASE_URL with the driver this app uses (psycopg 3 for PostgreSQL)."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "postgresql":
+            return url.set(drivername="postgresql+psycopg")
+        return url.set(drivername="sqlite")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def whatsapp_templates(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.twilio_templates.split(",") if "=" in item)
+        return {lang.strip(): sid.strip() for lang, sid in pairs}
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad value raises SettingsError with one readable line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

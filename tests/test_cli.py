@@ -1,0 +1,134 @@
+"""The real `diaspora-bot` command, run as a subprocess against a temporary SQLite file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TABLES = ("post", "service", "post_service", "opening_hours", "closure", "citizen")
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("diaspora-bot")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("diaspora-bot")
+    return [found] if found else [sys.executable, "-m", "api.cli"]
+
+
+def run(
+    tmp_path: Path, *args: str, database_url: str | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "LOG_"))}
+    env["DATABASE_URL"] = database_url or f"sqlite:///{tmp_path / 'var' / 'app.db'}"
+    return subprocess.run(
+        [*_command(), *args],
+        cwd=tmp_path,  # no stray .env from the developer's checkout
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def counts(tmp_path: Path) -> dict[str, int]:
+    with sqlite3.connect(tmp_path / "var" / "app.db") as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def test_upgrade_seed_twice_and_staff_token(tmp_path: Path) -> None:
+    upgraded = run(tmp_path, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+
+    first = run(tmp_path, "seed", "demo")
+    assert first.returncode == 0, first.stderr
+    after_first = counts(tmp_path)
+    second = run(tmp_path, "seed", "demo")
+    assert second.returncode == 0, second.stderr
+    assert counts(tmp_path) == after_first
+    assert after_first["post"] == 7
+    assert after_first["service"] == 7
+    assert after_first["citizen"] == 0
+
+    added = run(tmp_path, "staff", "add", "Agent@Example.org", "--role", "agent", "--post", "ABJ")
+    assert added.returncode == 0, added.stderr
+
+    token = run(tmp_path, "staff", "token", "agent@example.org")
+    assert token.returncode == 0, token.stderr
+    lines = token.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("dbt_")
+    assert len(lines[0]) > 40
+    with sqlite3.connect(tmp_path / "var" / "app.db") as conn:
+        stored = [row[0] for row in conn.execute("SELECT token_hash FROM api_token")]
+    assert lines[0] not in stored
+
+    duplicate = run(tmp_path, "staff", "add", "agent@example.org", "--role", "admin")
+    assert duplicate.returncode == 1
+    assert duplicate.stderr.strip().count("\n") == 0
+    assert "already exists" in duplicate.stderr
+    assert "Traceback" not in duplicate.stderr
+
+    unknown = run(tmp_path, "staff", "token", "nobody@example.org")
+    assert unknown.returncode == 1
+    assert unknown.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("mysql://root@localhost/app", "DATABASE_URL"),
+        ("not a url at all", "DATABASE_URL"),
+    ],
+)
+def test_bad_database_url_is_one_line(tmp_path: Path, url: str, needle: str) -> None:
+    result = run(tmp_path, "seed", "demo", database_url=url)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert needle in result.stderr
+    assert result.stdout == ""
+
+
+def test_unmigrated_database_is_one_line(tmp_path: Path) -> None:
+    result = run(tmp_path, "seed", "demo")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "db upgrade" in result.stderr
+
+
+def test_serve_passes_no_worker_to_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from api import migrate
+    from api.cli import app
+    from api.db import create_engine
+    from api.settings import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}")
+    engine = create_engine(settings.sqlalchemy_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+
+    served: dict[str, object] = {}
+
+    def fake_run(web: object, **kw: object) -> None:
+        served["app"] = web
+        served.update(kw)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    result = CliRunner().invoke(app, ["serve", "--no-worker", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8123
+    assert served["host"] == "127.0.0.1"
+    assert served["app"].state.run_worker is False  # type: ignore[attr-defined]
