@@ -1,0 +1,46 @@
+"""Citizens: phone numbers, preferences, and the channel identities that lead to them."""
+
+from __future__ import annotations
+
+import phonenumbers
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from api.models import Citizen
+
+citizen = Citizen.__table__
+
+
+def normalise_phone(text: str | None) -> str | None:
+    """'+225 07 01 00 00 01' or 'whatsapp:+2250701000001' → '+2250701000001'; None if invalid."""
+    if not text:
+        return None
+    text = text.removeprefix("whatsapp:").strip()
+    if not text.startswith("+"):
+        text = "+" + text.lstrip("0")
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def country_of(phone: str | None) -> str | None:
+    """ISO country of an E.164 number ('+2250701…' → 'CI'; '+1212…' → 'US')."""
+    if not phone:
+        return None
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return region if region and region != "ZZ" else None
+
+
+def set_language(conn: Connection, citizen_id: int, lang: str) -> None:
+    conn.execute(sa.update(citizen).where(citizen.c.id == citizen_id).values(lang=lang))
+
+
+def set_opted_out(conn: Connection, citizen_id: int, opted_out: bool) -> None:
+    conn.execute(sa.update(citizen).where(citizen.c.id == citizen_id).values(opted_out=opted_out))

@@ -1,0 +1,68 @@
+"""`POST /api/v1/simulator/messages` — talk to the flows over HTTP, as DESIGN.md describes.
+
+Open while SIMULATOR_ENABLED is true; otherwise the route answers 404. `now` sets the clock of
+that turn (scripts and demos); `channel` only picks the phone's default country of a demo.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, field_validator
+
+from api.domain.citizens import normalise_phone
+from api.http.problems import problem
+from api.messaging import Messaging
+from bot.channels import simulator
+
+router = APIRouter(prefix="/api/v1/simulator", tags=["simulator"])
+
+
+class SimulatorMessage(BaseModel):
+    user: Annotated[str, Field(min_length=1, max_length=64)]
+    text: Annotated[str, Field(max_length=simulator.MAX_TEXT)] = ""
+    phone: str | None = Field(default=None, max_length=32, examples=["+2250701000001"])
+    channel: Literal["whatsapp", "telegram"] | None = None
+    kind: Literal["text", "voice", "photo", "sticker", "location", "document"] = "text"
+    now: datetime | None = Field(default=None, examples=["2026-12-01T08:00:00Z"])
+
+    @field_validator("now")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("now needs a time zone, e.g. 2026-12-01T08:00:00Z")
+        return value
+
+
+class SimulatorReply(BaseModel):
+    text: str
+    choices: list[str]
+
+
+class SimulatorAnswer(BaseModel):
+    replies: list[SimulatorReply]
+
+
+@router.post("/messages", response_model=SimulatorAnswer)
+async def post_message(body: SimulatorMessage, request: Request) -> object:
+    if not request.app.state.settings.simulator_enabled:
+        return problem(404, "Not Found", "the simulator is disabled")
+    phone = normalise_phone(body.phone) if body.phone else None
+    if body.phone and phone is None:
+        return problem(422, "Unprocessable Content", "phone is not a valid international number")
+    messaging: Messaging = request.app.state.messaging
+    message = simulator.inbound(
+        body.user,
+        body.text,
+        body.now or request.app.state.clock(),
+        phone,
+        simulator.Kind(body.kind),
+    )
+    if messaging.inline:
+        output = messaging.runtime.handle(message)
+    else:
+        output = await run_in_threadpool(messaging.runtime.handle, message)
+    return {"replies": simulator.replies_json(output)}

@@ -1,0 +1,34 @@
+"""Wiring the messaging runtime (bot/) with the stores of api/: built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from api.conversations import Enqueue, SqlConversationStore
+from bot.i18n import Renderer
+from bot.locales import load_lexicons
+from bot.runtime import Runtime
+from flows.catalog import build_engine
+
+
+@dataclass(frozen=True)
+class Messaging:
+    runtime: Runtime
+    renderer: Renderer
+    inline: bool  # run turns on the event loop (SQLite: sub-millisecond) or in the threadpool
+
+
+def build_messaging(
+    engine: Engine, enqueue: Enqueue | None = None, locales: Path | None = None
+) -> Messaging:
+    renderer = Renderer(locales)
+    runtime = Runtime(
+        SqlConversationStore(engine, enqueue),
+        build_engine(),
+        load_lexicons(locales),
+        renderer,
+    )
+    return Messaging(runtime=runtime, renderer=renderer, inline=engine.dialect.name == "sqlite")

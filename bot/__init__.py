@@ -1,0 +1,1 @@
+"""The messaging runtime: channels, the conversation runtime, the outbox sender, i18n."""

@@ -1,0 +1,1 @@
+"""Channels: each turns a provider's raw payloads into neutral messages and back."""

@@ -1,0 +1,38 @@
+"""The simulator channel: plain JSON in, replies with bare choice labels out.
+
+Its users are their own channel: a phone number given here is never verified and never
+merged with a WhatsApp or Telegram citizen.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.runtime import Inbound, TurnOutput
+from flows.engine import Incoming, Kind
+
+CHANNEL = "simulator"
+MAX_TEXT = 5000
+
+
+def inbound(
+    user: str,
+    text: str,
+    now: datetime,
+    phone: str | None = None,
+    kind: Kind = Kind.text,
+    lang: str | None = None,
+) -> Inbound:
+    return Inbound(
+        channel=CHANNEL,
+        address=user,
+        incoming=Incoming(text=text[:MAX_TEXT], kind=kind),
+        now=now,
+        phone=phone,
+        phone_verified=False,
+        lang=lang,
+    )
+
+
+def replies_json(output: TurnOutput) -> list[dict[str, object]]:
+    return [{"text": r.text, "choices": list(r.choices)} for r in output.replies]

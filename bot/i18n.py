@@ -1,0 +1,146 @@
+"""Rendering message keys into text, in the reader's language.
+
+Catalogs are the .po files under locales/ (read with Babel at start-up, no compile step).
+Each language falls back to French, explicitly, key by key. Entries marked fuzzy are drafts
+awaiting a native speaker's review: they are used, and `i18n stats` counts them apart.
+Dates and times are formatted with Babel where CLDR knows the language, else with the day
+and month names that locales/<lang>/calendar.yaml holds.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+
+from bot.locales import languages, load_calendar, read_catalog
+from flows.messages import Msg, Reply
+
+FALLBACK = "fr"
+# CLDR locales used for formatting; languages absent here use their calendar.yaml
+BABEL_LOCALES = {"fr": "fr_BF", "ff": "ff_Latn_BF", "en": "en"}
+DATE_PATTERN = "EEEE d MMMM"
+
+
+@dataclass(frozen=True)
+class RenderedReply:
+    """A reply as text: the body, and the bare labels of its numbered choices."""
+
+    text: str
+    choices: tuple[str, ...] = ()
+
+    def with_numbers(self) -> str:
+        """Body followed by '1. label' lines: the form for WhatsApp, Telegram and terminals."""
+        if not self.choices:
+            return self.text
+        lines = [f"{i}. {label}" for i, label in enumerate(self.choices, start=1)]
+        return "\n".join([self.text, "", *lines])
+
+
+class _Formatter(string.Formatter):
+    def __init__(self, renderer: Renderer, lang: str) -> None:
+        self.renderer = renderer
+        self.lang = lang
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return self.renderer.value(value, self.lang)
+
+
+class Renderer:
+    """Implements flows.engine.Texts: `render(msg, lang)` → text."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.messages: dict[str, dict[str, str]] = {}
+        self.drafts: dict[str, set[str]] = {}
+        for lang in languages(root):
+            try:
+                catalog = read_catalog(lang, root)
+            except FileNotFoundError:
+                continue
+            self.messages[lang] = {str(m.id): str(m.string) for m in catalog if m.id and m.string}
+            self.drafts[lang] = {str(m.id) for m in catalog if m.id and m.fuzzy}
+        self.calendars = {lang: load_calendar(lang, root) for lang in self.messages}
+        self._locales: dict[str, Locale | None] = {}
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.messages)
+
+    def template(self, key: str, lang: str) -> str:
+        own = self.messages.get(lang, {})
+        if key in own:
+            return own[key]
+        return self.messages.get(FALLBACK, {}).get(key, key)
+
+    def render(self, message: Msg, lang: str) -> str:
+        template = self.template(message.key, lang)
+        if not message.params:
+            return template
+        try:
+            return _Formatter(self, lang).vformat(template, (), _Params(message.params))
+        except (ValueError, IndexError):
+            return template  # a broken translation shows its words rather than failing
+
+    def render_reply(self, reply: Reply, lang: str) -> RenderedReply:
+        text = "\n".join(self.render(line, lang) for line in reply.lines)
+        return RenderedReply(text, tuple(self.render(c, lang) for c in reply.choices))
+
+    # -- values ------------------------------------------------------------------------------
+
+    def value(self, value: Any, lang: str) -> str:
+        if isinstance(value, Msg):
+            return self.render(value, lang)
+        if isinstance(value, datetime):
+            return f"{self.format_day(value.date(), lang)} {self.format_time(value.time(), lang)}"
+        if isinstance(value, date):
+            return self.format_day(value, lang)
+        if isinstance(value, time):
+            return self.format_time(value, lang)
+        return str(value)
+
+    def _locale(self, lang: str) -> Locale | None:
+        if lang not in self._locales:
+            try:
+                self._locales[lang] = Locale.parse(BABEL_LOCALES.get(lang, lang))
+            except (UnknownLocaleError, ValueError):
+                self._locales[lang] = None
+        return self._locales[lang]
+
+    def format_day(self, day: date, lang: str) -> str:
+        calendar = self.calendars.get(lang)
+        if calendar:
+            pattern = str(calendar.get("date_pattern", "{weekday} {day} {month}"))
+            return pattern.format(
+                weekday=calendar["days"]["wide"][day.weekday()],
+                day=day.day,
+                month=calendar["months"]["wide"][day.month - 1],
+                year=day.year,
+            )
+        locale = self._locale(lang) or self._locale(FALLBACK)
+        return format_date(day, DATE_PATTERN, locale=locale)
+
+    @staticmethod
+    def format_time(moment: time, lang: str) -> str:
+        return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+class _Params(Mapping[str, Any]):
+    """Message parameters; a placeholder without a value renders as itself, never fails."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params.get(key, f"{{{key}}}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)

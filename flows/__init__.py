@@ -1,0 +1,1 @@
+"""The conversations, pure: message keys and choices out, no I/O, no clock of their own."""

@@ -1,0 +1,271 @@
+"""Booking an appointment: post → service → day → time → full name → confirmation.
+
+The same steps reschedule an appointment: with `reschedule` in the data, post, service and
+name are known, and the confirmation moves the appointment instead of booking a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flows.choices import (
+    day_label,
+    post_options,
+    service_name,
+    service_options,
+    sorted_posts,
+    yes_no_options,
+)
+from flows.engine import Answer, Ask, Context, Goto, Home, Outcome, Stay
+from flows.messages import Msg, Option, msg, raw
+from flows.understanding import parse_date, parse_time, yes_no
+from flows.world import BookingOutcome, SlotOption
+
+DAYS_SHOWN = 6
+TIMES_SHOWN = 12
+ALTERNATIVES = 4
+NAME_MIN, NAME_MAX = 3, 80
+
+HELP = {
+    "post": msg("booking.post.help"),
+    "service": msg("booking.service.help"),
+    "day": msg("booking.day.help"),
+    "time": msg("booking.time.help"),
+    "name": msg("booking.name.help"),
+    "confirm": msg("booking.confirm.help"),
+}
+
+
+def _today(ctx: Context, tz: str) -> date:
+    return ctx.now.astimezone(ZoneInfo(tz)).date()
+
+
+class BookingFlow:
+    name = "booking"
+
+    # -- questions ---------------------------------------------------------------------------
+
+    def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        return getattr(self, f"_ask_{step}", self._ask_post)(ctx, data)
+
+    def _ask_post(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        posts = sorted_posts(ctx)
+        if not posts:
+            return Home(say=(msg("booking.no_posts"),))
+        return Ask((msg("booking.post.question"),), post_options(posts))
+
+    def _ask_service(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        offers = ctx.world.services(data["post"])
+        if not offers:
+            return Goto("booking", "post", say=(msg("booking.no_services"),))
+        post = ctx.world.post(data["post"])
+        where = raw(post.name if post else data["post"])
+        codes = [offer.code for offer in offers]
+        return Ask((msg("booking.service.question", post=where),), service_options(ctx, codes))
+
+    def _ask_day(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        days = [date.fromisoformat(d) for d in data.get("days") or ()]
+        if not days:
+            days = ctx.world.open_days(data["post"], data["service"], ctx.now, DAYS_SHOWN)
+        if not days:
+            back = data if data.get("reschedule") else {"post": data["post"]}
+            step = "day" if data.get("reschedule") else "service"
+            if step == "day":
+                return Home(say=(msg("booking.no_days"),))
+            return Goto("booking", step, back, say=(msg("booking.no_days"),))
+        options = tuple(Option(d.isoformat(), day_label(d)) for d in days)
+        question = msg("booking.day.question", service=service_name(data["service"]))
+        return Ask((question,), options)
+
+    def _ask_time(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        day = date.fromisoformat(data["day"])
+        slots = self._slots(ctx, data, day)
+        if not slots:
+            rest = {k: v for k, v in data.items() if k not in {"day", "days", "times"}}
+            return Goto("booking", "day", rest, say=(msg("booking.day_full", day=day),))
+        wanted = data.get("times")
+        if wanted:
+            slots = [s for s in slots if s.starts_at.isoformat() in wanted] or slots
+        options = tuple(
+            Option(s.starts_at.isoformat(), msg("common.time", time=s.local.time()))
+            for s in slots[:TIMES_SHOWN]
+        )
+        return Ask((msg("booking.time.question", day=day),), options)
+
+    def _ask_name(self, ctx: Context, data: dict[str, Any]) -> Ask:
+        return Ask((msg("booking.name.question"),))
+
+    def _ask_confirm(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        post = ctx.world.post(data["post"])
+        if post is None:
+            return Home(say=(msg("booking.no_posts"),))
+        local = datetime.fromisoformat(data["time"]).astimezone(ZoneInfo(post.timezone))
+        key = "booking.confirm.reschedule" if data.get("reschedule") else "booking.confirm.question"
+        summary = msg(
+            key,
+            service=service_name(data["service"]),
+            post=raw(post.name),
+            day=local.date(),
+            time=local.time(),
+            name=raw(data["name"]),
+        )
+        return Ask((summary,), yes_no_options())
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        handler = getattr(self, f"_on_{step}", None)
+        if handler is None:
+            return Home()
+        return handler(ctx, data, answer)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _not_understood(answer: Answer, count: int) -> Stay:
+        if answer.number is not None:
+            return Stay(say=(msg("common.not_an_option", count=count),))
+        return Stay(say=(msg("common.not_understood"),))
+
+    def _on_post(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        if answer.picked is None:
+            return self._not_understood(answer, len(ctx.world.posts()))
+        chosen = {"post": answer.picked}
+        wanted = data.get("service")  # set when coming from "services and documents"
+        if wanted and wanted in {o.code for o in ctx.world.services(answer.picked)}:
+            return Goto("booking", "day", {**chosen, "service": wanted})
+        return Goto("booking", "service", chosen)
+
+    def _on_service(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        if answer.picked is None:
+            return self._not_understood(answer, len(ctx.world.services(data["post"])))
+        return Goto("booking", "day", {"post": data["post"], "service": answer.picked})
+
+    def _on_day(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        post = ctx.world.post(data["post"])
+        if post is None:
+            return Home()
+        rest = {k: v for k, v in data.items() if k != "days"}
+        if answer.picked is not None:
+            return Goto("booking", "time", {**rest, "day": answer.picked})
+        wanted = parse_date(answer.folded, _today(ctx, post.timezone), ctx.chain)
+        if wanted is None:
+            return self._not_understood(answer, DAYS_SHOWN)
+        if ctx.world.open_times(data["post"], data["service"], wanted, ctx.now):
+            return Goto("booking", "time", {**rest, "day": wanted.isoformat()})
+        nearby = self._days_near(ctx, data, wanted)
+        if not nearby:
+            return Home(say=(msg("booking.no_days"),))
+        return Stay(
+            say=(msg("booking.day_unavailable", day=wanted),),
+            data={**rest, "days": [d.isoformat() for d in nearby]},
+        )
+
+    def _on_time(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        rest = {k: v for k, v in data.items() if k != "times"}
+        if answer.picked is not None:
+            return self._after_time(data, answer.picked)
+        wanted = parse_time(answer.folded)
+        if wanted is None:
+            return self._not_understood(answer, TIMES_SHOWN)
+        day = date.fromisoformat(data["day"])
+        slots = self._slots(ctx, data, day)
+        exact = [s for s in slots if s.local.time() == wanted]
+        if exact:
+            return self._after_time(data, exact[0].starts_at.isoformat())
+        nearest = self._nearest(slots, wanted)
+        return Stay(
+            say=(msg("booking.time_unavailable", time=wanted),),
+            data={**rest, "times": [s.starts_at.isoformat() for s in nearest]},
+        )
+
+    @staticmethod
+    def _after_time(data: dict[str, Any], starts_at: str) -> Outcome:
+        chosen = {k: v for k, v in data.items() if k != "times"} | {"time": starts_at}
+        return Goto("booking", "confirm" if data.get("reschedule") else "name", chosen)
+
+    def _on_name(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        name = answer.text.strip(" .,;:-")
+        letters = sum(ch.isalpha() for ch in name)
+        if (
+            not (NAME_MIN <= len(name) <= NAME_MAX)
+            or letters < NAME_MIN
+            or any(ch.isdigit() for ch in name)
+        ):
+            return Stay(say=(msg("booking.name.invalid"),))
+        return Goto("booking", "confirm", {**data, "name": name})
+
+    def _on_confirm(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        agreed = {"yes": True, "no": False}.get(answer.picked or "")
+        if agreed is None:
+            agreed = yes_no(answer.folded, ctx.chain)
+        if agreed is None:
+            return Stay(say=(msg("common.answer_yes_no"),))
+        if not agreed:
+            return Home(say=(msg("booking.abandoned"),))
+        starts_at = datetime.fromisoformat(data["time"])
+        who = ctx.who.citizen_id
+        if data.get("reschedule"):
+            result = ctx.world.reschedule(who, int(data["reschedule"]), starts_at, ctx.now)
+        else:
+            result = ctx.world.book(
+                who, data["post"], data["service"], starts_at, data["name"], ctx.now
+            )
+        if result.outcome is BookingOutcome.booked and result.appointment is not None:
+            booked = result.appointment
+            key = "booking.rescheduled" if data.get("reschedule") else "booking.confirmed"
+            done = msg(
+                key,
+                reference=booked.reference,
+                service=service_name(booked.service_code),
+                post=raw(booked.post.name),
+                address=raw(booked.post.address),
+                day=booked.local.date(),
+                time=booked.local.time(),
+            )
+            return Home(say=(done,))
+        if result.outcome is BookingOutcome.limit_reached:
+            return Home(say=(msg("booking.limit_reached"),))
+        # taken meanwhile, or no longer bookable: offer the nearest times of that day
+        rest = {k: v for k, v in data.items() if k not in {"time", "times"}}
+        day = date.fromisoformat(data["day"])
+        slots = self._slots(ctx, data, day)
+        if not slots:
+            return Goto(
+                "booking",
+                "day",
+                {k: v for k, v in rest.items() if k != "day"},
+                say=(msg("booking.taken_day_full"),),
+            )
+        post = ctx.world.post(data["post"])
+        lost = starts_at.astimezone(ZoneInfo(post.timezone)).time() if post else time(0)
+        nearest = self._nearest(slots, lost)
+        return Goto(
+            "booking",
+            "time",
+            {**rest, "times": [s.starts_at.isoformat() for s in nearest]},
+            say=(msg("booking.taken"),),
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _slots(ctx: Context, data: dict[str, Any], day: date) -> list[SlotOption]:
+        return ctx.world.open_times(data["post"], data["service"], day, ctx.now)
+
+    @staticmethod
+    def _nearest(slots: list[SlotOption], wanted: time) -> list[SlotOption]:
+        def distance(slot: SlotOption) -> int:
+            t = slot.local.time()
+            return abs((t.hour * 60 + t.minute) - (wanted.hour * 60 + wanted.minute))
+
+        return sorted(sorted(slots, key=distance)[:ALTERNATIVES], key=lambda s: s.starts_at)
+
+    @staticmethod
+    def _days_near(ctx: Context, data: dict[str, Any], wanted: date) -> list[date]:
+        days = ctx.world.open_days(data["post"], data["service"], ctx.now, 40)
+        nearest = sorted(days, key=lambda d: abs((d - wanted).days))[:ALTERNATIVES]
+        return sorted(nearest)
+
+    def help(self, step: str) -> Msg:
+        return HELP.get(step, msg("menu.main.help"))

@@ -1,0 +1,26 @@
+"""The flows that make up the bot, wired into one engine."""
+
+from __future__ import annotations
+
+from flows.appointments import AppointmentsFlow
+from flows.booking import BookingFlow
+from flows.contacts import ContactsFlow
+from flows.engine import Engine
+from flows.info import InfoFlow
+from flows.language import LanguageFlow
+from flows.menu import MenuFlow
+from flows.status import StatusFlow
+
+
+def build_engine() -> Engine:
+    return Engine(
+        [
+            MenuFlow(),
+            LanguageFlow(),
+            BookingFlow(),
+            AppointmentsFlow(),
+            StatusFlow(),
+            InfoFlow(),
+            ContactsFlow(),
+        ]
+    )

@@ -1,0 +1,310 @@
+"""The conversation engine: one turn = (state, incoming message, now) → (new state, replies).
+
+Pure: what the world holds comes through `ctx.world` (Protocols of flows.world), words through
+the lexicons, wording through `ctx.texts` (used only to match what the citizen saw). The
+engine handles what is the same at every step — first contact, expiry, `0`/menu, help,
+STOP/START, a switch of language, things it cannot read — and hands the rest to the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from flows.lexicon import Lexicon, Lexicons
+from flows.messages import Msg, Option, Reply, msg
+from flows.state import Conversation, StoredOption
+from flows.text import clean, expand, fold
+from flows.understanding import detect_language, is_one_of, match_option, number
+from flows.world import World
+
+LANGUAGES = ("fr", "mos", "dyu", "ff", "en")  # the language menu, in this order everywhere
+IDLE_TIMEOUT = timedelta(minutes=30)
+MAX_REDIRECTS = 6
+
+
+class Kind(StrEnum):
+    text = "text"
+    voice = "voice"
+    audio = "audio"
+    photo = "photo"
+    video = "video"
+    document = "document"
+    sticker = "sticker"
+    location = "location"
+    contact = "contact"
+    other = "other"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message in neutral form. Telegram buttons arrive as the choice's number in `text`."""
+
+    text: str = ""
+    kind: Kind = Kind.text
+
+
+@dataclass(frozen=True)
+class Who:
+    """The sender, as the channel and the database know them."""
+
+    citizen_id: int
+    channel: str
+    phone: str | None = None  # E.164
+    phone_verified: bool = False
+    country: str | None = None  # ISO 3166-1 alpha-2, from the phone number
+    lang: str | None = None  # the citizen's preferred language, if known
+    opted_out: bool = False
+
+
+class Texts(Protocol):
+    """Renders a message in a language (the catalogs); flows use it only to match labels."""
+
+    def render(self, message: Msg, lang: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    now: datetime  # aware UTC
+    who: Who
+    lang: str
+    world: World
+    lexicons: Lexicons
+    texts: Texts
+
+    @property
+    def chain(self) -> tuple[Lexicon, ...]:
+        return self.lexicons.chain(self.lang)
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return self.lexicons[self.lang]
+
+    def label(self, message: Msg) -> str:
+        return fold(self.texts.render(message, self.lang))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the citizen answered to the question of a step."""
+
+    text: str  # as typed, cleaned of control characters
+    folded: str  # folded, SMS spellings expanded
+    number: int | None  # a number given, even out of range
+    picked: str | None  # the value of the option chosen, by number or by words
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A question: lines of text and numbered options."""
+
+    lines: tuple[Msg, ...]
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class Goto:
+    flow: str
+    step: str
+    data: dict[str, Any] = field(default_factory=dict)
+    say: tuple[Msg, ...] = ()
+    lang: str | None = None  # switch the conversation to this language
+
+
+@dataclass(frozen=True)
+class Stay:
+    """Ask the same step again, after `say`; `data` replaces the step's data when given."""
+
+    say: tuple[Msg, ...] = ()
+    data: dict[str, Any] | None = None
+    lang: str | None = None
+
+
+@dataclass(frozen=True)
+class Home:
+    """Back to the main menu, after `say`."""
+
+    say: tuple[Msg, ...] = ()
+    lang: str | None = None
+
+
+Outcome = Goto | Stay | Home
+
+
+class Flow(Protocol):
+    name: str
+
+    def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask | Outcome: ...
+
+    def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome: ...
+
+    def help(self, step: str) -> Msg: ...
+
+
+@dataclass(frozen=True)
+class Turn:
+    state: Conversation
+    replies: tuple[Reply, ...]
+
+    @property
+    def lang(self) -> str:
+        return self.state.lang or "fr"
+
+
+class Engine:
+    def __init__(self, flows: list[Flow]) -> None:
+        self.flows = {flow.name: flow for flow in flows}
+        missing = {"menu", "language"} - set(self.flows)
+        if missing:
+            raise ValueError(f"the engine needs the flows {sorted(missing)}")
+
+    # -- a turn ------------------------------------------------------------------------------
+
+    def turn(self, state: Conversation | None, incoming: Incoming, ctx: Context) -> Turn:
+        if state is None:
+            return self._first_contact(incoming, ctx)
+        ctx = replace(ctx, lang=state.lang or ctx.who.lang or "fr")
+        if self._expired(state, ctx.now):
+            return self._go(state, ctx, Home(say=(msg("common.expired"),)))
+        if incoming.kind is Kind.contact:
+            return self._go(state, ctx, Stay(say=(msg("common.contact_linked"),)))
+        if incoming.kind is not Kind.text:
+            return self._go(state, ctx, Stay(say=(msg("common.cannot_read"),)))
+        text = clean(incoming.text)
+        shortcuts: dict[str, str] = {}
+        for lex in reversed(ctx.chain):
+            shortcuts.update(lex.shortcuts)
+        folded = expand(fold(text), shortcuts)
+        if not folded:
+            return self._go(state, ctx, Stay(say=(msg("common.not_understood"),)))
+        if state.lang is None and state.flow == "language":
+            detected = self._detect(text, ctx)
+            if detected and detected != "fr":  # still choosing: a greeting in Mooré picks it
+                return self._go(state, ctx, Home(say=(msg("common.welcome"),), lang=detected))
+        global_outcome = self._global(folded, state, ctx)
+        if global_outcome is not None:
+            return self._go(state, ctx, global_outcome)
+        answer = self._answer(text, folded, state, ctx)
+        flow = self.flows.get(state.flow)
+        if flow is None:
+            return self._go(state, ctx, Home())
+        return self._go(state, ctx, flow.answer(state.step, ctx, dict(state.data), answer))
+
+    def _first_contact(self, incoming: Incoming, ctx: Context) -> Turn:
+        if ctx.who.lang:  # known from another channel, or the state was lost
+            ctx = replace(ctx, lang=ctx.who.lang)
+            return self._go(
+                Conversation(lang=ctx.lang), ctx, Home(say=(msg("common.welcome_back"),))
+            )
+        detected = self._detect(incoming.text, ctx) if incoming.kind is Kind.text else None
+        if detected and detected != "fr":
+            return self._go(Conversation(), ctx, Home(say=(msg("common.welcome"),), lang=detected))
+        ctx = replace(ctx, lang="fr")
+        start = Goto("language", "choose", {"first": True}, say=(msg("common.welcome"),))
+        return self._go(Conversation(lang=None), ctx, start)
+
+    @staticmethod
+    def _detect(text: str, ctx: Context) -> str | None:
+        lexicons = [ctx.lexicons.by_lang[code] for code in ctx.lexicons.languages]
+        return detect_language(fold(clean(text)), lexicons)
+
+    @staticmethod
+    def _expired(state: Conversation, now: datetime) -> bool:
+        if state.updated_at is None or (state.flow, state.step) == ("menu", "main"):
+            return False
+        return now - state.updated_at > IDLE_TIMEOUT
+
+    def _global(self, folded: str, state: Conversation, ctx: Context) -> Outcome | None:
+        """What means the same at every step: menu, help, STOP/START, a language's name."""
+        chain = ctx.chain
+        if folded == "0" or is_one_of(folded, chain, "menu"):
+            return Home()
+        if is_one_of(folded, chain, "help"):
+            flow = self.flows.get(state.flow)
+            help_msg = flow.help(state.step) if flow else msg("menu.main.help")
+            return Stay(say=(help_msg,))
+        if is_one_of(folded, chain, "stop"):
+            ctx.world.set_opted_out(ctx.who.citizen_id, True)
+            return Stay(say=(msg("common.stopped"),))
+        if is_one_of(folded, chain, "start"):
+            ctx.world.set_opted_out(ctx.who.citizen_id, False)
+            return Stay(say=(msg("common.resumed"),))
+        if state.flow != "language":
+            for code, lex in ctx.lexicons.by_lang.items():
+                if folded == fold(lex.name) and code != ctx.lang:
+                    return Stay(say=(msg("language.set"),), lang=code)
+        return None
+
+    @staticmethod
+    def _answer(text: str, folded: str, state: Conversation, ctx: Context) -> Answer:
+        given = number(folded, ctx.chain)
+        picked: str | None = None
+        if state.options:
+            if given is not None:
+                if 1 <= given <= len(state.options):
+                    picked = state.options[given - 1].value
+            else:
+                index = match_option(
+                    folded, [o.label for o in state.options], [o.words for o in state.options]
+                )
+                if index is not None:
+                    picked = state.options[index].value
+        return Answer(text=text, folded=folded, number=given, picked=picked)
+
+    # -- from an outcome to the next question ------------------------------------------------
+
+    def _go(self, state: Conversation, ctx: Context, outcome: Outcome) -> Turn:
+        said: list[Msg] = []
+        lang = state.lang
+        flow_name, step, data = state.flow, state.step, dict(state.data)
+        for _ in range(MAX_REDIRECTS):
+            if outcome.lang and outcome.lang != lang:
+                lang = outcome.lang
+                ctx = replace(ctx, lang=lang)
+                ctx.world.set_language(ctx.who.citizen_id, lang)
+            said.extend(outcome.say)
+            if isinstance(outcome, Goto):
+                flow_name, step, data = outcome.flow, outcome.step, dict(outcome.data)
+            elif isinstance(outcome, Home):
+                flow_name, step, data = "menu", "main", {}
+            elif outcome.data is not None:
+                data = dict(outcome.data)
+            flow = self.flows.get(flow_name)
+            if flow is None:
+                flow_name, step, data = "menu", "main", {}
+                flow = self.flows["menu"]
+            asked = flow.ask(step, ctx, data)
+            if isinstance(asked, Ask):
+                return self._reply(lang, ctx, flow_name, step, data, said, asked)
+            outcome = asked
+        raise RuntimeError(f"flows redirect in a loop at {flow_name}.{step}")
+
+    @staticmethod
+    def _reply(
+        lang: str | None,
+        ctx: Context,
+        flow: str,
+        step: str,
+        data: dict[str, Any],
+        said: list[Msg],
+        asked: Ask,
+    ) -> Turn:
+        stored = tuple(
+            StoredOption(option.value, ctx.label(option.label), option.synonyms)
+            for option in asked.options
+        )
+        new_state = Conversation(
+            lang=lang,
+            flow=flow,
+            step=step,
+            data=data,
+            options=stored,
+            updated_at=ctx.now,
+        )
+        reply = Reply(
+            lines=tuple(said) + asked.lines,
+            choices=tuple(option.label for option in asked.options),
+        )
+        return Turn(state=new_state, replies=(reply,))

@@ -1,0 +1,31 @@
+"""Choosing the language: 1 Français, 2 Mooré, 3 Dioula, 4 Fulfulde, 5 English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.engine import Answer, Ask, Context, Home, Outcome, Stay
+from flows.messages import Msg, Option, msg, raw
+from flows.text import fold
+
+
+class LanguageFlow:
+    name = "language"
+
+    def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask:
+        options = []
+        for code in ctx.lexicons.languages:  # the five of the contract first, in their order
+            name = ctx.lexicons.by_lang[code].name
+            options.append(Option(code, raw(name), (fold(name), code)))
+        return Ask(lines=(msg("language.choose.question"),), options=tuple(options))
+
+    def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        if answer.picked in ctx.lexicons.by_lang:
+            return Home(say=(msg("language.set"),), lang=answer.picked)
+        if answer.number is not None:
+            count = len(ctx.lexicons.languages)
+            return Stay(say=(msg("common.not_an_option", count=count),))
+        return Stay(say=(msg("common.not_understood"),))
+
+    def help(self, step: str) -> Msg:
+        return msg("language.choose.help")

@@ -1,0 +1,129 @@
+"""The words of each language that the bot understands, as data (locales/<lang>/lexicon.yaml).
+
+bot/ reads the files and hands them over as mappings; this module only checks and folds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flows.text import fold
+
+REQUIRED = (
+    "language",
+    "name",
+    "review",
+    "greetings",
+    "markers",
+    "shortcuts",
+    "yes",
+    "no",
+    "menu",
+    "help",
+    "stop",
+    "start",
+    "numbers",
+    "today",
+    "tomorrow",
+    "day_after_tomorrow",
+    "next",
+    "weekdays",
+    "months",
+    "intents",
+    "services",
+)
+INTENTS = ("book", "track", "my_appointments", "info", "contacts", "language")
+
+
+class LexiconError(ValueError):
+    pass
+
+
+def _words(values: Iterable[Any]) -> frozenset[str]:
+    return frozenset(w for w in (fold(str(v)) for v in values if v is not None) if w)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    language: str
+    name: str
+    review: str
+    greetings: frozenset[str]
+    markers: frozenset[str]
+    shortcuts: Mapping[str, str]
+    yes: frozenset[str]
+    no: frozenset[str]
+    menu: frozenset[str]
+    help: frozenset[str]
+    stop: frozenset[str]
+    start: frozenset[str]
+    numbers: Mapping[str, int]  # folded word → 1..10
+    today: frozenset[str]
+    tomorrow: frozenset[str]
+    day_after_tomorrow: frozenset[str]
+    next: frozenset[str]
+    weekdays: Mapping[str, int]  # folded word → 0 (Monday) .. 6
+    months: Mapping[str, int]  # folded word → 1..12
+    intents: Mapping[str, frozenset[str]]
+    services: Mapping[str, frozenset[str]]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> Lexicon:
+        missing = [key for key in REQUIRED if key not in raw]
+        if missing:
+            raise LexiconError(f"lexicon {raw.get('language', '?')}: missing {', '.join(missing)}")
+        weekdays = list(raw["weekdays"])
+        months = list(raw["months"])
+        if len(weekdays) != 7 or len(months) != 12:
+            raise LexiconError(f"lexicon {raw['language']}: needs 7 weekdays and 12 months")
+        numbers: dict[str, int] = {}
+        for number, words in dict(raw["numbers"]).items():
+            for word in _words(words):
+                numbers[word] = int(number)
+        return cls(
+            language=str(raw["language"]),
+            name=str(raw["name"]),
+            review=str(raw["review"]),
+            greetings=_words(raw["greetings"]),
+            markers=_words(raw["markers"]),
+            shortcuts={fold(str(k)): fold(str(v)) for k, v in dict(raw["shortcuts"]).items()},
+            yes=_words(raw["yes"]),
+            no=_words(raw["no"]),
+            menu=_words(raw["menu"]),
+            help=_words(raw["help"]) | {"?"},
+            stop=_words(raw["stop"]),
+            start=_words(raw["start"]),
+            numbers=numbers,
+            today=_words(raw["today"]),
+            tomorrow=_words(raw["tomorrow"]),
+            day_after_tomorrow=_words(raw["day_after_tomorrow"]),
+            next=_words(raw["next"]),
+            weekdays={w: i for i, names in enumerate(weekdays) for w in _words(names)},
+            months={w: i + 1 for i, names in enumerate(months) for w in _words(names)},
+            intents={k: _words(dict(raw["intents"]).get(k) or ()) for k in INTENTS},
+            services={str(k): _words(v or ()) for k, v in dict(raw["services"]).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Lexicons:
+    """All languages' lexicons; French words are understood in every language (loanwords)."""
+
+    by_lang: Mapping[str, Lexicon]
+    fallback: str = "fr"
+
+    def __getitem__(self, lang: str) -> Lexicon:
+        return self.by_lang.get(lang) or self.by_lang[self.fallback]
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.by_lang)
+
+    def chain(self, lang: str | None) -> tuple[Lexicon, ...]:
+        """The user's language first, then French, then the others (words are rarely shared)."""
+        first = [lang] if lang is not None and lang in self.by_lang else []
+        rest = [self.fallback, *(code for code in self.by_lang if code != self.fallback)]
+        return tuple(self.by_lang[c] for c in dict.fromkeys(first + rest))

@@ -1,0 +1,111 @@
+"""Where is my request? The reference issued by staff, the date of birth unless the sender's
+verified phone is the request's, then the status and what to do next.
+
+Nothing said before verification tells whether a reference exists.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from flows.choices import service_name
+from flows.engine import Answer, Ask, Context, Goto, Home, Outcome, Stay
+from flows.messages import Msg, msg, raw
+from flows.world import LookupOutcome, LookupResult
+
+REFERENCE = re.compile(r"^([A-Z]{3})[\s\-_/.]*(\d{4})[\s\-_/.]*(\d{1,6})$")
+_BIRTH_NUMERIC = re.compile(r"^(\d{1,2})\s+(\d{1,2})\s+(\d{4})$")
+
+STATUS_TEXTS: dict[str, Msg] = {
+    "received": msg("status.received"),
+    "in_progress": msg("status.in_progress"),
+    "ready": msg("status.ready"),
+    "delivered": msg("status.delivered"),
+    "rejected": msg("status.rejected"),
+}
+HELP = {"reference": msg("status.reference.help"), "birth_date": msg("status.birth_date.help")}
+
+
+def normalise_reference(text: str) -> str | None:
+    """'abj 2026 123' → 'ABJ-2026-000123'; None when it cannot be a reference."""
+    match = REFERENCE.match(text.strip().upper())
+    if not match:
+        return None
+    post, year, serial = match.groups()
+    return f"{post}-{year}-{int(serial):06d}"
+
+
+def parse_birth_date(folded: str, ctx: Context) -> date | None:
+    """'12/03/1990', '12-3-1990', '12 mars 1990' (folded: '12 03 1990', '12 mars 1990')."""
+    words = folded.split()
+    day = month = year = None
+    match = _BIRTH_NUMERIC.match(folded)
+    if match:
+        day, month, year = (int(g) for g in match.groups())
+    elif len(words) == 3 and words[0].isdigit() and words[2].isdigit():
+        for lex in ctx.chain:
+            if words[1] in lex.months:
+                day, month, year = int(words[0]), lex.months[words[1]], int(words[2])
+                break
+    if day is None or month is None or year is None:
+        return None
+    try:
+        born = date(year, month, day)
+    except ValueError:
+        return None
+    return born if date(1900, 1, 1) <= born <= ctx.now.date() else None
+
+
+def describe(result: LookupResult) -> Msg:
+    request = result.request
+    if request is None:
+        return msg("status.wrong")
+    return msg(
+        "status.found",
+        reference=request.reference,
+        service=service_name(request.service_code),
+        post=raw(request.post.name),
+        status=STATUS_TEXTS.get(request.status, raw(request.status)),
+        reason=raw(request.reason or "-"),
+    )
+
+
+class StatusFlow:
+    name = "status"
+
+    def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask:
+        if step == "birth_date":
+            return Ask((msg("status.birth_date.question"),))
+        return Ask((msg("status.reference.question"),))
+
+    def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        if step == "birth_date":
+            return self._on_birth_date(ctx, data, answer)
+        reference = normalise_reference(answer.text)
+        if reference is None:
+            return Stay(say=(msg("status.reference.invalid"),))
+        verified = ctx.who.phone if ctx.who.phone_verified else None
+        result = ctx.world.lookup(reference, None, verified, ctx.now)
+        return self._outcome(result, {"reference": reference})
+
+    def _on_birth_date(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        born = parse_birth_date(answer.folded, ctx)
+        if born is None:
+            return Stay(say=(msg("status.birth_date.invalid"),))
+        result = ctx.world.lookup(data["reference"], born, None, ctx.now)
+        return self._outcome(result, data)
+
+    @staticmethod
+    def _outcome(result: LookupResult, data: dict[str, Any]) -> Outcome:
+        if result.outcome is LookupOutcome.found:
+            return Home(say=(describe(result),))
+        if result.outcome is LookupOutcome.locked:
+            return Home(say=(msg("status.locked"),))
+        if result.outcome is LookupOutcome.needs_birth_date:
+            return Goto("status", "birth_date", data)
+        return Stay(say=(msg("status.wrong"),))
+
+    def help(self, step: str) -> Msg:
+        return HELP.get(step, msg("status.reference.help"))

@@ -1,0 +1,158 @@
+"""What a flow may ask of the world, as small Protocols that api/ implements.
+
+The values exchanged are plain frozen dataclasses defined here, so that flows/ depends on
+nothing and api/ returns exactly what flows expect. Instants are aware UTC datetimes;
+`local` fields are the same instant in the post's time zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from enum import StrEnum
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class PostInfo:
+    code: str
+    name: str
+    city: str
+    country: str  # ISO 3166-1 alpha-2
+    timezone: str  # IANA
+    address: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceOffer:
+    """A service as offered by one post (code from the contract: passport, cnib, …)."""
+
+    code: str
+    fee_note: str = ""
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    weekday: int  # 0 = Monday
+    opens: time
+    closes: time
+
+
+@dataclass(frozen=True)
+class SlotOption:
+    starts_at: datetime  # UTC
+    local: datetime  # in the post's time zone
+    seats_left: int
+
+
+@dataclass(frozen=True)
+class AppointmentInfo:
+    id: int
+    reference: str
+    post: PostInfo
+    service_code: str
+    starts_at: datetime  # UTC
+    local: datetime  # in the post's time zone
+    full_name: str
+    status: str
+
+
+class BookingOutcome(StrEnum):
+    booked = "booked"
+    full = "full"  # the last seat went to someone else meanwhile
+    unavailable = "unavailable"  # not a bookable time (closed, too soon, too far, off the grid)
+    limit_reached = "limit_reached"  # the citizen holds too many upcoming appointments
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    outcome: BookingOutcome
+    appointment: AppointmentInfo | None = None
+
+
+class Booking(Protocol):
+    """The consular network and its appointments, as the booking flows see them."""
+
+    def posts(self) -> list[PostInfo]: ...
+
+    def post(self, code: str) -> PostInfo | None: ...
+
+    def services(self, post_code: str) -> list[ServiceOffer]: ...
+
+    def opening_hours(self, post_code: str) -> list[OpeningHours]: ...
+
+    def open_days(
+        self, post_code: str, service_code: str, now: datetime, limit: int
+    ) -> list[date]: ...
+
+    def open_times(
+        self, post_code: str, service_code: str, day: date, now: datetime
+    ) -> list[SlotOption]: ...
+
+    def book(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str,
+        starts_at: datetime,
+        full_name: str,
+        now: datetime,
+    ) -> BookingResult: ...
+
+    def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]: ...
+
+    def cancel(self, citizen_id: int, appointment_id: int, now: datetime) -> bool: ...
+
+    def reschedule(
+        self, citizen_id: int, appointment_id: int, starts_at: datetime, now: datetime
+    ) -> BookingResult: ...
+
+
+class Citizens(Protocol):
+    """Preferences of the citizen who is writing."""
+
+    def set_language(self, citizen_id: int, lang: str) -> None: ...
+
+    def set_opted_out(self, citizen_id: int, opted_out: bool) -> None: ...
+
+
+class LookupOutcome(StrEnum):
+    found = "found"
+    needs_birth_date = "needs_birth_date"
+    wrong = "wrong"  # unknown reference or wrong birth date: never say which
+    locked = "locked"  # three wrong answers: locked for 15 minutes
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    reference: str
+    service_code: str
+    post: PostInfo
+    status: str  # received, in_progress, ready, delivered, rejected
+    reason: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    outcome: LookupOutcome
+    request: RequestInfo | None = None
+    locked_until: datetime | None = None
+
+
+class Requests(Protocol):
+    """Status lookup of consular requests (dossiers) issued by staff."""
+
+    def lookup(
+        self,
+        reference: str,
+        birth_date: date | None,
+        verified_phone: str | None,
+        now: datetime,
+    ) -> LookupResult: ...
+
+
+class World(Booking, Citizens, Requests, Protocol):
+    """Everything a flow may ask, bound by the runtime to the turn's transaction."""
