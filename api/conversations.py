@@ -1,71 +1,110 @@
 """The conversation store: one turn's transaction, as the runtime (bot.runtime) asks for it.
 
-The hot path of every message: at most five statements in one transaction — the dedupe
-insert, the identity and citizen read (locked on PostgreSQL), the flow's own reads and
-writes, one state update, and the outbox rows when the channel sends later.
+This is the hot path of every message, written for it: three driver-level statements of
+our own per turn — the dedupe insert, the identity-and-citizen read (row-locked on
+PostgreSQL), one state update — plus what the flow itself asks, all in one transaction.
+Statements are plain SQL prepared once per dialect, not ORM or Core expressions built anew.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from api import db
 from api.domain.citizens import country_of
-from api.models import ChannelIdentity, Citizen, InboundMessage
-from api.world import SqlWorld
+from api.models import ChannelIdentity, Citizen
+from api.world import NetworkCache, SqlWorld
 from bot.runtime import Inbound, Outbound
 from flows.engine import Who
 from flows.state import Conversation
 
 identity = ChannelIdentity.__table__
 citizen = Citizen.__table__
-inbound_message = InboundMessage.__table__
 
 Enqueue = Callable[[Connection, Outbound], None]
 
-_SELECT_IDENTITY = (
-    sa.select(
-        identity.c.id,
-        identity.c.citizen_id,
-        identity.c.state,
-        citizen.c.phone,
-        citizen.c.phone_verified,
-        citizen.c.country,
-        citizen.c.lang,
-        citizen.c.opted_out,
+
+class _Sql:
+    """The hot path's statements for one dialect (named parameters: `:name`)."""
+
+    DEDUPE = (
+        "INSERT INTO inbound_message (channel, provider_id, received_at) "
+        "VALUES (:channel, :provider_id, :now) ON CONFLICT DO NOTHING"
     )
-    .join(citizen, citizen.c.id == identity.c.citizen_id)
-    .where(identity.c.channel == sa.bindparam("channel"))
-    .where(identity.c.address == sa.bindparam("address"))
-)
+    IDENTITY = (
+        "SELECT ci.id, ci.citizen_id, ci.state, c.phone, c.phone_verified, c.country, c.lang, "
+        "c.opted_out FROM channel_identity ci JOIN citizen c ON c.id = ci.citizen_id "
+        "WHERE ci.channel = :channel AND ci.address = :address"
+    )
+    SAVE = (
+        "UPDATE channel_identity SET state = :state, state_updated_at = :now, "
+        "last_inbound_at = :now, unreachable_at = NULL WHERE id = :id"
+    )
 
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+        identity_sql = self.IDENTITY + (" FOR UPDATE OF ci" if self.postgres else "")
+        save_sql = (
+            self.SAVE.replace(":state", "CAST(:state AS JSON)") if self.postgres else self.SAVE
+        )
+        self.dedupe = self._native(self.DEDUPE)
+        self.identity = self._native(identity_sql)
+        self.save = self._native(save_sql)
 
-def _insert_ignoring_conflicts(conn: Connection, table: sa.Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    def _native(self, sql: str) -> str:
+        """`:name` is sqlite3's named style; psycopg wants `%(name)s`."""
+        if not self.postgres:
+            return sql
+        import re
+
+        return re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", sql)
+
+    @staticmethod
+    def execute(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+        """Straight to the driver, inside the connection's current transaction: the hot path
+        skips SQLAlchemy's per-statement work (about 30 µs a statement)."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, params)
+        return cursor
+
+    def when(self, moment: datetime) -> Any:
+        """A UTC instant as the UTCDateTime column stores it (naive UTC)."""
+        naive = moment.astimezone(UTC).replace(tzinfo=None)
+        return naive if self.postgres else naive.isoformat(sep=" ", timespec="microseconds")
+
+    @staticmethod
+    def state(raw: Any) -> dict[str, Any] | None:
+        if raw is None or isinstance(raw, dict):
+            return raw
+        loaded = json.loads(raw)
+        return loaded if isinstance(loaded, dict) else None
 
 
 class SqlTurnSession:
     def __init__(
         self,
         conn: Connection,
+        sql: _Sql,
         identity_id: int,
         who: Who,
         state: Conversation | None,
+        world: SqlWorld,
         enqueue: Enqueue | None,
     ) -> None:
         self.conn = conn
+        self.sql = sql
         self.identity_id = identity_id
         self._who = who
         self._state = state
-        self._world = SqlWorld(conn)
+        self._world = world
         self._enqueue = enqueue
 
     @property
@@ -81,17 +120,9 @@ class SqlTurnSession:
         return self._world
 
     def save(self, state: Conversation) -> None:
-        now = state.updated_at
-        self.conn.execute(
-            sa.update(identity)
-            .where(identity.c.id == self.identity_id)
-            .values(
-                state=state.to_json(),
-                state_updated_at=now,
-                last_inbound_at=now,
-                unreachable_at=None,
-            )
-        )
+        now = self.sql.when(state.updated_at or datetime.now(UTC))
+        params = {"state": json.dumps(state.to_json()), "now": now, "id": self.identity_id}
+        self.sql.execute(self.conn, self.sql.save, params)
 
     def enqueue(self, outbound: Outbound) -> None:
         if self._enqueue is None:
@@ -102,12 +133,13 @@ class SqlTurnSession:
 class SqlConversationStore:
     """Implements bot.runtime.ConversationStore over SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine, enqueue: Enqueue | None = None) -> None:
+    def __init__(
+        self, engine: Engine, enqueue: Enqueue | None = None, cache: NetworkCache | None = None
+    ) -> None:
         self.engine = engine
         self.enqueue = enqueue
-        self._select = _SELECT_IDENTITY
-        if engine.dialect.name == "postgresql":
-            self._select = _SELECT_IDENTITY.with_for_update(of=identity)
+        self.cache = cache or NetworkCache()
+        self.sql = _Sql(engine.dialect.name)
 
     @contextmanager
     def open_turn(self, inbound: Inbound) -> Iterator[SqlTurnSession | None]:
@@ -117,31 +149,29 @@ class SqlConversationStore:
                 return
             row = self._identity(conn, inbound)
             who = Who(
-                citizen_id=row.citizen_id,
+                citizen_id=row[1],
                 channel=inbound.channel,
-                phone=row.phone,
-                phone_verified=bool(row.phone_verified),
-                country=row.country,
-                lang=row.lang,
-                opted_out=bool(row.opted_out),
+                phone=row[3],
+                phone_verified=bool(row[4]),
+                country=row[5],
+                lang=row[6],
+                opted_out=bool(row[7]),
             )
-            state = Conversation.from_json(row.state)
-            yield SqlTurnSession(conn, row.id, who, state, self.enqueue)
+            state = Conversation.from_json(self.sql.state(row[2]))
+            world = SqlWorld(conn, self.cache)
+            yield SqlTurnSession(conn, self.sql, row[0], who, state, world, self.enqueue)
 
-    @staticmethod
-    def _first_delivery(conn: Connection, inbound: Inbound) -> bool:
-        result = conn.execute(
-            _insert_ignoring_conflicts(conn, inbound_message).values(
-                channel=inbound.channel,
-                provider_id=inbound.provider_id[:64],
-                received_at=inbound.now,
-            )
-        )
-        return result.rowcount == 1
+    def _first_delivery(self, conn: Connection, inbound: Inbound) -> bool:
+        params = {
+            "channel": inbound.channel,
+            "provider_id": (inbound.provider_id or "")[:64],
+            "now": self.sql.when(inbound.now),
+        }
+        return self.sql.execute(conn, self.sql.dedupe, params).rowcount == 1
 
-    def _identity(self, conn: Connection, inbound: Inbound) -> sa.Row[Any]:
+    def _identity(self, conn: Connection, inbound: Inbound) -> Any:
         params = {"channel": inbound.channel, "address": inbound.address}
-        row = conn.execute(self._select, params).first()
+        row = self.sql.execute(conn, self.sql.identity, params).fetchone()
         if row is not None:
             return row
         try:
@@ -154,7 +184,7 @@ class SqlConversationStore:
                 )
         except IntegrityError:
             pass  # created by a concurrent first message: read it below
-        row = conn.execute(self._select, params).first()
+        row = self.sql.execute(conn, self.sql.identity, params).fetchone()
         if row is None:
             raise RuntimeError("channel identity vanished")
         return row

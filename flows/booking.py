@@ -146,9 +146,10 @@ class BookingFlow:
         if post is None:
             return Home()
         rest = {k: v for k, v in data.items() if k != "days"}
-        if answer.picked is not None:
-            return Goto("booking", "time", {**rest, "day": answer.picked})
         wanted = parse_date(answer.folded, _today(ctx, post.timezone), ctx.chain)
+        # a bare number is an option; "le 3" is the 3rd of the month, not the third option
+        if answer.picked is not None and (wanted is None or answer.folded.isdigit()):
+            return Goto("booking", "time", {**rest, "day": answer.picked})
         if wanted is None:
             return self._not_understood(answer, DAYS_SHOWN)
         if ctx.world.open_times(data["post"], data["service"], wanted, ctx.now):
@@ -182,7 +183,8 @@ class BookingFlow:
     @staticmethod
     def _after_time(data: dict[str, Any], starts_at: str) -> Outcome:
         chosen = {k: v for k, v in data.items() if k != "times"} | {"time": starts_at}
-        return Goto("booking", "confirm" if data.get("reschedule") else "name", chosen)
+        known = data.get("reschedule") or data.get("name")  # a lost race keeps the name given
+        return Goto("booking", "confirm" if known else "name", chosen)
 
     def _on_name(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         name = answer.text.strip(" .,;:-")

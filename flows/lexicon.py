@@ -114,6 +114,9 @@ class Lexicons:
 
     by_lang: Mapping[str, Lexicon]
     fallback: str = "fr"
+    _chains: dict[str | None, tuple[Lexicon, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __getitem__(self, lang: str) -> Lexicon:
         return self.by_lang.get(lang) or self.by_lang[self.fallback]
@@ -124,6 +127,12 @@ class Lexicons:
 
     def chain(self, lang: str | None) -> tuple[Lexicon, ...]:
         """The user's language first, then French, then the others (words are rarely shared)."""
+        cached = self._chains.get(lang)
+        if cached is None:
+            cached = self._chains[lang] = self._build_chain(lang)
+        return cached
+
+    def _build_chain(self, lang: str | None) -> tuple[Lexicon, ...]:
         first = [lang] if lang is not None and lang in self.by_lang else []
         rest = [self.fallback, *(code for code in self.by_lang if code != self.fallback)]
         return tuple(self.by_lang[c] for c in dict.fromkeys(first + rest))

@@ -53,7 +53,7 @@ def parse_birth_date(folded: str, ctx: Context) -> date | None:
         return None
     try:
         born = date(year, month, day)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a year of twenty digits
         return None
     return born if date(1900, 1, 1) <= born <= ctx.now.date() else None
 

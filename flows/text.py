@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 
 MAX_INPUT = 400  # beyond this nothing is a menu answer; the rest is noise
 
@@ -45,6 +46,7 @@ def clean(text: str) -> str:
     return " ".join(text.split())
 
 
+@lru_cache(maxsize=8192)  # option labels are folded on every turn: the same few hundred
 def fold(text: str) -> str:
     """Lowercase ASCII words separated by single spaces: 'Ɔwɔ, Arrêt!' → 'owo arret'.
 

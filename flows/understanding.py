@@ -56,9 +56,15 @@ def yes_no(text: str, chain: Sequence[Lexicon]) -> bool | None:
     """True for yes, False for no, None when unclear. '1' is yes and '2' is no."""
     if text in {"1", "2"}:
         return text == "1"
+    # The longest phrase wins, across languages: "pas d accord" (no) holds "d accord" (yes),
+    # "not ok" holds "ok"; the shorter phrase then counts in no lexicon of the chain.
+    yes = {w for lex in chain for w in lex.yes if contains_phrase(text, w)}
+    no = {w for lex in chain for w in lex.no if contains_phrase(text, w)}
+    yes_alone = {w for w in yes if not any(w != n and contains_phrase(n, w) for n in no)}
+    no_alone = {w for w in no if not any(w != y and contains_phrase(y, w) for y in yes)}
     for lex in chain:
-        said_yes = _phrases_in(text, lex.yes)
-        said_no = _phrases_in(text, lex.no)
+        said_yes = bool(yes_alone & lex.yes)
+        said_no = bool(no_alone & lex.no)
         if said_yes != said_no:
             return said_yes
     return None
@@ -115,7 +121,7 @@ def _in_future(today: date, year: int | None, month: int, day: int) -> date | No
     for y in years:
         try:
             candidate = date(y, month, day)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a year of twenty digits
             continue
         if year or candidate >= today:
             return candidate

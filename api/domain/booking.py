@@ -192,6 +192,63 @@ class _Held:
     same_instant: int
 
 
+def _build_offer_query() -> sa.CompoundSelect[Any]:
+    base = _post.join(_offer_t, _offer_t.c.post_id == _post.c.id).join(
+        _service, _service.c.id == _offer_t.c.service_id
+    )
+    offer_columns = (
+        _post.c.id.label("post_id"),
+        *_POST_COLUMNS,
+        sa.and_(_post.c.active, _offer_t.c.active).label("active"),
+        _offer_t.c.id.label("post_service_id"),
+        _service.c.id.label("service_id"),
+        _service.c.code.label("service_code"),
+        _offer_t.c.slot_minutes,
+        _offer_t.c.seats_per_slot,
+        _offer_t.c.booking_window_days,
+        _offer_t.c.min_notice_hours,
+    )
+    which = sa.and_(
+        _post.c.code == sa.bindparam("post_code"),
+        _service.c.code == sa.bindparam("service_code"),
+    )
+    closed_between = _closure.c.day.between(
+        sa.bindparam("closed_from", type_=sa.Date), sa.bindparam("closed_to", type_=sa.Date)
+    )
+    hours = (
+        sa.select(
+            *offer_columns,
+            _hours.c.weekday,
+            _hours.c.opens,
+            _hours.c.closes,
+            sa.cast(sa.null(), sa.Date).label("closed_on"),
+        )
+        .select_from(base.outerjoin(_hours, _hours.c.post_id == _post.c.id))
+        .where(which)
+    )
+    closures = (
+        sa.select(
+            *offer_columns,
+            sa.cast(sa.null(), sa.Integer),
+            sa.cast(sa.null(), sa.Time),
+            sa.cast(sa.null(), sa.Time),
+            _closure.c.day,
+        )
+        .select_from(base.join(_closure, sa.and_(_closure.c.post_id == _post.c.id, closed_between)))
+        .where(which)
+    )
+    return sa.union_all(hours, closures)
+
+
+# Built once: each call only binds values, and SQLAlchemy reuses the compiled form.
+_OFFER_QUERY = _build_offer_query()
+_SEATS_QUERY = sa.select(_slot.c.starts_at, _slot.c.capacity, _slot.c.booked).where(
+    _slot.c.post_service_id == sa.bindparam("post_service_id"),
+    _slot.c.starts_at >= sa.bindparam("start", type_=_slot.c.starts_at.type),
+    _slot.c.starts_at < sa.bindparam("end", type_=_slot.c.starts_at.type),
+)
+
+
 class BookingService:
     """The consular network and its appointments, on the caller's connection and transaction."""
 
@@ -250,7 +307,7 @@ class BookingService:
         if limit <= 0:
             return []
         # Any local date is within a day of the UTC date.
-        offer = self._offer(post_code, service_code, _closure.c.day >= now.date() - timedelta(1))
+        offer = self._offer(post_code, service_code, now.date() - timedelta(1), date.max)
         if offer is None or not offer.active:
             return []
         today, last = offer.today(now), offer.last_day(now)
@@ -268,7 +325,7 @@ class BookingService:
     ) -> list[SlotOption]:
         """The times with seats left on one local day, in order."""
         now = _aware_utc(now, "now")
-        offer = self._offer(post_code, service_code, _closure.c.day == day)
+        offer = self._offer(post_code, service_code, day, day)
         if offer is None:
             return []
         times = offer.bookable(day, now)
@@ -300,7 +357,7 @@ class BookingService:
         full_name = " ".join(full_name.split())[:120]
         if not full_name:
             raise ValueError("full_name is empty")
-        offer = self._offer(post_code, service_code, self._closures_around(starts_at))
+        offer = self._offer(post_code, service_code, *self._closures_around(starts_at))
         if offer is None:
             return BookingResult(BookingOutcome.unavailable)
         if starts_at not in offer.bookable(starts_at.astimezone(offer.tz).date(), now):
@@ -415,7 +472,7 @@ class BookingService:
         if current.starts_at == starts_at:
             return BookingResult(BookingOutcome.booked, self._appointment_info(current))
         offer = self._offer(
-            current.post_code, current.service_code, self._closures_around(starts_at)
+            current.post_code, current.service_code, *self._closures_around(starts_at)
         )
         if offer is None:
             return BookingResult(BookingOutcome.unavailable)
@@ -484,56 +541,22 @@ class BookingService:
         return self.conn.dialect.name == "sqlite"
 
     @staticmethod
-    def _closures_around(instant: datetime) -> sa.ColumnElement[bool]:
+    def _closures_around(instant: datetime) -> tuple[date, date]:
         # The local date of an instant is within a day of its UTC date.
-        return _closure.c.day.between(instant.date() - timedelta(1), instant.date() + timedelta(1))
+        return instant.date() - timedelta(1), instant.date() + timedelta(1)
 
     def _offer(
-        self, post_code: str, service_code: str, closure_filter: sa.ColumnElement[bool]
+        self, post_code: str, service_code: str, closed_from: date, closed_to: date
     ) -> _Offer | None:
-        """The offer, its opening hours and its closures (those matching `closure_filter`),
-        in one round trip: a UNION ALL of an hours branch and a closures branch."""
-        base = _post.join(_offer_t, _offer_t.c.post_id == _post.c.id).join(
-            _service, _service.c.id == _offer_t.c.service_id
-        )
-        offer_columns = (
-            _post.c.id.label("post_id"),
-            *_POST_COLUMNS,
-            sa.and_(_post.c.active, _offer_t.c.active).label("active"),
-            _offer_t.c.id.label("post_service_id"),
-            _service.c.id.label("service_id"),
-            _service.c.code.label("service_code"),
-            _offer_t.c.slot_minutes,
-            _offer_t.c.seats_per_slot,
-            _offer_t.c.booking_window_days,
-            _offer_t.c.min_notice_hours,
-        )
-        which = sa.and_(_post.c.code == post_code, _service.c.code == service_code)
-        hours = (
-            sa.select(
-                *offer_columns,
-                _hours.c.weekday,
-                _hours.c.opens,
-                _hours.c.closes,
-                sa.cast(sa.null(), sa.Date).label("closed_on"),
-            )
-            .select_from(base.outerjoin(_hours, _hours.c.post_id == _post.c.id))
-            .where(which)
-        )
-        closures = (
-            sa.select(
-                *offer_columns,
-                sa.cast(sa.null(), sa.Integer),
-                sa.cast(sa.null(), sa.Time),
-                sa.cast(sa.null(), sa.Time),
-                _closure.c.day,
-            )
-            .select_from(
-                base.join(_closure, sa.and_(_closure.c.post_id == _post.c.id, closure_filter))
-            )
-            .where(which)
-        )
-        rows = self.conn.execute(sa.union_all(hours, closures)).all()
+        """The offer, its opening hours and its closures between two dates, in one round
+        trip (a UNION ALL of an hours branch and a closures branch, built once)."""
+        params = {
+            "post_code": post_code,
+            "service_code": service_code,
+            "closed_from": closed_from,
+            "closed_to": closed_to,
+        }
+        rows = self.conn.execute(_OFFER_QUERY, params).all()
         if not rows:
             return None
         week: dict[int, list[tuple[time, time]]] = {}
@@ -568,12 +591,8 @@ class BookingService:
 
     def _seats_left(self, offer: _Offer, start: datetime, end: datetime) -> dict[datetime, int]:
         """Seats left in the slot rows that exist in [start, end); absent rows are empty."""
-        query = sa.select(_slot.c.starts_at, _slot.c.capacity, _slot.c.booked).where(
-            _slot.c.post_service_id == offer.post_service_id,
-            _slot.c.starts_at >= start,
-            _slot.c.starts_at < end,
-        )
-        return {r.starts_at: r.capacity - r.booked for r in self.conn.execute(query)}
+        params = {"post_service_id": offer.post_service_id, "start": start, "end": end}
+        return {r.starts_at: r.capacity - r.booked for r in self.conn.execute(_SEATS_QUERY, params)}
 
     def _lock_citizen_and_count(
         self,
