@@ -57,13 +57,7 @@ def post_options(posts: list[PostInfo]) -> tuple[Option, ...]:
 
 
 def service_options(ctx: Context, codes: list[str]) -> tuple[Option, ...]:
-    options = []
-    for code in codes:
-        words: set[str] = set()
-        for lex in ctx.chain:
-            words |= lex.services.get(code, frozenset())
-        options.append(Option(code, service_name(code), tuple(sorted(words))))
-    return tuple(options)
+    return tuple(Option(code, service_name(code), lexicon=("services", code)) for code in codes)
 
 
 def yes_no_options() -> tuple[Option, ...]:

@@ -246,12 +246,21 @@ class Engine:
                 if 1 <= given <= len(state.options):
                     picked = state.options[given - 1].value
             else:
-                index = match_option(
-                    folded, [o.label for o in state.options], [o.words for o in state.options]
-                )
+                words = [o.words + Engine._lexicon_words(ctx, o.lexicon) for o in state.options]
+                index = match_option(folded, [o.label for o in state.options], words)
                 if index is not None:
                     picked = state.options[index].value
         return Answer(text=text, folded=folded, number=given, picked=picked)
+
+    @staticmethod
+    def _lexicon_words(ctx: Context, key: str) -> tuple[str, ...]:
+        if not key:
+            return ()
+        category, _, name = key.partition(":")
+        found: set[str] = set()
+        for lex in ctx.chain:
+            found |= lex.words(category, name)
+        return tuple(found)
 
     # -- from an outcome to the next question ------------------------------------------------
 
@@ -292,7 +301,12 @@ class Engine:
         asked: Ask,
     ) -> Turn:
         stored = tuple(
-            StoredOption(option.value, ctx.label(option.label), option.synonyms)
+            StoredOption(
+                option.value,
+                ctx.label(option.label),
+                option.synonyms,
+                ":".join(option.lexicon) if option.lexicon else "",
+            )
             for option in asked.options
         )
         new_state = Conversation(

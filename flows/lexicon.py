@@ -70,6 +70,11 @@ class Lexicon:
     services: Mapping[str, frozenset[str]]
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def words(self, category: str, name: str) -> frozenset[str]:
+        """The words of a category ("services", "intents") that name one thing."""
+        table: Mapping[str, frozenset[str]] = getattr(self, category, {})
+        return table.get(name, frozenset())
+
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Lexicon:
         missing = [key for key in REQUIRED if key not in raw]

@@ -24,13 +24,10 @@ class MenuFlow:
     name = "menu"
 
     def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask:
-        options = []
-        for value, label, _target in ENTRIES:
-            words: set[str] = set()
-            for lex in ctx.chain:
-                words |= lex.intents.get(value, frozenset())
-            options.append(Option(value, label, tuple(sorted(words))))
-        return Ask(lines=(msg("menu.main.question"),), options=tuple(options))
+        options = tuple(
+            Option(value, label, lexicon=("intents", value)) for value, label, _ in ENTRIES
+        )
+        return Ask(lines=(msg("menu.main.question"),), options=options)
 
     def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         choice = answer.picked or (None if answer.number else intent(answer.folded, ctx.chain))

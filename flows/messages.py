@@ -38,7 +38,10 @@ class Option:
 
     value: str
     label: Msg
-    synonyms: tuple[str, ...] = ()  # extra words that select it (e.g. lexicon entries)
+    synonyms: tuple[str, ...] = ()  # extra words that select it (a city, a code)
+    # words of the lexicons that select it, looked up when the answer comes:
+    # ("services", "passport") or ("intents", "book")
+    lexicon: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

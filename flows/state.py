@@ -14,6 +14,7 @@ class StoredOption:
     value: str
     label: str
     words: tuple[str, ...] = ()
+    lexicon: str = ""  # "services:passport": the lexicons' words for it, looked up on answer
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Conversation:
             "flow": self.flow,
             "step": self.step,
             "data": self.data,
-            "options": [[o.value, o.label, list(o.words)] for o in self.options],
+            "options": [[o.value, o.label, list(o.words), o.lexicon] for o in self.options],
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
         }
 
@@ -56,7 +57,7 @@ class Conversation:
                 step=str(raw.get("step") or "main"),
                 data=dict(raw.get("data") or {}),
                 options=tuple(
-                    StoredOption(str(o[0]), str(o[1]), tuple(str(w) for w in o[2]))
+                    StoredOption(str(o[0]), str(o[1]), tuple(str(w) for w in o[2]), str(o[3] or ""))
                     for o in raw.get("options") or ()
                 ),
                 updated_at=datetime.fromisoformat(updated) if updated else None,
