@@ -57,7 +57,12 @@ class Conversation:
                 step=str(raw.get("step") or "main"),
                 data=dict(raw.get("data") or {}),
                 options=tuple(
-                    StoredOption(str(o[0]), str(o[1]), tuple(str(w) for w in o[2]), str(o[3] or ""))
+                    StoredOption(
+                        str(o[0]),
+                        str(o[1]),
+                        tuple(str(w) for w in o[2]),
+                        str(o[3] or "") if len(o) > 3 else "",
+                    )
                     for o in raw.get("options") or ()
                 ),
                 updated_at=datetime.fromisoformat(updated) if updated else None,

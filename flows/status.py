@@ -58,6 +58,14 @@ def parse_birth_date(folded: str, ctx: Context) -> date | None:
     return born if date(1900, 1, 1) <= born <= ctx.now.date() else None
 
 
+def note(reason: str) -> Msg:
+    """The consulate's note on a request, on a line of its own; nothing when there is none."""
+    if not reason.strip():
+        return raw("")
+    # i18n: the consulate's note on a request (a rejection reason); starts on a new line
+    return msg("status.note", reason=raw(reason))
+
+
 def describe(result: LookupResult) -> Msg:
     request = result.request
     if request is None:
@@ -68,7 +76,7 @@ def describe(result: LookupResult) -> Msg:
         service=service_name(request.service_code),
         post=raw(request.post.name),
         status=STATUS_TEXTS.get(request.status, raw(request.status)),
-        reason=raw(request.reason or "-"),
+        note=note(request.reason),
     )
 
 

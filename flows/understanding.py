@@ -42,6 +42,9 @@ def number(text: str, chain: Sequence[Lexicon]) -> int | None:
     match = _DIGITS.match(text)
     if match:
         return int(match.group(1))
+    for lex in chain:  # the whole phrase first: Mooré counts "a ye", "a yiibu"…
+        if text in lex.numbers:
+            return lex.numbers[text]
     words = text.split()
     while words and words[0] in _FILLERS:
         words = words[1:]
@@ -198,6 +201,9 @@ def match_option(
         return None
     candidates = [(i, label) for i, label in enumerate(labels)]
     candidates += [(i, w) for i, words in enumerate(synonyms) for w in words]
+    # a phrase of one to three letters (yes, no, oui, non, en, par…) only matches exactly:
+    # fuzzily it is inside too many words ("yesterday" is not "yes", "i know" is not "no")
+    candidates = [(i, phrase) for i, phrase in candidates if len(phrase) >= 4]
     scored = process.extract(
         text, [phrase for _, phrase in candidates], scorer=fuzz.WRatio, limit=None, score_cutoff=80
     )

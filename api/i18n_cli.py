@@ -1,0 +1,64 @@
+"""`diaspora-bot i18n …`: the translators' and developers' commands (logic in api.i18n_tools).
+
+- `check`  every problem of the catalogs, one per line; exit 1 if any (run by the test suite)
+- `stats`  per language: how much is translated, how much reviewed by a native speaker
+- `update` after adding or removing a msg("key") in the code: re-extract and merge
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api import i18n_tools
+
+i18n_app = typer.Typer(
+    help="Translations: the catalogs under locales/ (see README, Languages).",
+    no_args_is_help=True,
+)
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Project folder holding babel.cfg, locales/ and the code (default: this checkout).",
+        file_okay=False,
+        exists=True,
+    ),
+]
+
+
+@i18n_app.command("check")
+def check(root: RootOption = None) -> None:
+    """Every catalog complete and consistent: keys, placeholders, lengths, headers, lexicons."""
+    problems = i18n_tools.check(root)
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    keys = i18n_tools.key_count(root)
+    langs = i18n_tools.catalog_languages(root)
+    typer.echo(f"ok: {keys} keys, {len(langs)} languages")
+
+
+@i18n_app.command("stats")
+def stats(root: RootOption = None) -> None:
+    """Per language: translated and reviewed (translated and not marked fuzzy), in %."""
+    rows = i18n_tools.stats(root)
+    typer.echo(f"{'language':<10}{'keys':>6}{'translated':>14}{'reviewed':>14}")
+    for row in rows:
+        typer.echo(
+            f"{row.lang:<10}{row.total:>6}"
+            f"{row.translated:>6} {row.translated_pct:6.1f}%"
+            f"{row.reviewed:>6} {row.reviewed_pct:6.1f}%"
+        )
+
+
+@i18n_app.command("update")
+def update(root: RootOption = None) -> None:
+    """Re-extract the keys from the code into messages.pot and merge them into every catalog."""
+    for line in i18n_tools.update(root):
+        typer.echo(line)
