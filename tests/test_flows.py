@@ -1,0 +1,908 @@
+"""Transcripts of every flow, asserting message keys and states, never wording.
+
+The citizen writes from Abidjan (+225) on Tuesday 1 December 2026 at 08:00 UTC unless a test
+says otherwise; `MemoryWorld` holds the consular network (two seats per 30-minute slot).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from typing import Any
+
+import pytest
+
+from flows.engine import Kind
+from flows.world import LookupOutcome
+from tests.support.dialog import (
+    BIRTH_DATE,
+    NAME,
+    NOW,
+    REQUEST,
+    STEPS,
+    Dialog,
+    Step,
+    at_menu,
+    book_for,
+    reach,
+)
+from tests.support.memory_world import MemoryWorld
+
+MENU = ["book", "track", "my_appointments", "info", "contacts", "language"]
+LANGUAGES = ["fr", "mos", "dyu", "ff", "en"]
+REFERENCE = re.compile(r"^RDV-[0-9A-HJKMNP-TV-Z]{6}$")
+TUESDAY = date(2026, 12, 1)
+WEDNESDAY = date(2026, 12, 2)
+
+
+@pytest.fixture
+def world() -> MemoryWorld:
+    return MemoryWorld()
+
+
+def abj(day: date, hour: int, minute: int = 0) -> str:
+    """A slot at Abidjan (UTC+0) as the flows keep it."""
+    return datetime.combine(day, time(hour, minute)).isoformat() + "+00:00"
+
+
+def at_booking_day(world: MemoryWorld, **options: Any) -> Dialog:
+    dialog = at_menu(world, **options)
+    for text in ("1", "1", "1"):  # book, Abidjan, passport
+        dialog.say(text)
+    assert dialog.step == "booking.day"
+    return dialog
+
+
+def at_confirm(world: MemoryWorld, day: str = "demain", at: str = "9h30") -> Dialog:
+    dialog = at_booking_day(world)
+    dialog.say(day)
+    dialog.say(at)
+    dialog.say(NAME)
+    assert dialog.step == "booking.confirm"
+    return dialog
+
+
+# -- first contact --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", ["Bonjour", "bjr", "Salut !", "ok", "", "0", "/start", "1"])
+def test_first_contact_in_french_or_no_language_gets_the_language_menu(
+    world: MemoryWorld, first: str
+) -> None:
+    dialog = Dialog(world)
+    turn = dialog.say(first)
+    assert dialog.keys == ["common.welcome", "language.choose.question"]
+    assert dialog.step == "language.choose"
+    assert dialog.values == LANGUAGES
+    assert turn.state.lang is None
+    assert world.languages == {}
+
+
+@pytest.mark.parametrize(
+    ("first", "lang"),
+    [
+        ("Hello", "en"),
+        ("Good morning, I need a passport", "en"),
+        ("Ne y yibeoogo", "mos"),
+        ("ney yibeogo", "mos"),
+    ],
+)
+def test_first_contact_clearly_in_another_language_takes_it(
+    world: MemoryWorld, first: str, lang: str
+) -> None:
+    dialog = Dialog(world)
+    turn = dialog.say(first)
+    assert dialog.keys == ["common.welcome", "menu.main.question"]
+    assert dialog.values == MENU
+    assert turn.lang == lang
+    assert world.languages == {1: lang}
+
+
+def test_a_voice_note_as_first_message_gets_the_language_menu(world: MemoryWorld) -> None:
+    dialog = Dialog(world)
+    dialog.send(Kind.voice)
+    assert dialog.keys == ["common.welcome", "language.choose.question"]
+
+
+def test_a_greeting_in_mooré_on_the_language_menu_picks_mooré(world: MemoryWorld) -> None:
+    dialog = Dialog(world)
+    dialog.say("Bonjour")
+    turn = dialog.say("Ne y yibeoogo")
+    assert dialog.keys == ["common.welcome", "menu.main.question"]
+    assert turn.lang == "mos"
+
+
+@pytest.mark.parametrize(("answer", "lang"), [("1", "fr"), ("2", "mos"), ("5", "en")])
+def test_the_language_menu_takes_numbers(world: MemoryWorld, answer: str, lang: str) -> None:
+    dialog = Dialog(world)
+    dialog.say("Bonjour")
+    turn = dialog.say(answer)
+    assert dialog.keys == ["language.set", "menu.main.question"]
+    assert turn.lang == lang
+    assert world.languages == {1: lang}
+
+
+@pytest.mark.parametrize(("answer", "lang"), [("francais", "fr"), ("English", "en")])
+def test_the_language_menu_takes_names(world: MemoryWorld, answer: str, lang: str) -> None:
+    dialog = Dialog(world)
+    dialog.say("bjr")
+    assert dialog.say(answer).lang == lang
+    assert dialog.step == "menu.main"
+
+
+def test_the_language_menu_rejects_other_numbers(world: MemoryWorld) -> None:
+    dialog = Dialog(world)
+    dialog.say("Bonjour")
+    dialog.say("7")
+    assert dialog.keys == ["common.not_an_option", "language.choose.question"]
+    assert dialog.line("common.not_an_option").params == {"count": 5}
+
+
+def test_a_citizen_known_from_another_channel_is_welcomed_back(world: MemoryWorld) -> None:
+    dialog = Dialog(world, lang="en")
+    turn = dialog.say("Bonjour")
+    assert dialog.keys == ["common.welcome_back", "menu.main.question"]
+    assert turn.lang == "en"
+
+
+# -- language change ------------------------------------------------------------------------
+
+
+def test_language_from_the_main_menu(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("6")
+    assert dialog.step == "language.choose"
+    assert dialog.values == LANGUAGES
+    turn = dialog.say("5")
+    assert dialog.keys == ["language.set", "menu.main.question"]
+    assert turn.lang == "en"
+    assert world.languages == {1: "en"}
+
+
+@pytest.mark.parametrize(("name", "lang"), [("English", "en"), ("Mooré", "mos"), ("dioula", "dyu")])
+def test_typing_a_language_name_mid_booking_keeps_the_progress(
+    world: MemoryWorld, name: str, lang: str
+) -> None:
+    dialog = at_booking_day(world)
+    before = dialog.state
+    turn = dialog.say(name)
+    assert dialog.keys == ["language.set", "booking.day.question"]
+    assert dialog.state == before
+    assert turn.lang == lang
+    assert world.languages[1] == lang
+    dialog.say("2")
+    assert dialog.step == "booking.time"
+    assert dialog.last.lang == lang
+
+
+# -- main menu ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "step"),
+    [
+        ("1", "booking.post"),
+        ("je veux un rdv", "booking.post"),
+        ("prendre rendez-vous", "booking.post"),
+        ("suivi de mon dossier", "status.reference"),
+        ("2", "status.reference"),
+        ("documents", "info.service"),
+        ("quels papiers pour le passeport", "info.service"),
+        ("horaires", "contacts.post"),
+        ("langue", "language.choose"),
+        ("6", "language.choose"),
+    ],
+)
+def test_the_main_menu_understands_numbers_and_intents(
+    world: MemoryWorld, text: str, step: str
+) -> None:
+    dialog = at_menu(world)
+    dialog.say(text)
+    assert dialog.step == step
+
+
+def test_an_intent_in_english(world: MemoryWorld) -> None:
+    dialog = Dialog(world, lang="en")
+    dialog.say("0")
+    dialog.say("I want to book an appointment")
+    assert dialog.step == "booking.post"
+
+
+def test_the_main_menu_rejects_other_numbers_and_words(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("9")
+    assert dialog.keys == ["common.not_an_option", "menu.main.question"]
+    assert dialog.line("common.not_an_option").params == {"count": 6}
+    dialog.say("blablabla")
+    assert dialog.keys == ["common.not_understood", "menu.main.question"]
+
+
+# -- booking --------------------------------------------------------------------------------
+
+
+def test_booking_with_numbers(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("1")
+    assert (dialog.keys, dialog.values) == (["booking.post.question"], ["ABJ", "BKE", "PAR", "NYC"])
+    dialog.say("1")
+    assert dialog.state == ("booking", "service", {"post": "ABJ"})
+    assert dialog.values[:3] == ["passport", "cnib", "consular_card"]
+    assert dialog.choice_keys[0] == "service.passport"
+    dialog.say("1")
+    assert dialog.state == ("booking", "day", {"post": "ABJ", "service": "passport"})
+    assert dialog.values == [
+        "2026-12-01",
+        "2026-12-02",
+        "2026-12-03",
+        "2026-12-04",
+        "2026-12-07",
+        "2026-12-08",
+    ]  # the weekend and no other day off in between
+    assert set(dialog.choice_keys) == {"common.day"}
+    dialog.say("2")
+    assert dialog.step == "booking.time"
+    assert dialog.data["day"] == "2026-12-02"
+    assert dialog.values[:2] == [abj(WEDNESDAY, 8), abj(WEDNESDAY, 8, 30)]
+    assert len(dialog.values) == 12
+    dialog.say("1")
+    assert dialog.keys == ["booking.name.question"]
+    assert dialog.data["time"] == abj(WEDNESDAY, 8)
+    dialog.say(NAME)
+    assert dialog.keys == ["booking.confirm.question"]
+    assert dialog.values == ["yes", "no"]
+    assert dict(dialog.line("booking.confirm.question").params)["time"] == time(8)
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.step == "menu.main"
+    confirmed = dialog.line("booking.confirmed").params
+    assert REFERENCE.match(confirmed["reference"])
+    assert (confirmed["day"], confirmed["time"]) == (WEDNESDAY, time(8))
+    [appointment] = world.upcoming(1, NOW)
+    assert (appointment.reference, appointment.full_name) == (confirmed["reference"], NAME)
+    assert (appointment.post.code, appointment.service_code) == ("ABJ", "passport")
+
+
+def test_booking_in_free_text(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    for text, step in [
+        ("je veux un rdv", "booking.post"),
+        ("abidjan", "booking.service"),
+        ("passport", "booking.day"),
+        ("demain", "booking.time"),
+        ("9h30", "booking.name"),
+        (NAME, "booking.confirm"),
+    ]:
+        dialog.say(text)
+        assert dialog.step == step, (text, dialog.keys)
+    assert dialog.data == {
+        "post": "ABJ",
+        "service": "passport",
+        "day": "2026-12-02",
+        "time": abj(WEDNESDAY, 9, 30),
+        "name": NAME,
+    }
+    dialog.say("oui")
+    assert dialog.keys[0] == "booking.confirmed"
+    assert [a.local.time() for a in world.upcoming(1, NOW)] == [time(9, 30)]
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("demain", date(2026, 12, 2)),
+        ("après-demain", date(2026, 12, 3)),
+        ("jeudi", date(2026, 12, 3)),
+        ("lundi", date(2026, 12, 7)),
+        ("lundi prochain", date(2026, 12, 7)),
+        ("le 3", date(2026, 12, 3)),
+        ("14/12", date(2026, 12, 14)),
+        ("3 décembre", date(2026, 12, 3)),
+        ("4 DECEMBRE", date(2026, 12, 4)),
+    ],
+)
+def test_the_day_in_words(world: MemoryWorld, text: str, day: date) -> None:
+    dialog = at_booking_day(world)
+    dialog.say(text)
+    assert dialog.step == "booking.time"
+    assert dialog.data["day"] == day.isoformat()
+
+
+def test_le_4_is_the_fourth_of_the_month_not_the_fourth_choice(world: MemoryWorld) -> None:
+    friday = datetime(2026, 12, 4, 8, 0, tzinfo=NOW.tzinfo)
+    dialog = at_booking_day(world, now=friday)
+    assert dialog.values[3] == "2026-12-09"  # the fourth choice
+    dialog.say("le 4")
+    assert dialog.data["day"] == "2026-12-04"
+    dialog.wait(minutes=1)
+    dialog.say("0")
+    dialog.say("1")
+    dialog.say("1")
+    dialog.say("1")
+    dialog.say("4")  # a bare number is the choice
+    assert dialog.data["day"] == "2026-12-09"
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("9h30", time(9, 30)),
+        ("9h", time(9)),
+        ("14:00", time(14)),
+        ("14h30", time(14, 30)),
+        ("2pm", time(14)),
+        ("vers 10h", time(10)),
+    ],
+)
+def test_the_time_in_words(world: MemoryWorld, text: str, at: time) -> None:
+    dialog = at_booking_day(world)
+    dialog.say("demain")
+    dialog.say(text)
+    assert dialog.step == "booking.name"
+    assert dialog.data["time"] == abj(WEDNESDAY, at.hour, at.minute)
+
+
+def test_a_time_when_closed_offers_the_nearest(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    dialog.say("demain")
+    dialog.say("12h30")  # lunch break
+    assert dialog.keys == ["booking.time_unavailable", "booking.time.question"]
+    assert dialog.values == [
+        abj(WEDNESDAY, 11),
+        abj(WEDNESDAY, 11, 30),
+        abj(WEDNESDAY, 13),
+        abj(WEDNESDAY, 13, 30),
+    ]
+    dialog.say("3")
+    assert dialog.data["time"] == abj(WEDNESDAY, 13)
+    assert dialog.step == "booking.name"
+
+
+@pytest.mark.parametrize(
+    ("phone", "first"),
+    [
+        ("+2250701000001", ["ABJ", "BKE"]),
+        ("+33612345678", ["PAR"]),
+        ("+12125550123", ["NYC"]),
+        ("+4915112345678", ["ABJ", "BKE", "PAR", "NYC"]),  # no post there: the usual order
+    ],
+)
+def test_posts_of_the_senders_country_come_first(
+    world: MemoryWorld, phone: str, first: list[str]
+) -> None:
+    dialog = at_menu(world, phone=phone)
+    dialog.say("1")
+    assert dialog.values[: len(first)] == first
+    assert sorted(dialog.values) == ["ABJ", "BKE", "NYC", "PAR"]
+    dialog.say("1")
+    assert dialog.data == {"post": first[0]}
+
+
+def test_a_time_taken_meanwhile_offers_the_nearest_times(world: MemoryWorld) -> None:
+    dialog = at_confirm(world)
+    world.take_seat("ABJ", "passport", world.slot("ABJ", WEDNESDAY, time(9, 30)), seats=2)
+    dialog.say("oui")
+    assert dialog.keys == ["booking.taken", "booking.time.question"]
+    assert dialog.values == [
+        abj(WEDNESDAY, 8, 30),
+        abj(WEDNESDAY, 9),
+        abj(WEDNESDAY, 10),
+        abj(WEDNESDAY, 10, 30),
+    ]
+    assert dialog.data["name"] == NAME
+    dialog.say("3")
+    assert dialog.step == "booking.confirm"  # the name is not asked again
+    dialog.say("1")
+    assert dialog.keys[0] == "booking.confirmed"
+    assert [a.local.time() for a in world.upcoming(1, NOW)] == [time(10)]
+
+
+def test_a_day_filled_meanwhile_offers_other_days(world: MemoryWorld) -> None:
+    dialog = at_confirm(world)
+    world.fill_day("ABJ", "passport", WEDNESDAY)
+    dialog.say("oui")
+    assert dialog.keys == ["booking.taken_day_full", "booking.day.question"]
+    assert dialog.step == "booking.day"
+    assert "day" not in dialog.data
+    assert "2026-12-02" not in dialog.values
+    assert world.upcoming(1, NOW) == []
+
+
+def test_a_day_filled_between_the_question_and_the_answer(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    world.fill_day("ABJ", "passport", WEDNESDAY)
+    dialog.say("2")  # Wednesday, shown before it filled up
+    assert dialog.keys == ["booking.day_full", "booking.day.question"]
+    assert "2026-12-02" not in dialog.values
+
+
+def test_a_full_day_offers_the_nearest_days(world: MemoryWorld) -> None:
+    world.fill_day("ABJ", "passport", WEDNESDAY)
+    dialog = at_booking_day(world)
+    dialog.say("demain")
+    assert dialog.keys == ["booking.day_unavailable", "booking.day.question"]
+    assert dialog.line("booking.day_unavailable").params == {"day": WEDNESDAY}
+    assert dialog.values == ["2026-12-01", "2026-12-03", "2026-12-04", "2026-12-07"]
+    dialog.say("2")
+    assert dialog.data["day"] == "2026-12-03"
+
+
+def test_a_weekend_or_a_closure_offers_the_nearest_days(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    dialog.say("12/12")  # a Saturday, after the closure of Friday 11
+    assert dialog.keys == ["booking.day_unavailable", "booking.day.question"]
+    assert dialog.values == ["2026-12-09", "2026-12-10", "2026-12-14", "2026-12-15"]
+
+
+def test_no_day_at_all_goes_back_to_the_services(world: MemoryWorld) -> None:
+    world.seats = 0
+    dialog = at_menu(world)
+    for text in ("1", "1", "1"):
+        dialog.say(text)
+    assert dialog.keys == ["booking.no_days", "booking.service.question"]
+    assert dialog.state == ("booking", "service", {"post": "ABJ"})
+
+
+@pytest.mark.parametrize(
+    "name", ["A", "Jo", "12345", "Awa 2", "x" * 81, "...", "🙂🙂🙂", "\x00\x07", "-- --"]
+)
+def test_an_invalid_name_is_asked_again(world: MemoryWorld, name: str) -> None:
+    dialog = at_booking_day(world)
+    dialog.say("demain")
+    dialog.say("9h")
+    before = dialog.state
+    dialog.say(name)
+    assert dialog.keys[-1] == "booking.name.question"
+    assert dialog.keys[0] in {"booking.name.invalid", "common.not_understood"}
+    assert dialog.state == before
+
+
+@pytest.mark.parametrize("name", ["Awa Ouédraogo", "N'Guessan Kouamé", "Salif Traoré-Koné", "Zoé"])
+def test_a_valid_name_is_kept_as_typed(world: MemoryWorld, name: str) -> None:
+    dialog = at_booking_day(world)
+    dialog.say("demain")
+    dialog.say("9h")
+    dialog.say(f"  {name}  ")
+    assert dialog.step == "booking.confirm"
+    assert dialog.data["name"] == name
+
+
+@pytest.mark.parametrize("answer", ["2", "non", "Non merci", "pas d'accord", "annuler"])
+def test_saying_no_at_the_confirmation_abandons(world: MemoryWorld, answer: str) -> None:
+    dialog = at_confirm(world)
+    dialog.say(answer)
+    assert dialog.keys == ["booking.abandoned", "menu.main.question"]
+    assert world.upcoming(1, NOW) == []
+
+
+@pytest.mark.parametrize("answer", ["1", "oui", "OK", "d'accord", "Oui je confirme"])
+def test_saying_yes_at_the_confirmation_books(world: MemoryWorld, answer: str) -> None:
+    dialog = at_confirm(world)
+    dialog.say(answer)
+    assert dialog.keys[0] == "booking.confirmed"
+
+
+def test_an_unclear_confirmation_is_asked_again(world: MemoryWorld) -> None:
+    dialog = at_confirm(world)
+    before = dialog.state
+    dialog.say("peut-être")
+    assert dialog.keys == ["common.answer_yes_no", "booking.confirm.question"]
+    assert dialog.state == before
+
+
+def test_not_ok_in_english_does_not_book(world: MemoryWorld) -> None:
+    dialog = at_confirm(world)
+    dialog.say("English")
+    dialog.say("not ok")
+    assert dialog.keys == ["booking.abandoned", "menu.main.question"]
+
+
+@pytest.mark.parametrize("answer", ["yesterday", "I know", "now"])
+def test_words_that_merely_contain_yes_or_no_answer_nothing(
+    world: MemoryWorld, answer: str
+) -> None:
+    dialog = at_confirm(world)
+    dialog.say("English")
+    dialog.say(answer)
+    assert dialog.keys == ["common.answer_yes_no", "booking.confirm.question"]
+    assert world.upcoming(1, NOW) == []
+
+
+def test_too_many_appointments(world: MemoryWorld) -> None:
+    for day in (3, 4, 7, 8):
+        book_for(world, day=date(2026, 12, day))
+    dialog = at_confirm(world)
+    dialog.say("1")
+    assert dialog.keys == ["booking.limit_reached", "menu.main.question"]
+
+
+def test_booking_from_the_services_page_skips_the_service(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("4")
+    dialog.say("carte consulaire")
+    assert dialog.state == ("info", "details", {"service": "consular_card"})
+    dialog.say("1")  # book
+    assert dialog.state == ("booking", "post", {"service": "consular_card"})
+    dialog.say("Bouaké")
+    assert dialog.state == ("booking", "day", {"post": "BKE", "service": "consular_card"})
+
+
+# -- my appointments ------------------------------------------------------------------------
+
+
+def test_no_appointment(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("3")
+    assert dialog.keys == ["appointments.none", "menu.main.question"]
+    assert dialog.step == "menu.main"
+
+
+def test_one_appointment_is_still_a_list(world: MemoryWorld) -> None:
+    reference = book_for(world)
+    dialog = at_menu(world)
+    dialog.say("mes rendez-vous")
+    assert dialog.keys == ["appointments.list.question"]
+    assert dialog.line("appointments.list.question").params == {"count": 1}
+    assert dialog.choice_keys == ["appointments.item"]
+    assert dialog.last.replies[0].choices[0].params["reference"] == reference
+    dialog.say("1")
+    assert dialog.state == ("appointments", "actions", {"id": 1})
+    assert dialog.values == ["reschedule", "cancel", "back"]
+    dialog.say("3")
+    assert dialog.step == "appointments.list"
+
+
+def test_appointments_are_listed_soonest_first_and_picked_by_reference(
+    world: MemoryWorld,
+) -> None:
+    later = book_for(world, day=date(2026, 12, 8))
+    sooner = book_for(world, day=date(2026, 12, 3))
+    dialog = at_menu(world)
+    dialog.say("3")
+    assert [c.params["reference"] for c in dialog.last.replies[0].choices] == [sooner, later]
+    dialog.say(later.lower())
+    assert dialog.state == ("appointments", "actions", {"id": 1})
+
+
+def test_cancel_an_appointment(world: MemoryWorld) -> None:
+    book_for(world)
+    dialog = at_menu(world)
+    dialog.say("3")
+    dialog.say("1")
+    dialog.pick("cancel")
+    assert dialog.keys == ["appointments.cancel.question"]
+    assert dialog.values == ["yes", "no"]
+    dialog.say("oui")
+    assert dialog.keys == ["appointments.cancelled", "menu.main.question"]
+    assert world.upcoming(1, NOW) == []
+    assert world.appointments[1].status == "cancelled"
+    assert world.open_times("ABJ", "passport", WEDNESDAY, NOW)[2].seats_left == 2
+
+
+def test_keep_an_appointment(world: MemoryWorld) -> None:
+    book_for(world)
+    dialog = at_menu(world)
+    for text in ("3", "1", "2", "non"):
+        dialog.say(text)
+    assert dialog.keys == ["appointments.kept", "menu.main.question"]
+    assert len(world.upcoming(1, NOW)) == 1
+
+
+def test_an_appointment_cancelled_elsewhere_is_gone(world: MemoryWorld) -> None:
+    book_for(world)
+    dialog = at_menu(world)
+    dialog.say("3")
+    dialog.say("1")
+    world.cancel(1, 1, NOW)  # from the staff console, or another channel
+    dialog.pick("cancel")
+    assert dialog.keys == ["appointments.gone", "appointments.none", "menu.main.question"]
+
+
+def test_reschedule_keeps_the_reference(world: MemoryWorld) -> None:
+    reference = book_for(world)  # Wednesday 09:00
+    dialog = at_menu(world)
+    dialog.say("3")
+    dialog.say("1")
+    dialog.pick("reschedule")
+    assert dialog.state == (
+        "booking",
+        "day",
+        {"post": "ABJ", "service": "passport", "name": NAME, "reschedule": 1},
+    )
+    dialog.say("jeudi")
+    dialog.say("14h")
+    assert dialog.keys == ["booking.confirm.reschedule"]  # the name is known already
+    dialog.say("oui")
+    assert dialog.keys == ["booking.rescheduled", "menu.main.question"]
+    assert dialog.line("booking.rescheduled").params["reference"] == reference
+    [moved] = world.upcoming(1, NOW)
+    assert (moved.reference, moved.local.date(), moved.local.time()) == (
+        reference,
+        date(2026, 12, 3),
+        time(14),
+    )
+    assert world.open_times("ABJ", "passport", WEDNESDAY, NOW)[2].seats_left == 2  # freed
+
+
+# -- request status -------------------------------------------------------------------------
+
+
+def at_reference(world: MemoryWorld, **options: Any) -> Dialog:
+    world.add_request(REQUEST, birth_date=BIRTH_DATE, phone="+2250701000001", status="ready")
+    dialog = at_menu(world, **options)
+    dialog.say("2")
+    assert dialog.keys == ["status.reference.question"]
+    return dialog
+
+
+@pytest.mark.parametrize("text", ["abc", "123", "RDV-ABC123", "ABJ-26-1", "🙂"])
+def test_an_invalid_reference_is_asked_again(world: MemoryWorld, text: str) -> None:
+    dialog = at_reference(world)
+    dialog.say(text)
+    assert dialog.keys[-1] == "status.reference.question"
+    assert dialog.keys[0] in {"status.reference.invalid", "common.not_understood"}
+    assert dialog.step == "status.reference"
+
+
+@pytest.mark.parametrize("text", [REQUEST, "abj 2026 123", "ABJ/2026/000123", "abj-2026-123"])
+def test_a_reference_then_the_birth_date(world: MemoryWorld, text: str) -> None:
+    dialog = at_reference(world)
+    dialog.say(text)
+    assert dialog.state == ("status", "birth_date", {"reference": REQUEST})
+    dialog.say("12/03/1990")
+    assert dialog.keys == ["status.found", "menu.main.question"]
+    found = dialog.line("status.found").params
+    assert found["reference"] == REQUEST
+    assert found["status"].key == "status.ready"
+
+
+def test_an_unknown_reference_still_asks_the_birth_date(world: MemoryWorld) -> None:
+    dialog = at_reference(world)
+    dialog.say("ABJ-2026-999999")
+    assert dialog.step == "status.birth_date"  # nothing tells whether it exists
+
+
+def test_a_verified_phone_skips_the_birth_date(world: MemoryWorld) -> None:
+    dialog = at_reference(world, phone_verified=True)
+    dialog.say(REQUEST)
+    assert dialog.keys == ["status.found", "menu.main.question"]
+
+
+def test_another_verified_phone_does_not(world: MemoryWorld) -> None:
+    dialog = at_reference(world, phone="+2250701999999", phone_verified=True)
+    dialog.say(REQUEST)
+    assert dialog.step == "status.birth_date"
+
+
+@pytest.mark.parametrize("born", ["12/03/1990", "12-3-1990", "12 mars 1990", "12.03.1990"])
+def test_birth_date_forms(world: MemoryWorld, born: str) -> None:
+    dialog = at_reference(world)
+    dialog.say(REQUEST)
+    dialog.say(born)
+    assert dialog.keys[0] == "status.found"
+
+
+@pytest.mark.parametrize(
+    "born", ["hier", "31/02/1990", "12/03/2090", "1990", "12 mars 99999999999999999999"]
+)
+def test_an_unreadable_birth_date_is_asked_again(world: MemoryWorld, born: str) -> None:
+    dialog = at_reference(world)
+    dialog.say(REQUEST)
+    dialog.say(born)
+    assert dialog.keys == ["status.birth_date.invalid", "status.birth_date.question"]
+
+
+def test_three_wrong_birth_dates_lock_the_reference(world: MemoryWorld) -> None:
+    dialog = at_reference(world)
+    dialog.say(REQUEST)
+    for wrong in ("01/01/1990", "02/02/1990"):
+        dialog.say(wrong)
+        assert dialog.keys == ["status.wrong", "status.birth_date.question"]
+    dialog.say("03/03/1990")
+    assert dialog.keys == ["status.locked", "menu.main.question"]
+    dialog.say("2")
+    dialog.say(REQUEST)  # even the right answer waits for the lock to end
+    assert dialog.keys == ["status.locked", "menu.main.question"]
+    assert world.lookup(REQUEST, BIRTH_DATE, None, NOW).outcome is LookupOutcome.locked
+    dialog.wait(minutes=16)
+    dialog.say("2")
+    dialog.say(REQUEST)
+    dialog.say("12/03/1990")
+    assert dialog.keys[0] == "status.found"
+
+
+# -- services and documents, contacts ---------------------------------------------------------
+
+
+def test_services_and_documents(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("4")
+    assert dialog.keys == ["info.service.question"]
+    assert dialog.values == [
+        "passport",
+        "cnib",
+        "consular_card",
+        "civil_status",
+        "legalization",
+        "laissez_passer",
+        "other",
+    ]
+    dialog.say("carte consulaire")
+    assert dialog.keys == [
+        "info.details",
+        "service.consular_card.documents",
+        "info.fee",
+        "info.fee",
+        "info.in_person",
+        "info.next.question",
+    ]
+    fees = [line.params for line in dialog.lines if line.key == "info.fee"]
+    assert [(f["post"].params["text"], f["fee"].params["text"]) for f in fees] == [
+        ("Consulat général, Abidjan", "7 000 FCFA"),
+        ("Consulat général, Bouaké", "7 000 FCFA"),
+    ]
+    assert dialog.values == ["book", "other"]
+    dialog.say("2")
+    assert dialog.step == "info.service"
+
+
+def test_fees_are_those_of_the_senders_country(world: MemoryWorld) -> None:
+    dialog = at_menu(world, phone="+33612345678")
+    dialog.say("4")
+    dialog.say("passport")
+    fees = [line.params for line in dialog.lines if line.key == "info.fee"]
+    assert [f["fee"].params["text"] for f in fees] == ["80 € avec carte consulaire, 160 € sans"]
+
+
+def test_contacts_and_opening_hours(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("5")
+    assert dialog.keys == ["contacts.post.question"]
+    assert dialog.values == ["ABJ", "BKE", "PAR", "NYC"]
+    dialog.say("abidjn")
+    assert dialog.keys == [
+        "contacts.details",
+        *["contacts.hours"] * 10,
+        "contacts.timezone",
+        "menu.main.question",
+    ]
+    hours = [line.params for line in dialog.lines if line.key == "contacts.hours"]
+    assert (hours[0]["weekday"].key, hours[0]["opens"], hours[0]["closes"]) == (
+        "weekday.monday",
+        time(8),
+        time(12),
+    )
+    assert hours[-1]["weekday"].key == "weekday.friday"
+
+
+def test_contacts_reject_other_numbers(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("5")
+    dialog.say("9")
+    assert dialog.keys == ["common.not_in_list", "contacts.post.question"]
+
+
+# -- what works at every step -----------------------------------------------------------------
+
+STEP_IDS = [step.id for step in STEPS]
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+@pytest.mark.parametrize("word", ["0", "menu", "Menu", "MENU"])
+def test_back_to_the_main_menu_from_every_step(world: MemoryWorld, step: Step, word: str) -> None:
+    dialog = reach(step, world)
+    dialog.say(word)
+    assert dialog.keys == ["menu.main.question"]
+    assert dialog.state == ("menu", "main", {})
+    assert dialog.values == MENU
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+@pytest.mark.parametrize("word", ["?", "aide", "Aide", "help", " ? "])
+def test_help_explains_the_step_and_asks_again(world: MemoryWorld, step: Step, word: str) -> None:
+    dialog = reach(step, world)
+    before = dialog.state
+    dialog.say(word)
+    assert dialog.keys == [step.help, *step.asks]
+    assert dialog.state == before
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+@pytest.mark.parametrize(
+    ("word", "opted_out", "key"),
+    [
+        ("STOP", True, "common.stopped"),
+        ("ARRET", True, "common.stopped"),
+        ("ARRÊT", True, "common.stopped"),
+        ("arrêt", True, "common.stopped"),
+        ("START", False, "common.resumed"),
+        ("REPRENDRE", False, "common.resumed"),
+    ],
+)
+def test_stop_and_start_announcements_at_every_step(
+    world: MemoryWorld, step: Step, word: str, opted_out: bool, key: str
+) -> None:
+    dialog = reach(step, world)
+    before = dialog.state
+    dialog.say(word)
+    assert world.opted_out == {1: opted_out}
+    assert dialog.keys == [key, *step.asks]
+    assert dialog.state == before
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+@pytest.mark.parametrize("kind", [Kind.voice, Kind.photo, Kind.sticker, Kind.location])
+def test_what_the_bot_cannot_read_gets_a_kind_answer_and_the_same_step(
+    world: MemoryWorld, step: Step, kind: Kind
+) -> None:
+    dialog = reach(step, world)
+    before = dialog.state
+    dialog.send(kind)
+    assert dialog.keys == ["common.cannot_read", *step.asks]
+    assert dialog.state == before
+
+
+NOISE = ["", "   ", "🙂🙂🙂", "\x00\x07\x1b[31m", "\u200b\u200f", "zq " * 1700, "😀" * 5000]
+
+
+@pytest.mark.parametrize("step", STEPS, ids=STEP_IDS)
+@pytest.mark.parametrize(
+    "text", NOISE, ids=["empty", "spaces", "emoji", "control", "zw", "5000", "emoji5000"]
+)
+def test_noise_gets_a_kind_answer_and_the_same_step(
+    world: MemoryWorld, step: Step, text: str
+) -> None:
+    dialog = reach(step, world)
+    before = dialog.state
+    dialog.say(text)
+    assert dialog.keys[-1] == step.question
+    assert dialog.keys[0] != step.question
+    assert dialog.state == before
+
+
+def test_a_shared_contact_is_acknowledged(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    dialog.send(Kind.contact)
+    assert dialog.keys == ["common.contact_linked", "booking.day.question"]
+
+
+# -- expiry ---------------------------------------------------------------------------------
+
+
+def test_a_conversation_idle_for_30_minutes_restarts_kindly(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    dialog.wait(minutes=31)
+    dialog.say("2")
+    assert dialog.keys == ["common.expired", "menu.main.question"]
+    assert dialog.state == ("menu", "main", {})
+
+
+def test_29_idle_minutes_keep_the_step(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    dialog.wait(minutes=29)
+    dialog.say("2")
+    assert dialog.step == "booking.time"
+
+
+def test_the_main_menu_never_expires(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.wait(hours=5)
+    dialog.say("1")
+    assert dialog.keys == ["booking.post.question"]
+
+
+def test_expiry_counts_from_the_last_message(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    for _ in range(3):
+        dialog.wait(minutes=20)
+        dialog.say("?")
+    dialog.wait(minutes=20)
+    dialog.say("2")
+    assert dialog.step == "booking.time"
+
+
+def test_the_state_is_kept_as_json(world: MemoryWorld) -> None:
+    dialog = at_confirm(world)
+    assert dialog.stored is not None
+    assert dialog.stored["flow"] == "booking"
+    assert dialog.stored["updated_at"] == NOW.isoformat()
+    assert dialog.conversation == dialog.last.state
