@@ -20,7 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from api import migrate
+from api.channels_cli import register as register_channel_commands
 from api.db import create_engine, write
+from api.i18n_cli import i18n_app
 from api.models import utcnow
 from api.settings import Settings, SettingsError, load_settings
 
@@ -37,6 +39,8 @@ staff_app = typer.Typer(help="Staff accounts and API tokens.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(staff_app, name="staff")
+app.add_typer(i18n_app, name="i18n")
+register_channel_commands(app)  # `worker`, `telegram set-webhook`
 
 logger = logging.getLogger("api.cli")
 

@@ -1,0 +1,204 @@
+"""The messaging channels wired to the database: what a provider's payload does here, and the
+senders the worker sends with. Used by the webhook routes (api.http.webhooks), the Telegram
+poller and the worker (api.worker).
+
+Where a turn runs. The runtime is synchronous (SQLAlchemy). `Messaging.inline` (api.messaging)
+is the one decision: on SQLite a turn runs on the event loop (sub-millisecond, and SQLite
+serialises writers anyway); on PostgreSQL it runs in the threadpool. Every other database call
+made here follows the same decision, through `ChannelHandlers.call`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from api import db
+from api.domain.identities import link_verified_phone
+from api.domain.outbox import enqueue_callback_answer, record_delivery
+from api.messaging import Messaging
+from api.models import utcnow
+from api.settings import Settings
+from bot.channels import telegram as telegram_channel
+from bot.channels import whatsapp as whatsapp_channel
+from bot.i18n import RenderedReply
+from bot.outbox import LocalRateLimiter, RateLimiter, RedisRateLimiter, Sender
+from flows.engine import Kind
+from flows.messages import Reply, msg
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WEBHOOK_TELEGRAM = "/webhooks/telegram"
+WEBHOOK_WHATSAPP = "/webhooks/whatsapp"
+WEBHOOK_WHATSAPP_STATUS = "/webhooks/whatsapp/status"
+
+
+@dataclass(frozen=True)
+class TelegramAnswer:
+    """What handling one Telegram update leaves to do: nudge the sender (`queued`), or, when the
+    turn failed without writing anything, apologise outside the outbox."""
+
+    queued: bool = False
+    chat_id: int | None = None
+    apology: RenderedReply | None = None
+
+
+class ChannelHandlers:
+    """The webhooks' work, independent of HTTP (the Telegram poller calls it too)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        messaging: Messaging,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.messaging = messaging
+        self.clock = clock
+
+    async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking database work: inline on SQLite, in the threadpool otherwise."""
+        if self.messaging.inline:
+            return function(*args, **kwargs)
+        return await run_in_threadpool(function, *args, **kwargs)
+
+    def _write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with db.write(self.engine) as conn:
+            return function(conn, *args, **kwargs)
+
+    def apology(self, lang: str = "fr") -> RenderedReply:
+        return self.messaging.renderer.render_reply(Reply((msg("common.error"),)), lang)
+
+    # -- Telegram -------------------------------------------------------------------------------
+
+    async def telegram(self, data: Mapping[str, Any]) -> TelegramAnswer:
+        """One Update: acknowledge a button tap, link a shared phone, run the turn with its
+        replies queued in the outbox (in the turn's own transaction)."""
+        now = self.clock()
+        parsed = telegram_channel.parse_update(data, now)
+        if parsed is None:
+            return TelegramAnswer()
+        queued = False
+        try:
+            if parsed.callback_query_id and parsed.chat_id is not None:
+                queued = await self.call(
+                    self._write,
+                    enqueue_callback_answer,
+                    telegram_channel.CHANNEL,
+                    str(parsed.chat_id),
+                    parsed.callback_query_id,
+                    utcnow(),
+                )
+            inbound = parsed.inbound
+            if inbound is None:
+                return TelegramAnswer(queued=queued)
+            if inbound.phone and inbound.phone_verified and inbound.incoming.kind is Kind.contact:
+                await self.call(
+                    self._write,
+                    link_verified_phone,
+                    inbound.channel,
+                    inbound.address,
+                    inbound.phone,
+                    inbound.now,
+                )
+            output = await self.call(self.messaging.runtime.handle, inbound, via_outbox=True)
+        except Exception:
+            log.exception("telegram update failed")
+            return TelegramAnswer(queued, parsed.chat_id, self.apology())
+        if output.duplicate:
+            return TelegramAnswer(queued=queued)
+        if output.failed:  # rolled back: nothing was queued, say sorry directly
+            apology = output.replies[0] if output.replies else self.apology(output.lang)
+            return TelegramAnswer(queued, parsed.chat_id, apology)
+        return TelegramAnswer(queued=True)
+
+    # -- WhatsApp -------------------------------------------------------------------------------
+
+    def whatsapp_signed(self, url: str, form: Any, signature: str | None) -> bool:
+        token = self.settings.twilio_auth_token
+        return bool(token) and whatsapp_channel.validate_signature(
+            token or "", url, form, signature
+        )
+
+    async def whatsapp(self, form: Mapping[str, Any]) -> str:
+        """One incoming message → the TwiML that answers it (no provider call)."""
+        inbound = whatsapp_channel.parse_form(form, self.clock())
+        if inbound is None:
+            return whatsapp_channel.empty_twiml()
+        try:
+            output = await self.call(self.messaging.runtime.handle, inbound)
+        except Exception:
+            log.exception("whatsapp message failed")
+            return whatsapp_channel.twiml([self.apology()])
+        if output.duplicate:
+            return whatsapp_channel.empty_twiml()
+        return whatsapp_channel.twiml(output.replies)
+
+    async def whatsapp_status(self, form: Mapping[str, Any]) -> bool:
+        """A delivery callback: move the outbox row forward (never backwards)."""
+        status = whatsapp_channel.parse_status(form)
+        if status is None:
+            return False
+        return await self.call(
+            self._write,
+            record_delivery,
+            status.message_sid,
+            status.status,
+            utcnow(),
+            error_code=status.error_code,
+            error_message=status.error_message,
+        )
+
+
+# -- senders and limits -------------------------------------------------------------------------
+
+
+def rates(settings: Settings) -> dict[str, float]:
+    return {
+        telegram_channel.CHANNEL: settings.telegram_rate_per_second,
+        whatsapp_channel.CHANNEL: settings.whatsapp_rate_per_second,
+    }
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    """Shared through Redis when REDIS_URL is set (several workers), else in-process."""
+    if settings.redis_url:
+        return RedisRateLimiter.from_url(settings.redis_url, rates(settings))
+    return LocalRateLimiter(rates(settings))
+
+
+async def connect_telegram(settings: Settings) -> telegram_channel.TelegramSender | None:
+    if not settings.telegram_bot_token:
+        return None
+    return await telegram_channel.TelegramSender.connect(
+        settings.telegram_bot_token, settings.telegram_api_base_url
+    )
+
+
+def whatsapp_sender(settings: Settings) -> Sender | None:
+    if not (
+        settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_whatsapp_from
+    ):
+        return None
+    return whatsapp_channel.WhatsAppSender.create(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_whatsapp_from,
+        api_base_url=settings.twilio_api_base_url,
+        templates=settings.whatsapp_templates,
+        status_callback=settings.public_base_url + WEBHOOK_WHATSAPP_STATUS,
+    )
+
+
+def webhook_url(settings: Settings, path: str) -> str:
+    return settings.public_base_url.rstrip("/") + path

@@ -1,0 +1,359 @@
+"""WhatsApp through Twilio — the only module that imports `twilio`.
+
+In: Twilio's form post (`From=whatsapp:+226…`, `Body`, `MessageSid`, media, location, button
+fields; Twilio may add fields at any time and unknown ones are ignored) becomes a neutral
+`Inbound` whose phone is verified — WhatsApp vouches for it. The signature is checked with
+twilio's `RequestValidator` over the public URL and the form as a multidict.
+
+Out, on the request: TwiML, one `<Message>` per reply part of at most 1,600 characters (long
+replies are cut on line boundaries). Out, later: the REST API through `WhatsAppSender`, whose
+HTTP client sends `https://api.twilio.com/…` to `TWILIO_API_BASE_URL` (a local fake in tests).
+
+The 24-hour rule: more than 24 hours after the person's last message, WhatsApp accepts only
+approved templates. Then the sender uses the template configured for the message's language
+(French when that language has none) with the text as its variable {{1}}, or, with no
+template at all, records the message as skipped (`outside_window`) — never sent against the
+rule.
+
+Exactly once (`WhatsAppSender.find_sent`, see bot.outbox). Twilio takes no idempotency key, and
+a message it accepted carries nothing of ours that its API gives back (the status callback URL
+is not in the Message resource). So before a message whose earlier send is in doubt goes out
+again, the sender lists what Twilio sent from our number to that number since the doubtful
+claim began (less `MATCH_MARGIN` for the clocks' difference) and takes an outbound API message
+with the same text (for a template, the text within the rendered body) as that earlier send.
+That match is exact enough because a citizen is never sent the same text twice within minutes
+from two different outbox rows: notifications and reminders are once per purpose (dedupe
+keys) and carry their own details, a broadcast is one row per citizen, and the parts of a long
+message differ. Only a second broadcast with the very same text minutes later could be taken
+for the first, and only after a crash — erring towards once, not twice. Messages that Twilio
+reports failed or undelivered never reached the person: they do not count.
+Twilio fills `date_sent` when it hands the message to WhatsApp (within a second or so, unless
+its queue is backed up); the list filters on it, so a message still queued at Twilio when we
+ask is not seen. After a lost lease (minutes later) that does not happen in practice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from twilio.base.exceptions import TwilioRestException
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot.channels import TEXT_LIMITS, split_text
+from bot.i18n import RenderedReply
+from bot.outbox import OutboxItem, Outcome, SendResult
+from bot.runtime import Inbound
+from flows.engine import Incoming, Kind
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "whatsapp"
+MAX_BODY = TEXT_LIMITS[CHANNEL]
+WINDOW = timedelta(hours=24)
+TEMPLATE_FALLBACK = "fr"
+TWILIO_API = "https://api.twilio.com"
+# Twilio error codes that decide what happens to a message
+OPTED_OUT = 21610  # the person opted out at carrier level: never again
+OUTSIDE_WINDOW = 63016  # freeform outside the 24-hour window
+TOO_MANY_REQUESTS = 20429
+# Looking for an in-doubt message: from its claim less this (our clock against Twilio's), and
+# at most this many of the latest messages to that number.
+MATCH_MARGIN = timedelta(minutes=1)
+MATCH_LOOKUP = 50
+NOT_DELIVERED = frozenset({"failed", "undelivered", "canceled"})
+# Network errors that surely happened before the request reached Twilio: not in doubt.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+# The SDK logs every request at INFO (URLs with the account SID): keep it to warnings.
+logging.getLogger("twilio").setLevel(logging.WARNING)
+
+
+# -- in -----------------------------------------------------------------------------------------
+
+
+def validate_signature(auth_token: str, url: str, form: Any, signature: str | None) -> bool:
+    """`X-Twilio-Signature` over the exact public URL and the form (a multidict, so that a
+    repeated field is signed as Twilio signed it)."""
+    if not signature or not auth_token:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, form, signature))
+
+
+def parse_form(form: Mapping[str, str], now: datetime) -> Inbound | None:
+    """An incoming-message webhook → Inbound; None when it is not a WhatsApp message."""
+    sender = str(form.get("From") or "")
+    if not sender.startswith("whatsapp:"):
+        return None
+    phone = _e164(sender.removeprefix("whatsapp:"))
+    if phone is None:
+        return None
+    sid = str(form.get("MessageSid") or form.get("SmsMessageSid") or "") or None
+    return Inbound(
+        channel=CHANNEL,
+        address=phone,
+        incoming=_incoming(form),
+        now=now,
+        provider_id=sid,
+        phone=phone,
+        phone_verified=True,
+    )
+
+
+def _incoming(form: Mapping[str, str]) -> Incoming:
+    payload = str(form.get("ButtonPayload") or "").strip()
+    button = str(form.get("ButtonText") or "").strip()
+    if payload or button:
+        return Incoming(text=payload or button)
+    if _int(form.get("NumMedia")) > 0:
+        return Incoming(kind=_media_kind(str(form.get("MediaContentType0") or "")))
+    if form.get("Latitude") and form.get("Longitude"):
+        return Incoming(kind=Kind.location)
+    return Incoming(text=str(form.get("Body") or ""))
+
+
+def _media_kind(content_type: str) -> Kind:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in {"audio/ogg", "audio/opus"}:
+        return Kind.voice  # WhatsApp voice notes are Opus in Ogg
+    if media.startswith("audio/"):
+        return Kind.audio
+    if media == "image/webp":
+        return Kind.sticker  # WhatsApp stickers arrive as WebP images
+    if media.startswith("image/"):
+        return Kind.photo
+    if media.startswith("video/"):
+        return Kind.video
+    if media in {"text/vcard", "text/x-vcard"}:
+        return Kind.other  # a contact card: not something the flows read
+    return Kind.document
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _e164(raw: str) -> str | None:
+    raw = raw.strip()
+    digits = raw.removeprefix("+")
+    if not raw.startswith("+") or not digits.isdigit() or not 6 <= len(digits) <= 15:
+        return None
+    return raw
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """A status callback: where one message we sent through the REST API stands."""
+
+    message_sid: str
+    status: str  # queued, sent, delivered, read, failed, undelivered…
+    error_code: int | None = None
+    error_message: str = ""
+    address: str | None = None  # the recipient, E.164
+
+
+def parse_status(form: Mapping[str, str]) -> DeliveryStatus | None:
+    sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
+    status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    if not sid or not status:
+        return None
+    code = _int(form.get("ErrorCode")) or None
+    return DeliveryStatus(
+        message_sid=sid,
+        status=status,
+        error_code=code,
+        error_message=str(form.get("ErrorMessage") or ""),
+        address=_e164(str(form.get("To") or "").removeprefix("whatsapp:")),
+    )
+
+
+# -- out on the request: TwiML ------------------------------------------------------------------
+
+
+def twiml(replies: Iterable[RenderedReply]) -> str:
+    """The webhook's answer: one <Message> per part of each reply (numbered choices in text)."""
+    response = MessagingResponse()
+    for reply in replies:
+        for part in split_text(reply.with_numbers(), MAX_BODY):
+            response.message(part)
+    return str(response)
+
+
+def empty_twiml() -> str:
+    """An answer that sends nothing (a duplicate delivery, a message we do not handle)."""
+    return str(MessagingResponse())
+
+
+# -- out later: the REST API --------------------------------------------------------------------
+
+
+class LocalizedHttpClient(AsyncHttpClient):  # type: ignore[misc]  # twilio is untyped
+    """twilio's HTTP seam, over httpx: sends the SDK's fully qualified
+    `https://api.twilio.com/…` URIs to `api_base_url` instead (a local fake in tests)."""
+
+    def __init__(self, api_base_url: str = TWILIO_API, *, timeout: float = 15.0) -> None:
+        super().__init__(logging.getLogger("twilio.http_client"), True, timeout)
+        self.api_base_url = api_base_url.rstrip("/")
+        self.http = httpx.AsyncClient(timeout=timeout, trust_env=False)
+
+    def localize(self, uri: str) -> str:
+        if self.api_base_url == TWILIO_API:
+            return uri
+        parts = urlsplit(uri)
+        if not (parts.hostname or "").endswith("twilio.com"):
+            return uri
+        return self.api_base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+
+    async def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        as_json = (headers or {}).get("Content-Type", "").startswith("application/json")
+        response = await self.http.request(
+            method.upper(),
+            self.localize(uri),
+            params=params,  # type: ignore[arg-type]  # what twilio passes, httpx accepts
+            data=None if as_json else data,
+            json=data if as_json else None,
+            headers=headers,
+            auth=auth,
+            timeout=timeout or self.timeout,
+            follow_redirects=allow_redirects,
+        )
+        return Response(response.status_code, response.text, response.headers)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class WhatsAppSender:
+    """Sends outbox messages through Twilio's REST API. Implements `bot.outbox.Sender` and
+    `bot.outbox.SentLookup` (see "Exactly once" above)."""
+
+    def __init__(
+        self,
+        client: Client,
+        from_: str,
+        *,
+        templates: Mapping[str, str] | None = None,
+        status_callback: str | None = None,
+    ) -> None:
+        self.client = client
+        self.from_ = from_ if from_.startswith("whatsapp:") else f"whatsapp:{from_}"
+        self.templates = dict(templates or {})
+        self.status_callback = status_callback
+
+    @property
+    def channel(self) -> str:
+        return CHANNEL
+
+    @classmethod
+    def create(
+        cls,
+        account_sid: str,
+        auth_token: str,
+        from_: str,
+        *,
+        api_base_url: str = TWILIO_API,
+        templates: Mapping[str, str] | None = None,
+        status_callback: str | None = None,
+    ) -> WhatsAppSender:
+        http = LocalizedHttpClient(api_base_url)
+        client = Client(account_sid, auth_token, http_client=http)
+        return cls(client, from_, templates=templates, status_callback=status_callback)
+
+    def template_for(self, lang: str) -> str | None:
+        return self.templates.get(lang) or self.templates.get(TEMPLATE_FALLBACK)
+
+    async def send(self, item: OutboxItem, now: datetime) -> SendResult:
+        if item.payload.get("type"):
+            return SendResult.skipped("not_for_whatsapp")
+        params: dict[str, Any] = {"to": f"whatsapp:{item.address}", "from_": self.from_}
+        if self.status_callback:
+            params["status_callback"] = self.status_callback
+        if item.last_inbound_at is None or now - item.last_inbound_at >= WINDOW:
+            template = self.template_for(item.lang)
+            if template is None:
+                return SendResult.skipped("outside_window")
+            params["content_sid"] = template
+            params["content_variables"] = json.dumps({"1": item.text}, ensure_ascii=False)
+        else:
+            params["body"] = item.text[:MAX_BODY]
+        try:
+            message = await self.client.messages.create_async(**params)
+        except TwilioRestException as exc:
+            return _refusal(exc)
+        except httpx.HTTPError as exc:
+            doubt = not isinstance(exc, _NOT_SENT)  # the request may have gone out
+            return SendResult(Outcome.retry, error=f"network {type(exc).__name__}", in_doubt=doubt)
+        return SendResult.sent(str(message.sid))
+
+    async def find_sent(self, item: OutboxItem) -> str | None:
+        """The SID of the message Twilio sent for `item` since `item.in_doubt_since`, if any."""
+        if item.in_doubt_since is None or item.payload.get("type"):
+            return None
+        since = item.in_doubt_since.astimezone(UTC) - MATCH_MARGIN
+        to = f"whatsapp:{item.address}"
+        messages = await self.client.messages.list_async(
+            to=to, from_=self.from_, date_sent_after=since, limit=MATCH_LOOKUP
+        )
+        text = item.text[:MAX_BODY]
+        matches = [m for m in messages if self._same(m, to, text, since)]
+        # newest first: the oldest match is the earliest send
+        return str(matches[-1].sid) if matches else None
+
+    def _same(self, message: Any, to: str, text: str, since: datetime) -> bool:
+        """`message` (a Twilio Message resource) is this text, sent by us through the API."""
+        if message.direction != "outbound-api" or message.to != to or message.from_ != self.from_:
+            return False
+        if str(message.status or "") in NOT_DELIVERED:
+            return False
+        # Twilio documents DateSent filters by day: check the time here.
+        moment = message.date_sent or message.date_created
+        if moment is not None and moment < since:
+            return False
+        body = str(message.body or "")
+        # a template's body is its text with ours as the variable
+        return bool(text) and (body == text or (bool(self.templates) and text in body))
+
+    async def close(self) -> None:
+        http = self.client.http_client
+        if isinstance(http, LocalizedHttpClient):
+            await http.close()
+
+
+def _refusal(exc: TwilioRestException) -> SendResult:
+    code = int(exc.code or 0)
+    status = int(exc.status or 0)
+    error = f"{code or status} {exc.msg}"[:300]
+    if code == OPTED_OUT:
+        return SendResult(Outcome.unreachable, error=error, carrier_opt_out=True)
+    if code == OUTSIDE_WINDOW:
+        return SendResult.skipped("outside_window")
+    if status == 429 or code == TOO_MANY_REQUESTS:
+        return SendResult(Outcome.throttled, error=error, retry_after=1.0)
+    if status >= 500:  # the provider: try later; a gateway's error may hide an acceptance
+        return SendResult(Outcome.retry, error=error, in_doubt=True)
+    if status in (401, 403):  # our credentials: try later
+        return SendResult(Outcome.retry, error=error)
+    return SendResult(Outcome.failed, error=error)
