@@ -9,16 +9,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from api.domain.citizens import normalise_phone
 from api.http.problems import problem
+from api.http.staff.errors import ProblemRoute, responses
 from api.messaging import Messaging
 from bot.channels import simulator
+from flows.engine import Kind
 
-router = APIRouter(prefix="/api/v1/simulator", tags=["simulator"])
+router = APIRouter(
+    prefix="/api/v1/simulator",
+    tags=["simulator"],
+    route_class=ProblemRoute,
+    responses=responses(404, 422),
+)
 
 
 class SimulatorMessage(BaseModel):
@@ -46,8 +54,8 @@ class SimulatorAnswer(BaseModel):
     replies: list[SimulatorReply]
 
 
-@router.post("/messages", response_model=SimulatorAnswer)
-async def post_message(body: SimulatorMessage, request: Request) -> object:
+@router.post("/messages", responses={200: {"model": SimulatorAnswer}})
+async def post_message(body: SimulatorMessage, request: Request) -> Response:
     if not request.app.state.settings.simulator_enabled:
         return problem(404, "Not Found", "the simulator is disabled")
     phone = normalise_phone(body.phone) if body.phone else None
@@ -59,10 +67,11 @@ async def post_message(body: SimulatorMessage, request: Request) -> object:
         body.text,
         body.now or request.app.state.clock(),
         phone,
-        simulator.Kind(body.kind),
+        Kind(body.kind),
     )
     if messaging.inline:
         output = messaging.runtime.handle(message)
     else:
         output = await run_in_threadpool(messaging.runtime.handle, message)
-    return {"replies": simulator.replies_json(output)}
+    # Built by hand rather than validated through a response model: this is the hot path.
+    return JSONResponse({"replies": simulator.replies_json(output)})

@@ -1,0 +1,439 @@
+"""Consular requests (dossiers): references, statuses and their history, status lookups.
+
+`RequestService(conn)` works on the caller's connection and transaction, like BookingService:
+nothing here commits. Write with `api.db.write(engine)`.
+
+References. Staff issue `<POST>-<YEAR>-<serial>` (`ABJ-2026-000123`), the serial counting per
+post and per year of the post's local calendar. The serial comes from `request_sequence` with
+one statement, `INSERT … ON CONFLICT (post_id, year) DO UPDATE SET last = last + 1
+RETURNING last`: the row lock it takes (the write lock on SQLite) makes concurrent desks
+queue, never read the same number.
+
+Statuses. received → in_progress → ready → delivered; any status that is not final may go to
+rejected, with a reason. delivered and rejected are final. The change is one conditional
+UPDATE (`WHERE status IN (the allowed predecessors)`), each change is appended to
+`request_event`, and the citizen is told (api.domain.notices).
+
+Lookups (the chat's "track a request"). Nothing said before verification tells whether a
+reference exists: without a birth date the answer is `needs_birth_date` for any reference,
+unless the sender's verified phone is the request's. A wrong birth date and an unknown
+reference are the same failure, counted per reference in `lookup_guard` with one conditional
+upsert; the third in a row locks the reference for `LOCK_DURATION`. A success resets the count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+from sqlmodel import SQLModel
+
+from api.domain import notices
+from api.domain.citizens import normalise_phone
+from api.models import (
+    Citizen,
+    ConsularRequest,
+    LookupGuard,
+    Post,
+    RequestEvent,
+    RequestSequence,
+    RequestStatus,
+    Service,
+    UTCDateTime,
+)
+from flows.status import normalise_reference
+from flows.world import LookupOutcome, LookupResult, PostInfo, RequestInfo
+
+MAX_FAILURES = 3
+LOCK_DURATION = timedelta(minutes=15)
+REASON_MAX = 300
+NAME_MAX = 120
+
+FINAL = frozenset({RequestStatus.delivered, RequestStatus.rejected})
+
+# The statuses a request may come from, for each status it may go to.
+ALLOWED_FROM: dict[RequestStatus, frozenset[RequestStatus]] = {
+    RequestStatus.received: frozenset(),
+    RequestStatus.in_progress: frozenset({RequestStatus.received}),
+    RequestStatus.ready: frozenset({RequestStatus.in_progress}),
+    RequestStatus.delivered: frozenset({RequestStatus.ready}),
+    RequestStatus.rejected: frozenset(
+        {RequestStatus.received, RequestStatus.in_progress, RequestStatus.ready}
+    ),
+}
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    return cast(sa.Table, sa.inspect(model).local_table)
+
+
+_request = _table(ConsularRequest)
+_sequence = _table(RequestSequence)
+_event = _table(RequestEvent)
+_guard = _table(LookupGuard)
+_post = _table(Post)
+_service = _table(Service)
+_citizen = _table(Citizen)
+
+
+class UnknownRequest(LookupError):
+    """No request has this reference."""
+
+
+class TransitionRefused(ValueError):
+    """The request's current status does not allow the change asked for."""
+
+    def __init__(self, current: RequestStatus, wanted: RequestStatus) -> None:
+        super().__init__(f"a request that is {current.value} cannot become {wanted.value}")
+        self.current = current
+        self.wanted = wanted
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A request with the codes of its post and service, as staff see it."""
+
+    id: int
+    reference: str
+    post_id: int
+    post_code: str
+    service_code: str
+    citizen_id: int | None
+    phone: str | None
+    full_name: str
+    birth_date: date | None
+    status: RequestStatus
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RequestEventRecord:
+    status: RequestStatus
+    note: str
+    staff_id: int | None
+    at: datetime
+
+
+def clean_reference(reference: str) -> str:
+    """The canonical form of a reference ('abj 2026 123' → 'ABJ-2026-000123'); text that
+    cannot be one is kept upper-cased and cut to the column's size, so it matches nothing."""
+    return normalise_reference(reference) or reference.strip().upper()[:20]
+
+
+def record_query() -> sa.Select[Any]:
+    """Requests with their post and service codes; add `.where(…)` to pick some."""
+    return sa.select(
+        _request.c.id,
+        _request.c.reference,
+        _request.c.post_id,
+        _post.c.code.label("post_code"),
+        _service.c.code.label("service_code"),
+        _request.c.citizen_id,
+        _request.c.phone,
+        _request.c.full_name,
+        _request.c.birth_date,
+        _request.c.status,
+        _request.c.reason,
+        _request.c.created_at,
+        _request.c.updated_at,
+    ).select_from(
+        _request.join(_post, _post.c.id == _request.c.post_id).join(
+            _service, _service.c.id == _request.c.service_id
+        )
+    )
+
+
+def to_record(row: Row[Any]) -> RequestRecord:
+    return RequestRecord(
+        id=row.id,
+        reference=row.reference,
+        post_id=row.post_id,
+        post_code=row.post_code,
+        service_code=row.service_code,
+        citizen_id=row.citizen_id,
+        phone=row.phone,
+        full_name=row.full_name,
+        birth_date=row.birth_date,
+        status=RequestStatus(row.status),
+        reason=row.reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class RequestService:
+    """Consular requests on the caller's connection and transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # --- staff ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        post_code: str,
+        service_code: str,
+        phone: str | None,
+        full_name: str,
+        birth_date: date | None,
+        staff_id: int | None,
+        now: datetime,
+    ) -> ConsularRequest:
+        """Lodge a request and issue its reference. Raises UnknownRequest's sibling LookupError
+        for an unknown post or service, ValueError for a bad phone number or an empty name."""
+        full_name = " ".join(full_name.split())[:NAME_MAX]
+        if not full_name:
+            raise ValueError("full_name is empty")
+        e164 = None
+        if phone is not None and phone.strip():
+            e164 = normalise_phone(phone)
+            if e164 is None:
+                raise ValueError("not a phone number")
+        post = self.conn.execute(
+            sa.select(_post.c.id, _post.c.code, _post.c.timezone).where(_post.c.code == post_code)
+        ).first()
+        if post is None:
+            raise LookupError(f"no post {post_code!r}")
+        service_id = self.conn.execute(
+            sa.select(_service.c.id).where(_service.c.code == service_code)
+        ).scalar_one_or_none()
+        if service_id is None:
+            raise LookupError(f"no service {service_code!r}")
+
+        year = now.astimezone(ZoneInfo(post.timezone)).year
+        serial = self._next_serial(post.id, year)
+        reference = f"{post.code}-{year}-{serial:06d}"
+        citizen_id = self._citizen_with_phone(e164)
+        values: dict[str, Any] = {
+            "reference": reference,
+            "post_id": post.id,
+            "service_id": service_id,
+            "citizen_id": citizen_id,
+            "phone": e164,
+            "full_name": full_name,
+            "birth_date": birth_date,
+            "status": RequestStatus.received.value,
+            "reason": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        request_id = self.conn.execute(
+            sa.insert(_request).values(**values).returning(_request.c.id)
+        ).scalar_one()
+        self._append_event(request_id, RequestStatus.received, "", staff_id, now)
+        return ConsularRequest(id=request_id, **values)
+
+    def get(self, reference: str) -> RequestRecord | None:
+        row = self.conn.execute(
+            record_query().where(_request.c.reference == clean_reference(reference))
+        ).first()
+        return to_record(row) if row else None
+
+    def history(self, request_id: int) -> list[RequestEventRecord]:
+        rows = self.conn.execute(
+            sa.select(_event.c.status, _event.c.note, _event.c.staff_id, _event.c.at)
+            .where(_event.c.request_id == request_id)
+            .order_by(_event.c.at, _event.c.id)
+        )
+        return [RequestEventRecord(RequestStatus(r.status), r.note, r.staff_id, r.at) for r in rows]
+
+    def change_status(
+        self,
+        reference: str,
+        status: RequestStatus | str,
+        reason: str,
+        staff_id: int | None,
+        now: datetime,
+    ) -> ConsularRequest:
+        """Move a request on, append the change to its history and tell the citizen.
+
+        Raises UnknownRequest, TransitionRefused, or ValueError (a rejection without reason).
+        """
+        wanted = RequestStatus(status)
+        reason = " ".join(reason.split())[:REASON_MAX]
+        if wanted is RequestStatus.rejected and not reason:
+            raise ValueError("a rejection needs a reason")
+        reference = clean_reference(reference)
+        row = self.conn.execute(
+            sa.update(_request)
+            .where(
+                _request.c.reference == reference,
+                _request.c.status.in_([s.value for s in ALLOWED_FROM[wanted]]),
+            )
+            .values(
+                status=wanted.value,
+                reason=reason if wanted is RequestStatus.rejected else "",
+                updated_at=now,
+            )
+            .returning(*_request.c)
+        ).first()
+        if row is None:
+            current = self.conn.execute(
+                sa.select(_request.c.status).where(_request.c.reference == reference)
+            ).scalar_one_or_none()
+            if current is None:
+                raise UnknownRequest(reference)
+            raise TransitionRefused(RequestStatus(current), wanted)
+        self._append_event(row.id, wanted, reason, staff_id, now)
+        request = ConsularRequest.model_validate(row._asdict())
+        citizen_id = request.citizen_id or self._citizen_with_phone(request.phone)
+        if citizen_id is not None:
+            if request.citizen_id is None:  # they wrote to the bot after the request was lodged
+                self.conn.execute(
+                    sa.update(_request)
+                    .where(_request.c.id == request.id)
+                    .values(citizen_id=citizen_id)
+                )
+                request.citizen_id = citizen_id
+            post = self._post_info(request.post_id)
+            service_code = self.conn.execute(
+                sa.select(_service.c.code).where(_service.c.id == request.service_id)
+            ).scalar_one()
+            notices.request_status_changed(
+                self.conn,
+                citizen_id,
+                request_id=int(row.id),
+                reference=request.reference,
+                service_code=service_code,
+                post=post,
+                status=wanted.value,
+                reason=reason,
+                now=now,
+            )
+        return request
+
+    # --- the chat ---------------------------------------------------------------------------
+
+    def lookup(
+        self, reference: str, birth_date: date | None, verified_phone: str | None, now: datetime
+    ) -> LookupResult:
+        reference = clean_reference(reference)
+        locked_until = self.conn.execute(
+            sa.select(_guard.c.locked_until).where(
+                _guard.c.reference == reference, _guard.c.locked_until > now
+            )
+        ).scalar_one_or_none()
+        if locked_until is not None:
+            return LookupResult(LookupOutcome.locked, locked_until=locked_until)
+
+        row = self.conn.execute(record_query().where(_request.c.reference == reference)).first()
+        request = to_record(row) if row else None
+        if request is not None and verified_phone and request.phone == verified_phone:
+            return self._found(request, now)
+        if birth_date is None:
+            return LookupResult(LookupOutcome.needs_birth_date)
+        if request is not None and request.birth_date == birth_date:
+            return self._found(request, now)
+
+        locked_until = self._count_failure(reference, now)
+        if locked_until is not None and locked_until > now:
+            return LookupResult(LookupOutcome.locked, locked_until=locked_until)
+        return LookupResult(LookupOutcome.wrong)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _insert(self) -> Any:
+        return (sqlite if self.conn.dialect.name == "sqlite" else postgresql).insert
+
+    def _next_serial(self, post_id: int, year: int) -> int:
+        """Insert-or-increment: the one statement that issues a serial."""
+        statement = (
+            self._insert()(_sequence)
+            .values(post_id=post_id, year=year, last=1)
+            .on_conflict_do_update(
+                index_elements=[_sequence.c.post_id, _sequence.c.year],
+                set_={"last": _sequence.c.last + 1},
+            )
+            .returning(_sequence.c.last)
+        )
+        return int(self.conn.execute(statement).scalar_one())
+
+    def _citizen_with_phone(self, phone: str | None) -> int | None:
+        if not phone:
+            return None
+        found = self.conn.execute(
+            sa.select(_citizen.c.id).where(
+                _citizen.c.phone == phone,
+                _citizen.c.phone_verified.is_(True),
+                _citizen.c.erased_at.is_(None),
+            )
+        ).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def _append_event(
+        self,
+        request_id: int,
+        status: RequestStatus,
+        note: str,
+        staff_id: int | None,
+        now: datetime,
+    ) -> None:
+        self.conn.execute(
+            sa.insert(_event).values(
+                request_id=request_id, status=status.value, note=note, staff_id=staff_id, at=now
+            )
+        )
+
+    def _post_info(self, post_id: int) -> PostInfo:
+        row = self.conn.execute(sa.select(_post).where(_post.c.id == post_id)).one()
+        return PostInfo(
+            code=row.code,
+            name=row.name,
+            city=row.city,
+            country=row.country,
+            timezone=row.timezone,
+            address=row.address,
+            phone=row.phone,
+            email=row.email,
+        )
+
+    def _found(self, request: RequestRecord, now: datetime) -> LookupResult:
+        self.conn.execute(
+            sa.update(_guard)
+            .where(_guard.c.reference == request.reference, _guard.c.failures > 0)
+            .values(failures=0, locked_until=None, updated_at=now)
+        )
+        info = RequestInfo(
+            reference=request.reference,
+            service_code=request.service_code,
+            post=self._post_info(request.post_id),
+            status=request.status.value,
+            reason=request.reason,
+            updated_at=request.updated_at,
+        )
+        return LookupResult(LookupOutcome.found, info)
+
+    def _count_failure(self, reference: str, now: datetime) -> datetime | None:
+        """One upsert counts the failure: after an expired lock the count starts again; the
+        third failure sets the lock; a lock still running is left as it is (a concurrent
+        lookup set it meanwhile). Returns the lock, if any."""
+        at = sa.literal(now, UTCDateTime())
+        lock_until = sa.literal(now + LOCK_DURATION, UTCDateTime())
+        failures = sa.case(
+            (_guard.c.locked_until.is_(None), _guard.c.failures + 1),
+            (_guard.c.locked_until <= at, 1),
+            else_=_guard.c.failures,
+        )
+        locked_until = sa.case(
+            (_guard.c.locked_until > at, _guard.c.locked_until),
+            (failures >= MAX_FAILURES, lock_until),
+            else_=sa.null(),
+        )
+        statement = (
+            self._insert()(_guard)
+            .values(reference=reference, failures=1, locked_until=None, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=[_guard.c.reference],
+                set_={"failures": failures, "locked_until": locked_until, "updated_at": now},
+            )
+            .returning(_guard.c.locked_until)
+        )
+        locked: datetime | None = self.conn.execute(statement).scalar_one()
+        return locked

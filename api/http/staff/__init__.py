@@ -1,0 +1,28 @@
+"""The staff REST API under `/api/v1`: one module per resource, bearer tokens, problem+json.
+
+`router` gathers them; api.app includes it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.http.staff import (
+    appointments,
+    audit,
+    broadcasts,
+    citizens,
+    hours,
+    me,
+    posts,
+    requests,
+    services,
+)
+
+PREFIX = "/api/v1"
+
+router = APIRouter(prefix=PREFIX)
+for module in (me, posts, services, hours, appointments, requests, citizens, audit, broadcasts):
+    router.include_router(module.router)
+
+__all__ = ["PREFIX", "router"]
