@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy api bot flows
 	$(BIN)/lint-imports
+	$(BIN)/diaspora-bot i18n check
 
 install: $(STAMP)
 

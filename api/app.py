@@ -15,8 +15,10 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from api import worker
 from api.db import create_engine
-from api.http import health, simulator
+from api.domain.outbox import enqueue_replies
+from api.http import console, health, simulator, staff, web_simulator, webhooks
 from api.http.problems import CatchAllErrors
 from api.messaging import build_messaging
 from api.settings import Settings, load_settings
@@ -54,7 +56,7 @@ def create_app(
     app.state.engine = db
     app.state.run_worker = run_worker
     app.state.metrics = health.Metrics()
-    app.state.messaging = build_messaging(db)
+    app.state.messaging = build_messaging(db, enqueue=enqueue_replies)
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)
 
@@ -62,6 +64,12 @@ def create_app(
     app.add_middleware(CatchAllErrors)
     app.add_middleware(health.RequestMetrics, metrics=app.state.metrics)
 
-    app.include_router(health.router)
+    # The message routes first: the router tries routes in order, and these carry the load.
+    app.include_router(webhooks.router)
     app.include_router(simulator.router)
+    app.include_router(health.router)
+    app.include_router(staff.router)
+    app.include_router(console.router)
+    app.include_router(web_simulator.router)
+    app.include_router(worker.router)  # its lifespan runs the worker unless run_worker=False
     return app

@@ -20,14 +20,15 @@ from sqlalchemy.exc import IntegrityError
 
 from api import db
 from api.domain.citizens import country_of
+from api.domain.tables import table
 from api.models import ChannelIdentity, Citizen
 from api.world import NetworkCache, SqlWorld
 from bot.runtime import Inbound, Outbound
 from flows.engine import Who
 from flows.state import Conversation
 
-identity = ChannelIdentity.__table__
-citizen = Citizen.__table__
+identity = table(ChannelIdentity)
+citizen = table(Citizen)
 
 Enqueue = Callable[[Connection, Outbound], None]
 
@@ -167,7 +168,8 @@ class SqlConversationStore:
             "provider_id": (inbound.provider_id or "")[:64],
             "now": self.sql.when(inbound.now),
         }
-        return self.sql.execute(conn, self.sql.dedupe, params).rowcount == 1
+        inserted: int = self.sql.execute(conn, self.sql.dedupe, params).rowcount
+        return inserted == 1
 
     def _identity(self, conn: Connection, inbound: Inbound) -> Any:
         params = {"channel": inbound.channel, "address": inbound.address}
@@ -209,4 +211,6 @@ class SqlConversationStore:
                 created_at=inbound.now,
             )
         )
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])

@@ -1,4 +1,4 @@
-"""Settings from the environment (pydantic-settings). Defaults make `serve` work with nothing set."""
+"""Settings from the environment (pydantic-settings); the defaults serve the demo as is."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     twilio_templates: str = ""
 
     simulator_enabled: bool = True
+    # Signs the staff console's session cookies. Set it in production (and the same on every
+    # `serve` process); unset, each process makes its own and sessions end on restart.
+    console_secret: str | None = None
 
     # Provider rate limits, messages per second, per bot / per sender.
     telegram_rate_per_second: float = Field(default=30.0, gt=0)

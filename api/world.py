@@ -13,30 +13,41 @@ from sqlalchemy.engine import Connection
 from api.domain import citizens
 from api.domain.booking import BookingService
 from api.domain.requests import RequestService
-from flows.world import LookupResult, PostInfo, ServiceOffer
+from flows.world import BookingResult, LookupResult, PostInfo, ServiceOffer, SlotOption
 
 T = TypeVar("T")
 
 
 class NetworkCache:
-    """Posts and the services they offer change a few times a year, yet every turn of a
-    booking asks for them: each process keeps them for `ttl` seconds. Opening hours,
-    closures and seats are always read live."""
+    """What every booking turn asks and few turns change, kept briefly per process.
 
-    def __init__(self, ttl: float = 10.0) -> None:
+    Posts and the services they offer change a few times a year: kept `ttl` seconds. The open
+    days and times of a post's service are what thousands of citizens look at during a rush:
+    kept `availability_ttl` seconds, and forgotten at once when this process books or
+    cancels there. A seat taken meanwhile by another process is not lost: booking is decided
+    by the database, and the flow then says the time was just taken and offers the nearest.
+    """
+
+    def __init__(self, ttl: float = 10.0, availability_ttl: float = 2.0) -> None:
         self.ttl = ttl
+        self.availability_ttl = availability_ttl
         self._values: dict[Any, tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Any, load: Callable[[], T]) -> T:
+    def get(self, key: Any, load: Callable[[], T], ttl: float | None = None) -> T:
         now = time.monotonic()
         hit = self._values.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
+        if hit is not None and now - hit[0] < (self.ttl if ttl is None else ttl):
             return hit[1]  # type: ignore[no-any-return]
         value = load()
         with self._lock:
             self._values[key] = (now, value)
         return value
+
+    def forget_availability(self, post_code: str, service_code: str) -> None:
+        with self._lock:
+            for key in [k for k in self._values if k[:3] == ("open", post_code, service_code)]:
+                del self._values[key]
 
     def clear(self) -> None:
         with self._lock:
@@ -68,6 +79,54 @@ class SqlWorld(BookingService):
                 ("services", post_code), lambda: super(SqlWorld, self).services(post_code)
             )
         )
+
+    def open_days(self, post_code: str, service_code: str, now: datetime, limit: int) -> list[date]:
+        if self._cache is None:
+            return super().open_days(post_code, service_code, now, limit)
+        key = ("open", post_code, service_code, "days", limit)
+        load = lambda: BookingService.open_days(self, post_code, service_code, now, limit)  # noqa: E731
+        return list(self._cache.get(key, load, self._cache.availability_ttl))
+
+    def open_times(
+        self, post_code: str, service_code: str, day: date, now: datetime
+    ) -> list[SlotOption]:
+        if self._cache is None:
+            return super().open_times(post_code, service_code, day, now)
+        key = ("open", post_code, service_code, "times", day)
+        load = lambda: BookingService.open_times(self, post_code, service_code, day, now)  # noqa: E731
+        return [
+            slot
+            for slot in self._cache.get(key, load, self._cache.availability_ttl)
+            if slot.starts_at >= now  # the clock moved on since they were read
+        ]
+
+    def book(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str,
+        starts_at: datetime,
+        full_name: str,
+        now: datetime,
+    ) -> BookingResult:
+        result = super().book(citizen_id, post_code, service_code, starts_at, full_name, now)
+        if self._cache is not None:
+            self._cache.forget_availability(post_code, service_code)
+        return result
+
+    def cancel(self, citizen_id: int, appointment_id: int, now: datetime) -> bool:
+        done = super().cancel(citizen_id, appointment_id, now)
+        if done and self._cache is not None:
+            self._cache.clear()  # which post and service: not worth a query; rare
+        return done
+
+    def reschedule(
+        self, citizen_id: int, appointment_id: int, starts_at: datetime, now: datetime
+    ) -> BookingResult:
+        result = super().reschedule(citizen_id, appointment_id, starts_at, now)
+        if self._cache is not None:
+            self._cache.clear()
+        return result
 
     def set_language(self, citizen_id: int, lang: str) -> None:
         citizens.set_language(self.conn, citizen_id, lang)

@@ -24,6 +24,8 @@ def build() -> object:
         await request.form()
         return Response(TWIML, media_type="application/xml")
 
+    # First in line, like the message routes, so that both pay the same routing.
+    app.router.routes.insert(0, app.router.routes.pop())
     return app
 
 

@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
@@ -131,6 +132,13 @@ def local_grid(
     day: date, intervals: Iterable[tuple[time, time]], slot_minutes: int, tz: ZoneInfo
 ) -> list[datetime]:
     """The slot starts of one local day, as sorted UTC instants (see the module docstring)."""
+    return list(_grid(day, tuple(intervals), slot_minutes, tz))
+
+
+@lru_cache(maxsize=4096)  # every open_days walks a month of grids: compute each day once
+def _grid(
+    day: date, intervals: tuple[tuple[time, time], ...], slot_minutes: int, tz: ZoneInfo
+) -> tuple[datetime, ...]:
     step = timedelta(minutes=slot_minutes)
     starts: set[datetime] = set()
     for opens, closes in intervals:
@@ -142,7 +150,7 @@ def local_grid(
             if instant.astimezone(tz).replace(tzinfo=None) == wall:
                 starts.add(instant)
             wall += step
-    return sorted(starts)
+    return tuple(sorted(starts))
 
 
 @dataclass(frozen=True)

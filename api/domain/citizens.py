@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from api.domain.tables import table
 from api.models import Citizen
 
-citizen = Citizen.__table__
+citizen = table(Citizen)
 
 
+@lru_cache(maxsize=4096)  # every simulator and WhatsApp turn brings the number again
 def normalise_phone(text: str | None) -> str | None:
     """'+225 07 01 00 00 01' or 'whatsapp:+2250701000001' → '+2250701000001'; None if invalid."""
     if not text:
@@ -27,6 +31,7 @@ def normalise_phone(text: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
 def country_of(phone: str | None) -> str | None:
     """ISO country of an E.164 number ('+2250701…' → 'CI'; '+1212…' → 'US')."""
     if not phone:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
 from api import models  # noqa: F401  (registers the tables)
 from api.db import create_engine
 from api.settings import get_settings
-from sqlmodel import SQLModel
 
 target_metadata = SQLModel.metadata
 
