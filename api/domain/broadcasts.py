@@ -1,0 +1,914 @@
+"""Broadcasts: announcements to whole communities, written to the outbox exactly once.
+
+Compose. A broadcast has a title, a text per language (French required: every citizen gets
+their language, else French) and an audience, the `Segment`. The criteria of a segment are
+AND-ed; the values of one criterion are OR-ed; an empty segment is everybody (admins only):
+
+    {"posts": ["ABJ", "BKE"],            # citizens who belong to these posts (below)
+     "countries": ["CI"],                # country of their phone number
+     "languages": ["fr", "mos"],         # their language (none chosen yet = fr)
+     "channels": ["whatsapp"],           # reach them on these channels only
+     "appointment": {"start": "2026-12-11", "end": "2026-12-11", "posts": ["ABJ"]},
+     "request": {"statuses": ["ready"], "posts": ["ABJ"]}}
+
+A citizen belongs to the posts where they have booked (any appointment, even a cancelled one)
+or have a request (linked to them, or carrying their verified phone); one with neither belongs
+to the posts of their phone number's country (DESIGN.md). `appointment` matches an appointment
+that is not cancelled and starts between `start` 00:00 and `end` 24:00 UTC (consulates open
+in daytime between UTC-5 and UTC+1, so a UTC day is the local day). The audience is the
+citizens, not erased, who have an identity on one of the segment's channels (WhatsApp and
+Telegram by default; the simulator never receives announcements).
+
+Deliver. `schedule` (or send now = schedule at now) moves a draft to `scheduled`; the job
+`due_broadcasts_job` claims due broadcasts with one conditional UPDATE (scheduled → sending),
+so a second clock does no harm, and runs `fan_out`. Fan-out resolves the audience at send
+time and streams it in keyset-paginated batches by citizen id: each batch is one transaction
+that locks the broadcast row, reads its `cursor`, selects the ids of the next `batch`
+citizens after it, copies them into the outbox with one `INSERT … SELECT … ON CONFLICT DO
+NOTHING` over that id range (the rows never travel through Python; the dedupe key
+`broadcast:<id>:citizen:<cid>` is the exactly-once backstop) and moves the cursor. A crash
+loses at most the batch in flight, which nobody saw; a rerun, or two fan-outs at once,
+continue from the cursor. When a batch comes back short, the broadcast is `sent` (all of its
+messages are in the outbox; `stats` tells how far delivery is).
+
+Each citizen gets one row, on their last-used reachable channel (the identity with the latest
+`last_inbound_at` that is not marked unreachable, among the segment's channels). Citizens who
+cannot receive it get a row too, with status `skipped` and a `skip_reason`, so that `stats`,
+one GROUP BY over the outbox, counts everything: `opted_out` (STOP), `unreachable` (every
+identity on these channels blocked the bot or opted out at the carrier), `outside_window` (the
+sender's, at send time: WhatsApp's 24-hour rule with no template configured). The broadcast
+row keeps the fan-out's own counts (`queued`, `skipped` by reason) for a quick look.
+
+The rows are bulk-lane (`Lane.bulk`) outbox messages of kind `broadcast`: the sender serves
+replies and notifications first, so an announcement never delays an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal, cast
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from api import db
+from api.models import (
+    Appointment,
+    AppointmentStatus,
+    Broadcast,
+    BroadcastStatus,
+    ChannelIdentity,
+    Citizen,
+    ConsularRequest,
+    Lane,
+    OutboxMessage,
+    OutboxStatus,
+    Post,
+    RequestStatus,
+    UTCDateTime,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("fr", "mos", "dyu", "ff", "en")
+DEFAULT_LANGUAGE = "fr"
+CHANNELS = ("whatsapp", "telegram")  # the channels announcements go out on
+KIND = "broadcast"
+TEXT_MAX = 1600  # WhatsApp's limit for one message (Telegram takes 4096)
+TITLE_MAX = 200
+BATCH = 1000
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)  # the dates a segment may name
+
+# Skip reasons written at fan-out (the sender adds its own, e.g. outside_window).
+OPTED_OUT = "opted_out"
+UNREACHABLE = "unreachable"
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    return cast(sa.Table, sa.inspect(model).local_table)
+
+
+_broadcast = _table(Broadcast)
+_outbox = _table(OutboxMessage)
+_citizen = _table(Citizen)
+_identity = _table(ChannelIdentity)
+_appointment = _table(Appointment)
+_request = _table(ConsularRequest)
+_post = _table(Post)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class BroadcastError(Exception):
+    """Base of what the routes turn into problem+json."""
+
+
+class BroadcastNotFound(BroadcastError, LookupError):
+    pass
+
+
+class WrongStatus(BroadcastError):
+    """The broadcast's status does not allow the operation (409)."""
+
+    def __init__(self, current: str, operation: str) -> None:
+        super().__init__(f"a broadcast that is {current} cannot be {operation}")
+        self.current = current
+
+
+class UnknownPosts(BroadcastError, ValueError):
+    def __init__(self, codes: Iterable[str]) -> None:
+        self.codes = sorted(codes)
+        super().__init__(f"unknown post: {', '.join(self.codes)}")
+
+
+class OutsideStaffPosts(BroadcastError, PermissionError):
+    """An agent named a post that is not theirs, or no post at all (403)."""
+
+
+# --- the segment -------------------------------------------------------------------------------
+
+PostCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=8)]
+Country = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")
+]
+Language = Literal["fr", "mos", "dyu", "ff", "en"]
+Channel = Literal["whatsapp", "telegram"]
+
+
+class AppointmentCriterion(BaseModel):
+    """Has an appointment (not cancelled) from `start` 00:00 to `end` 24:00 UTC, inclusive."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: date = Field(ge=EARLIEST, le=LATEST, examples=["2026-12-11"])
+    end: date = Field(ge=EARLIEST, le=LATEST, examples=["2026-12-11"])
+    posts: list[PostCode] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AppointmentCriterion:
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class RequestCriterion(BaseModel):
+    """Has a request in one of these statuses (optionally at these posts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    statuses: list[RequestStatus] = Field(min_length=1, max_length=5)
+    posts: list[PostCode] = Field(default_factory=list, max_length=50)
+
+
+class Segment(BaseModel):
+    """The audience of a broadcast (see the module's docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    posts: list[PostCode] = Field(default_factory=list, max_length=50)
+    countries: list[Country] = Field(default_factory=list, max_length=250)
+    languages: list[Language] = Field(default_factory=list, max_length=5)
+    channels: list[Channel] = Field(default_factory=list, max_length=2)
+    appointment: AppointmentCriterion | None = None
+    request: RequestCriterion | None = None
+
+    def named_posts(self) -> set[str]:
+        codes = set(self.posts)
+        if self.appointment is not None:
+            codes |= set(self.appointment.posts)
+        if self.request is not None:
+            codes |= set(self.request.posts)
+        return codes
+
+    def reach_channels(self) -> tuple[str, ...]:
+        return tuple(c for c in CHANNELS if c in self.channels) if self.channels else CHANNELS
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+def check_texts(texts: dict[str, str]) -> dict[str, str]:
+    """Texts per language, stripped; French required, known languages only."""
+    cleaned = {lang: text.strip() for lang, text in texts.items() if text and text.strip()}
+    unknown = sorted(set(cleaned) - set(LANGUAGES))
+    if unknown:
+        raise ValueError(f"unknown language: {', '.join(unknown)}")
+    if DEFAULT_LANGUAGE not in cleaned:
+        raise ValueError("the French text (fr) is required")
+    too_long = sorted(lang for lang, text in cleaned.items() if len(text) > TEXT_MAX)
+    if too_long:
+        raise ValueError(f"text longer than {TEXT_MAX} characters: {', '.join(too_long)}")
+    return cleaned
+
+
+def check_posts(conn: Connection, segment: Segment) -> dict[str, int]:
+    """Ids of the posts the segment names; UnknownPosts if one does not exist."""
+    codes = segment.named_posts()
+    if not codes:
+        return {}
+    rows = conn.execute(sa.select(_post.c.code, _post.c.id).where(_post.c.code.in_(codes)))
+    found = {code: int(id_) for code, id_ in rows}
+    missing = codes - set(found)
+    if missing:
+        raise UnknownPosts(missing)
+    return found
+
+
+def check_scope(conn: Connection, segment: Segment, post_ids: frozenset[int] | None) -> None:
+    """Raise unless the segment stays within these posts (None = an admin: any segment).
+
+    An agent's segment must name its posts (`posts` not empty), and every post it names —
+    in `posts`, `appointment.posts` and `request.posts` — must be one of the agent's."""
+    found = check_posts(conn, segment)
+    if post_ids is None:
+        return
+    if not segment.posts:
+        raise OutsideStaffPosts("an agent's segment must name their posts")
+    outside = sorted(code for code, id_ in found.items() if id_ not in post_ids)
+    if outside:
+        raise OutsideStaffPosts(f"not your post: {', '.join(outside)}")
+
+
+# --- the audience in SQL -----------------------------------------------------------------------
+
+
+def _requests_of(citizen: sa.FromClause) -> sa.ColumnElement[bool]:
+    """The request is this citizen's: linked to them, or carrying their verified phone (a
+    request lodged before they first wrote is linked on its next change)."""
+    return sa.or_(
+        _request.c.citizen_id == citizen.c.id,
+        sa.and_(
+            _request.c.citizen_id.is_(None),
+            citizen.c.phone_verified.is_(True),
+            _request.c.phone == citizen.c.phone,
+        ),
+    )
+
+
+def _post_ids(codes: Sequence[str]) -> sa.Select[Any]:
+    return sa.select(_post.c.id).where(_post.c.code.in_(codes))
+
+
+def _belongs_to(citizen: sa.FromClause, codes: Sequence[str]) -> sa.ColumnElement[bool]:
+    """DESIGN.md: the posts where they booked or have a request, else their country's."""
+    booked_here = (
+        sa.select(_appointment.c.id)
+        .where(_appointment.c.citizen_id == citizen.c.id)
+        .where(_appointment.c.post_id.in_(_post_ids(codes)))
+        .exists()
+    )
+    request_here = (
+        sa.select(_request.c.id)
+        .where(_requests_of(citizen))
+        .where(_request.c.post_id.in_(_post_ids(codes)))
+        .exists()
+    )
+    booked_anywhere = sa.select(_appointment.c.id).where(_appointment.c.citizen_id == citizen.c.id)
+    request_anywhere = sa.select(_request.c.id).where(_requests_of(citizen))
+    country_posts = sa.select(_post.c.country).where(_post.c.code.in_(codes))
+    return sa.or_(
+        booked_here,
+        request_here,
+        sa.and_(
+            citizen.c.country.in_(country_posts),
+            ~booked_anywhere.exists(),
+            ~request_anywhere.exists(),
+        ),
+    )
+
+
+def _conditions(citizen: sa.FromClause, segment: Segment) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = [citizen.c.erased_at.is_(None)]
+    if segment.posts:
+        where.append(_belongs_to(citizen, segment.posts))
+    if segment.countries:
+        where.append(citizen.c.country.in_(segment.countries))
+    if segment.languages:
+        where.append(sa.func.coalesce(citizen.c.lang, DEFAULT_LANGUAGE).in_(segment.languages))
+    if segment.appointment is not None:
+        crit = segment.appointment
+        starts = datetime.combine(crit.start, time(0), tzinfo=UTC)
+        ends = datetime.combine(crit.end + timedelta(days=1), time(0), tzinfo=UTC)
+        query = sa.select(_appointment.c.id).where(
+            _appointment.c.citizen_id == citizen.c.id,
+            _appointment.c.status != AppointmentStatus.cancelled.value,
+            _appointment.c.starts_at >= starts,
+            _appointment.c.starts_at < ends,
+        )
+        if crit.posts:
+            query = query.where(_appointment.c.post_id.in_(_post_ids(crit.posts)))
+        where.append(query.exists())
+    if segment.request is not None:
+        statuses = [s.value for s in segment.request.statuses]
+        query = sa.select(_request.c.id).where(
+            _requests_of(citizen), _request.c.status.in_(statuses)
+        )
+        if segment.request.posts:
+            query = query.where(_request.c.post_id.in_(_post_ids(segment.request.posts)))
+        where.append(query.exists())
+    return where
+
+
+def _audience(segment: Segment, *columns: Any) -> sa.Select[Any]:
+    """Citizens of the segment joined to the one identity that would carry the message: the
+    reachable one used last, else (all unreachable) the one used last, among the channels."""
+    citizen = _citizen
+    candidate = _identity.alias("candidate")
+    chosen = (
+        sa.select(candidate.c.id)
+        .where(candidate.c.citizen_id == citizen.c.id)
+        .where(candidate.c.channel.in_(segment.reach_channels()))
+        .order_by(
+            sa.case((candidate.c.unreachable_at.is_(None), 0), else_=1),
+            candidate.c.last_inbound_at.desc().nulls_last(),
+            candidate.c.id.desc(),
+        )
+        .limit(1)
+        .correlate(citizen)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(*columns)
+        .select_from(citizen.join(_identity, _identity.c.id == chosen))
+        .where(*_conditions(citizen, segment))
+    )
+
+
+@dataclass(frozen=True)
+class AudienceCount:
+    total: int  # citizens in the segment
+    reachable: int  # who would get it
+    opted_out: int
+    unreachable: int
+
+
+def count(conn: Connection, segment: Segment) -> AudienceCount:
+    """The live count of a segment: one query (on both stores)."""
+    opted = _citizen.c.opted_out.is_(True)
+    unreachable = sa.and_(~opted, _identity.c.unreachable_at.is_not(None))
+    query = _audience(
+        segment,
+        sa.func.count().label("total"),
+        sa.func.coalesce(sa.func.sum(sa.case((opted, 1), else_=0)), 0).label("opted_out"),
+        sa.func.coalesce(sa.func.sum(sa.case((unreachable, 1), else_=0)), 0).label("unreachable"),
+    )
+    row = conn.execute(query).one()
+    total, opted_out, unreach = int(row.total), int(row.opted_out), int(row.unreachable)
+    return AudienceCount(
+        total=total,
+        reachable=total - opted_out - unreach,
+        opted_out=opted_out,
+        unreachable=unreach,
+    )
+
+
+# --- the broadcast row -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BroadcastRecord:
+    id: int
+    title: str
+    texts: dict[str, str]
+    segment: dict[str, Any]
+    status: str
+    send_at: datetime | None
+    created_by: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    queued: int
+    skipped: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_RECORD_COLUMNS = (
+    _broadcast.c.id,
+    _broadcast.c.title,
+    _broadcast.c.texts,
+    _broadcast.c.segment,
+    _broadcast.c.status,
+    _broadcast.c.send_at,
+    _broadcast.c.created_by,
+    _broadcast.c.created_at,
+    _broadcast.c.started_at,
+    _broadcast.c.finished_at,
+    _broadcast.c.queued,
+    _broadcast.c.skipped,
+)
+
+
+def _record(row: Any) -> BroadcastRecord:
+    return BroadcastRecord(
+        id=row.id,
+        title=row.title,
+        texts=dict(row.texts),
+        segment=dict(row.segment),
+        status=row.status,
+        send_at=row.send_at,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        queued=row.queued,
+        skipped=dict(row.skipped or {}),
+    )
+
+
+def create(
+    conn: Connection,
+    *,
+    title: str,
+    texts: dict[str, str],
+    segment: Segment,
+    created_by: int | None,
+    now: datetime,
+) -> BroadcastRecord:
+    """A new draft. Raises ValueError (texts, title) or UnknownPosts."""
+    title = " ".join(title.split())[:TITLE_MAX]
+    if not title:
+        raise ValueError("the title is empty")
+    cleaned = check_texts(texts)
+    check_posts(conn, segment)
+    new_id = conn.execute(
+        sa.insert(_broadcast)
+        .values(
+            title=title,
+            texts=cleaned,
+            segment=segment.to_json(),
+            status=BroadcastStatus.draft.value,
+            created_by=created_by,
+            created_at=now,
+            cursor=0,
+            queued=0,
+            skipped={},
+        )
+        .returning(_broadcast.c.id)
+    ).scalar_one()
+    return get(conn, int(new_id))
+
+
+def find(conn: Connection, broadcast_id: int) -> BroadcastRecord | None:
+    row = conn.execute(sa.select(*_RECORD_COLUMNS).where(_broadcast.c.id == broadcast_id)).first()
+    return None if row is None else _record(row)
+
+
+def get(conn: Connection, broadcast_id: int) -> BroadcastRecord:
+    found = find(conn, broadcast_id)
+    if found is None:
+        raise BroadcastNotFound(f"no broadcast {broadcast_id}")
+    return found
+
+
+def segment_of(record: BroadcastRecord) -> Segment:
+    return Segment.model_validate(record.segment)
+
+
+def within(record: BroadcastRecord, post_codes: frozenset[str] | None) -> bool:
+    """May staff with these posts (None = admin) see this broadcast? Its segment must name
+    posts, all theirs."""
+    if post_codes is None:
+        return True
+    segment = segment_of(record)
+    return bool(segment.posts) and segment.named_posts() <= post_codes
+
+
+def list_broadcasts(
+    conn: Connection,
+    *,
+    post_codes: frozenset[str] | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[BroadcastRecord], int]:
+    """Newest first, with the total; agents (post_codes) see those within their posts.
+
+    Broadcasts number in the hundreds, not millions: the segment is filtered here rather than
+    in SQL (it is JSON, which the two stores query differently)."""
+    query = sa.select(*_RECORD_COLUMNS).order_by(_broadcast.c.id.desc())
+    if status is not None:
+        query = query.where(_broadcast.c.status == status)
+    records = [_record(row) for row in conn.execute(query)]
+    visible = [r for r in records if within(r, post_codes)]
+    return visible[offset : offset + limit], len(visible)
+
+
+def update_draft(
+    conn: Connection,
+    broadcast_id: int,
+    *,
+    title: str | None = None,
+    texts: dict[str, str] | None = None,
+    segment: Segment | None = None,
+) -> tuple[BroadcastRecord, BroadcastRecord]:
+    """Change a draft; (before, after). WrongStatus once it is scheduled or later."""
+    before = get(conn, broadcast_id)
+    values: dict[str, Any] = {}
+    if title is not None:
+        values["title"] = " ".join(title.split())[:TITLE_MAX]
+        if not values["title"]:
+            raise ValueError("the title is empty")
+    if texts is not None:
+        values["texts"] = check_texts(texts)
+    if segment is not None:
+        check_posts(conn, segment)
+        values["segment"] = segment.to_json()
+    if values:
+        done = conn.execute(
+            sa.update(_broadcast)
+            .where(_broadcast.c.id == broadcast_id)
+            .where(_broadcast.c.status == BroadcastStatus.draft.value)
+            .values(**values)
+        )
+        if done.rowcount != 1:
+            raise WrongStatus(get(conn, broadcast_id).status, "edited")
+    elif before.status != BroadcastStatus.draft.value:
+        raise WrongStatus(before.status, "edited")
+    return before, get(conn, broadcast_id)
+
+
+def schedule(
+    conn: Connection, broadcast_id: int, send_at: datetime | None, now: datetime
+) -> BroadcastRecord:
+    """Draft → scheduled, at `send_at` (None or past: now). The job sends it when due."""
+    when = now if send_at is None or send_at < now else send_at
+    done = conn.execute(
+        sa.update(_broadcast)
+        .where(_broadcast.c.id == broadcast_id)
+        .where(_broadcast.c.status == BroadcastStatus.draft.value)
+        .values(status=BroadcastStatus.scheduled.value, send_at=when)
+    )
+    if done.rowcount != 1:
+        raise WrongStatus(get(conn, broadcast_id).status, "sent")
+    return get(conn, broadcast_id)
+
+
+def cancel(conn: Connection, broadcast_id: int, now: datetime) -> tuple[BroadcastRecord, int]:
+    """Stop what is not sent yet: pending outbox rows → cancelled, the broadcast cancelled.
+
+    Idempotent on a cancelled broadcast. A `sent` broadcast whose messages have all left
+    cannot be cancelled any more (WrongStatus). Rows a worker has already claimed (`sending`)
+    go out: they are in the provider's hands. Returns the broadcast and how many rows stopped.
+    """
+    current = get(conn, broadcast_id)
+    if current.status == BroadcastStatus.cancelled.value:
+        return current, 0
+    # Lock the row (PostgreSQL; SQLite holds the write lock): fan-out batches queue behind.
+    conn.execute(
+        sa.select(_broadcast.c.id).where(_broadcast.c.id == broadcast_id).with_for_update()
+    )
+    stopped = conn.execute(
+        sa.update(_outbox)
+        .where(_outbox.c.broadcast_id == broadcast_id)
+        .where(_outbox.c.status == OutboxStatus.pending.value)
+        .values(status=OutboxStatus.cancelled.value)
+    ).rowcount
+    allowed = [
+        BroadcastStatus.draft.value,
+        BroadcastStatus.scheduled.value,
+        BroadcastStatus.sending.value,
+    ]
+    if stopped:
+        allowed.append(BroadcastStatus.sent.value)
+    done = conn.execute(
+        sa.update(_broadcast)
+        .where(_broadcast.c.id == broadcast_id)
+        .where(_broadcast.c.status.in_(allowed))
+        .values(status=BroadcastStatus.cancelled.value, finished_at=now)
+    )
+    if done.rowcount != 1:
+        raise WrongStatus(get(conn, broadcast_id).status, "cancelled")
+    return get(conn, broadcast_id), stopped
+
+
+def duplicate(
+    conn: Connection, broadcast_id: int, *, created_by: int | None, now: datetime
+) -> BroadcastRecord:
+    """A new draft with the same title, texts and segment."""
+    source = get(conn, broadcast_id)
+    return create(
+        conn,
+        title=source.title,
+        texts=source.texts,
+        segment=segment_of(source),
+        created_by=created_by,
+        now=now,
+    )
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Where a broadcast's messages stand, from the outbox.
+
+    `audience` counts the broadcast's outbox rows, one per citizen; `queued` the messages
+    fan-out meant to send (the rows it did not skip); `pending` those not yet handed to the
+    provider; `sent` those the provider accepted (including those since delivered or read),
+    `delivered` those delivered (including read), `read`; `failed` permanently; `cancelled`;
+    `skipped` by reason (opted out, unreachable — at fan-out or when sending — outside the
+    WhatsApp window…). Fed by Twilio's status callbacks through the outbox.
+    """
+
+    broadcast_id: int
+    status: str
+    audience: int
+    queued: int
+    pending: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    cancelled: int
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def stats(conn: Connection, broadcast_id: int) -> Stats:
+    """One GROUP BY over the broadcast's outbox rows."""
+    record = get(conn, broadcast_id)
+    rows = conn.execute(
+        sa.select(_outbox.c.status, _outbox.c.skip_reason, sa.func.count().label("n"))
+        .where(_outbox.c.broadcast_id == broadcast_id)
+        .group_by(_outbox.c.status, _outbox.c.skip_reason)
+    )
+    by_status: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    for row in rows:
+        by_status[row.status] += row.n
+        if row.status == OutboxStatus.skipped.value:
+            skipped[row.skip_reason or "other"] += row.n
+    read = by_status[OutboxStatus.read.value]
+    delivered = by_status[OutboxStatus.delivered.value] + read
+    sent = by_status[OutboxStatus.sent.value] + delivered
+    pending = by_status[OutboxStatus.pending.value] + by_status[OutboxStatus.sending.value]
+    return Stats(
+        broadcast_id=broadcast_id,
+        status=record.status,
+        audience=sum(by_status.values()),
+        queued=record.queued,
+        pending=pending,
+        sent=sent,
+        delivered=delivered,
+        read=read,
+        failed=by_status[OutboxStatus.failed.value],
+        cancelled=by_status[OutboxStatus.cancelled.value],
+        skipped=dict(sorted(skipped.items())),
+    )
+
+
+# --- fan-out -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FanOutResult:
+    broadcast_id: int
+    batches: int = 0
+    queued: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    finished: bool = False  # the whole audience is in the outbox
+    stopped: str | None = None  # why it stopped early: the broadcast's status
+
+
+def _insert_ignoring_conflicts(conn: Connection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(_outbox).on_conflict_do_nothing()
+
+
+def _outbox_rows(
+    conn: Connection, broadcast_id: int, texts: dict[str, str], now: datetime
+) -> list[Any]:
+    """The outbox columns of one citizen of the audience, as SQL over the audience's row
+    (`_citizen` joined to its chosen `_identity`): the batch is copied by the database with
+    `INSERT … SELECT`, no row travels through Python."""
+    language = sa.func.coalesce(_citizen.c.lang, DEFAULT_LANGUAGE)
+    others = [lang for lang in LANGUAGES if lang in texts and lang != DEFAULT_LANGUAGE]
+    lang: Any = sa.literal(DEFAULT_LANGUAGE, sa.String)
+    payload: Any = sa.literal(_payload_json(texts[DEFAULT_LANGUAGE]), sa.String)
+    if others:
+        lang = sa.case(
+            *((language == other, sa.literal(other, sa.String)) for other in others),
+            else_=lang,
+        )
+        payload = sa.case(
+            *(
+                (language == other, sa.literal(_payload_json(texts[other]), sa.String))
+                for other in others
+            ),
+            else_=payload,
+        )
+    if conn.dialect.name == "postgresql":
+        payload = sa.cast(payload, postgresql.JSON)  # SQLite keeps JSON as text
+    opted_out = _citizen.c.opted_out.is_(True)
+    unreachable = _identity.c.unreachable_at.is_not(None)
+    skipped = OutboxStatus.skipped.value
+    return [
+        sa.literal(Lane.bulk.value, sa.Integer).label("lane"),
+        sa.literal(KIND, sa.String).label("kind"),
+        _identity.c.channel.label("channel"),
+        _identity.c.address.label("address"),
+        _citizen.c.id.label("citizen_id"),
+        lang.label("lang"),
+        payload.label("payload"),
+        (
+            sa.literal(f"broadcast:{broadcast_id}:citizen:", sa.String)
+            + sa.cast(_citizen.c.id, sa.String)
+        ).label("dedupe_key"),
+        sa.literal(broadcast_id, sa.Integer).label("broadcast_id"),
+        sa.case(
+            (opted_out, skipped), (unreachable, skipped), else_=OutboxStatus.pending.value
+        ).label("status"),
+        sa.case((opted_out, OPTED_OUT), (unreachable, UNREACHABLE), else_="").label("skip_reason"),
+        sa.literal(0, sa.Integer).label("attempts"),
+        sa.literal(now, UTCDateTime()).label("next_attempt_at"),
+        sa.literal("", sa.String).label("error"),
+        sa.literal(now, UTCDateTime()).label("created_at"),
+    ]
+
+
+_OUTBOX_COLUMNS = (
+    "lane",
+    "kind",
+    "channel",
+    "address",
+    "citizen_id",
+    "lang",
+    "payload",
+    "dedupe_key",
+    "broadcast_id",
+    "status",
+    "skip_reason",
+    "attempts",
+    "next_attempt_at",
+    "error",
+    "created_at",
+)
+
+
+def _payload_json(text: str) -> str:
+    return json.dumps({"text": text}, ensure_ascii=False)
+
+
+def fan_out_batch(
+    conn: Connection, broadcast_id: int, now: datetime, batch: int = BATCH
+) -> FanOutResult:
+    """One batch, in the caller's write transaction: lock the broadcast, read its cursor,
+    find the next `batch` citizens, copy them into the outbox, move the cursor.
+
+    Two statements do the work whatever the batch size: the ids of the batch (the keyset
+    page, which fixes the new cursor), then one `INSERT … SELECT … ON CONFLICT DO NOTHING
+    RETURNING` over that id range."""
+    result = FanOutResult(broadcast_id)
+    head = conn.execute(
+        sa.select(
+            _broadcast.c.status,
+            _broadcast.c.texts,
+            _broadcast.c.segment,
+            _broadcast.c.cursor,
+            _broadcast.c.queued,
+            _broadcast.c.skipped,
+        )
+        .where(_broadcast.c.id == broadcast_id)
+        .with_for_update()
+    ).first()
+    if head is None:
+        raise BroadcastNotFound(f"no broadcast {broadcast_id}")
+    if head.status != BroadcastStatus.sending.value:
+        result.stopped = head.status
+        result.finished = head.status == BroadcastStatus.sent.value
+        return result
+    segment = Segment.model_validate(head.segment)
+    page = (
+        _audience(segment, _citizen.c.id)
+        .where(_citizen.c.id > head.cursor)
+        .order_by(_citizen.c.id)
+        .limit(batch)
+    )
+    ids = list(conn.execute(page).scalars())
+    if ids:
+        rows = (
+            _audience(segment, *_outbox_rows(conn, broadcast_id, dict(head.texts), now))
+            .where(_citizen.c.id > head.cursor, _citizen.c.id <= ids[-1])
+            .order_by(_citizen.c.id)
+        )
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        inserted = conn.execute(
+            dialect.insert(_outbox)
+            .from_select(list(_OUTBOX_COLUMNS), rows)
+            .on_conflict_do_nothing()
+            .returning(_outbox.c.status, _outbox.c.skip_reason)
+        ).all()
+        for status, reason in inserted:
+            if status == OutboxStatus.skipped.value:
+                result.skipped[reason] += 1
+            else:
+                result.queued += 1
+    skipped = Counter(head.skipped or {})
+    skipped.update(result.skipped)
+    values: dict[str, Any] = {
+        "queued": head.queued + result.queued,
+        "skipped": dict(sorted(skipped.items())),
+    }
+    if ids:
+        values["cursor"] = ids[-1]
+    if len(ids) < batch:
+        values.update(status=BroadcastStatus.sent.value, finished_at=now)
+        result.finished = True
+    conn.execute(sa.update(_broadcast).where(_broadcast.c.id == broadcast_id).values(**values))
+    result.batches = 1
+    return result
+
+
+def fan_out(
+    engine: Engine,
+    broadcast_id: int,
+    now: datetime | None = None,
+    batch: int = BATCH,
+    *,
+    max_batches: int | None = None,
+) -> FanOutResult:
+    """Write a `sending` broadcast's audience to the outbox, batch after batch, each in its
+    own transaction; resumes from the persisted cursor. `max_batches` stops early (tests)."""
+    total = FanOutResult(broadcast_id)
+    while max_batches is None or total.batches < max_batches:
+        with db.write(engine) as conn:
+            step = fan_out_batch(conn, broadcast_id, now or utcnow(), batch)
+        total.batches += step.batches
+        total.queued += step.queued
+        total.skipped.update(step.skipped)
+        total.finished = step.finished
+        total.stopped = step.stopped
+        if step.finished or step.stopped:
+            break
+    return total
+
+
+def start(conn: Connection, broadcast_id: int, now: datetime) -> bool:
+    """Claim one scheduled broadcast for fan-out (scheduled → sending); False if another
+    clock or a cancel got there first."""
+    done = conn.execute(
+        sa.update(_broadcast)
+        .where(_broadcast.c.id == broadcast_id)
+        .where(_broadcast.c.status == BroadcastStatus.scheduled.value)
+        .values(status=BroadcastStatus.sending.value, started_at=now)
+    )
+    return done.rowcount == 1
+
+
+def claim_due(conn: Connection, now: datetime) -> list[int]:
+    """Claim every scheduled broadcast whose time has come: one conditional UPDATE."""
+    claimed = conn.execute(
+        sa.update(_broadcast)
+        .where(_broadcast.c.status == BroadcastStatus.scheduled.value)
+        .where(_broadcast.c.send_at <= now)
+        .values(status=BroadcastStatus.sending.value, started_at=now)
+        .returning(_broadcast.c.id)
+    )
+    return sorted(int(id_) for id_ in claimed.scalars())
+
+
+def due_broadcasts_job(engine: Engine, now: datetime | None = None) -> list[int]:
+    """The scheduler's job (id `broadcasts.due`): claim the broadcasts that are due, then fan
+    out every broadcast that is `sending` — the newly claimed ones and any whose fan-out a
+    crash interrupted. Idempotent: two clocks claim each broadcast once, and two fan-outs of
+    one broadcast take turns on its row lock and cursor. Returns the ids it worked on."""
+    moment = now or utcnow()
+    with db.write(engine) as conn:
+        claimed = claim_due(conn, moment)
+        sending = conn.execute(
+            sa.select(_broadcast.c.id)
+            .where(_broadcast.c.status == BroadcastStatus.sending.value)
+            .order_by(_broadcast.c.id)
+        ).scalars()
+        ids = sorted(set(claimed) | {int(i) for i in sending})
+    for broadcast_id in ids:
+        try:
+            result = fan_out(engine, broadcast_id, now)  # None: each batch's own time
+        except Exception:  # one broadcast's trouble must not hold the others back
+            log.exception("broadcast %d: fan-out failed; the next run resumes it", broadcast_id)
+            continue
+        log.info(
+            "broadcast %d: %d queued, %d skipped in %d batches%s",
+            broadcast_id,
+            result.queued,
+            sum(result.skipped.values()),
+            result.batches,
+            "" if result.finished else f" (stopped: {result.stopped})",
+        )
+    return ids
+
+
+JOB_ID = "broadcasts.due"
+JOB_INTERVAL_SECONDS = 5
