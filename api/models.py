@@ -369,6 +369,10 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime = _utc()
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_at: datetime | None = _utc(nullable=True)
+    # Set when a send may have reached the provider without its answer being recorded (the
+    # worker's lease expired, or the call broke after the request went out): the start of
+    # the claim it happened in. The next claim asks the provider before sending again.
+    in_doubt_since: datetime | None = _utc(nullable=True)
     provider_message_id: str | None = Field(default=None, max_length=64, index=True)
     error: str = Field(default="", max_length=300)
     created_at: datetime = _utc()

@@ -31,8 +31,8 @@ What happens to that message depends on the channel:
   to that number since the claim): a worker killed mid-broadcast sends every WhatsApp message
   exactly once.
 - Telegram has no way to list what a bot has sent, so `TelegramSender` has no `find_sent`:
-  on Telegram an in-doubt message is sent again. Telegram stays at-least-once for the message
-  or two in flight when a worker is killed (SIGKILL, power loss), and exactly once otherwise.
+  on Telegram an in-doubt message is sent again. Telegram stays at-least-once for the messages
+  in flight when a worker is killed (SIGKILL, power loss), and exactly once otherwise.
 
 A graceful stop (SIGTERM) finishes and records what is in flight first. A message whose claim
 expired but whose send then succeeds late is still recorded as sent, so that a message merely

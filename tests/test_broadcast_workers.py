@@ -287,6 +287,15 @@ def test_a_worker_killed_mid_broadcast_and_restarted_sends_everyone_exactly_once
     # The dead worker's claims are held until their lease (5 minutes) runs out: let it run out
     # now rather than wait, by ageing those claims; the restarted worker reclaims them.
     with db.write(pg) as conn:
+        held_chats = {
+            str(address)
+            for address in conn.execute(
+                sa.select(outbox_t.c.address)
+                .where(outbox_t.c.status == "sending")
+                .where(outbox_t.c.channel == "telegram")
+                .where(outbox_t.c.claimed_by.like(f"%-{victim.pid}-%"))
+            ).scalars()
+        }
         aged = conn.execute(
             sa.update(outbox_t)
             .where(outbox_t.c.status == "sending")
@@ -303,7 +312,15 @@ def test_a_worker_killed_mid_broadcast_and_restarted_sends_everyone_exactly_once
     twice = sorted(phone for phone, n in per_phone.items() if n > 1)
     assert twice == [], f"sent twice after the kill ({aged} claims were held): {twice}"
     assert per_phone == Counter(dict.fromkeys(phones, 1))
-    assert sent_to(tg, "sendMessage", "chat_id") == Counter(dict.fromkeys(chats, 1))
+    # Telegram cannot be asked what a bot already sent: a message in flight at the kill may
+    # go twice (documented in bot/outbox.py); nothing else may, and nobody is missed.
+    per_chat = sent_to(tg, "sendMessage", "chat_id")
+    assert set(per_chat) == set(chats)
+    doubled = {str(chat) for chat, n in per_chat.items() if n > 1}
+    assert doubled <= held_chats, (
+        f"sent twice without having been in flight: {doubled - held_chats}"
+    )
+    assert all(n <= 2 for n in per_chat.values())
     with db.read(pg) as conn:
         stats = broadcasts.stats(conn, broadcast_id)
     assert (stats.sent, stats.pending, stats.failed) == (360, 0, 0)

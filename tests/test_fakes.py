@@ -13,7 +13,7 @@ import httpx
 import pytest
 import telegram
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
@@ -323,6 +323,49 @@ def test_twilio_rate_limit_and_asynchronous_window_failure() -> None:
         assert tw.count_429 == 1
         failed = client.messages(sids[0]).fetch()
         assert (failed.status, failed.error_code) == ("failed", 63016)
+
+
+def test_twilio_lists_messages_newest_first_by_recipient_and_date_sent(tw: FakeTwilioAPI) -> None:
+    client = twilio_client(tw)
+    sender, awa, ali = "whatsapp:+14155238886", "whatsapp:+2250700000011", "whatsapp:+2250700000012"
+    first, second, third = (
+        client.messages.create(to=awa, from_=sender, body=body).sid for body in ("1", "2", "3")
+    )
+    client.messages.create(to=ali, from_=sender, body="autre")
+    now = dtm.datetime.now(dtm.UTC)
+    tw.backdate(first, now - dtm.timedelta(hours=2))
+    tw.backdate(second, now - dtm.timedelta(minutes=5))
+
+    everything = client.messages.list(to=awa, from_=sender, page_size=1)  # three pages
+    recent = client.messages.list(to=awa, date_sent_after=now - dtm.timedelta(minutes=10))
+    older = client.messages.list(to=awa, date_sent_before=now - dtm.timedelta(minutes=1))
+
+    assert [m.sid for m in everything] == [third, second, first]
+    assert [m.sid for m in recent] == [third, second]
+    assert [m.sid for m in older] == [second, first]
+    assert all(m.status == "sent" and m.date_sent is not None for m in everything)
+    assert everything[-1].date_sent.replace(microsecond=0) == (
+        now - dtm.timedelta(hours=2)
+    ).replace(microsecond=0)
+    lists = [c for c in tw.calls if c.method == "messages.list"]
+    assert [c.params.get("Page") for c in lists[:3]] == [None, "1", "2"]
+    assert lists[3].params["DateSent>"].endswith("Z")
+
+
+def test_twilio_messages_are_sent_after_the_send_delay() -> None:
+    with FakeTwilioAPI(send_delay=30) as tw:
+        client = twilio_client(tw)
+        to = "whatsapp:+2250700000013"
+        created = client.messages.create(to=to, from_="whatsapp:+14155238886", body="x")
+        assert (created.status, created.date_sent) == ("queued", None)
+        assert client.messages(created.sid).fetch().date_sent is None
+        since = dtm.datetime.now(dtm.UTC) - dtm.timedelta(minutes=1)
+        assert client.messages.list(to=to, date_sent_after=since) == []  # not sent yet
+        assert [m.sid for m in client.messages.list(to=to)] == [created.sid]
+        with pytest.raises(TwilioException) as invalid:  # the SDK's error for a list
+            client.messages.list(to=to, date_sent_after="tomorrow")
+        response = invalid.value.args[1]
+        assert (response.status_code, json.loads(response.text)["code"]) == (400, 20001)
 
 
 def test_webhook_builders_match_twilio_signature_validation() -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -491,6 +492,36 @@ def test_a_whatsapp_message_sent_by_a_worker_that_died_is_recorded_not_sent_agai
     assert [c.method for c in tw.calls] == ["messages.create", "messages.list"]
 
 
+def test_a_template_sent_by_a_worker_that_died_is_found_by_its_rendered_text(
+    engine: Engine, tw: FakeTwilioAPI
+) -> None:
+    """Outside the 24-hour window the message went out as a template: Twilio lists it with
+    the template's text around ours, and that is enough to know it."""
+    template = "HX" + "a" * 32
+    tw.content_templates[template] = "Consulat du Burkina Faso : {{1}} Répondez 0 pour le menu."
+    add_citizen(engine, identities=(("whatsapp", PHONE, time_now() - timedelta(days=3)),))
+    row_id = add_outbox(engine, "whatsapp", PHONE, "Votre CNIB est prête.")
+    store = SqlOutboxStore(engine)
+    claimed = time_now()
+    (item,) = store.claim("worker-that-dies", "whatsapp", 10, claimed)
+
+    async def send_then_die() -> SendResult:
+        sender = whatsapp(tw, templates={"fr": template})
+        try:
+            return await sender.send(item, time_now())
+        finally:
+            await sender.close()
+
+    accepted = asyncio.run(send_then_die())
+    drain(
+        engine, lambda: [whatsapp(tw, templates={"fr": template})], clock=after_the_lease(claimed)
+    )
+    (row,) = outbox_rows(engine, id=row_id)
+    assert (row.status, row.provider_message_id) == ("sent", accepted.provider_id)
+    (params,) = tw.sent_messages(PHONE)
+    assert params["ContentSid"] == template
+
+
 def test_a_whatsapp_message_its_dead_worker_never_sent_is_sent_once(
     engine: Engine, tw: FakeTwilioAPI
 ) -> None:
@@ -591,6 +622,66 @@ def test_telegram_cannot_tell_so_an_unrecorded_send_goes_out_again(
     asyncio.run(send_then_die())
     drain(engine, telegram_senders(tg), clock=after_the_lease(claimed))
     assert [m["text"] for m in tg.sent_messages()] == ["deux fois", "deux fois"]
+
+
+def test_a_worker_killed_after_twilio_accepted_its_messages_sends_each_once(
+    engine: Engine, tw: FakeTwilioAPI, tmp_path: Path
+) -> None:
+    """The window of the kill test, made certain: `diaspora-bot worker` hands a broadcast's
+    messages to Twilio, Twilio takes them all and the answers never come back (held by the
+    fake); the worker is SIGKILLed with every row still `sending`. After the lease, each row
+    is recorded with the SID Twilio gave it, and nobody gets the announcement twice."""
+    text = "Mission consulaire à Bouaké le 12 décembre."
+    phones = [f"+2250701001{n:03d}" for n in range(6)]
+    rows = {}
+    for phone in phones:
+        add_citizen(engine, identities=(("whatsapp", phone, time_now()),))
+        rows[phone] = add_outbox(engine, "whatsapp", phone, text, lane=Lane.bulk.value)
+    tw.hold_answers()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "TWILIO_", "TELEGRAM_", "REDIS_", "LOG_", "WHATSAPP_"))
+    }
+    env.update(
+        DATABASE_URL=engine.url.render_as_string(hide_password=False),
+        TWILIO_ACCOUNT_SID=tw.account_sid,
+        TWILIO_AUTH_TOKEN=tw.auth_token,
+        TWILIO_WHATSAPP_FROM=SENDER,
+        TWILIO_API_BASE_URL=tw.base_url,
+        PTB_TIMEDELTA="true",
+    )
+    worker = subprocess.Popen(
+        [*_command(), "worker"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        tw.wait_for(lambda calls: len([c for c in calls if c.ok]) == len(phones), timeout=20)
+        claimed = time_now()
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        if worker.stderr:
+            worker.stderr.close()
+        tw.release_answers()
+    sids = {_bare(str(m["to"])): sid for sid, m in tw.messages.items()}
+    assert sorted(sids) == phones  # Twilio has every message…
+    assert {r.status for r in outbox_rows(engine)} == {"sending"}  # …and nothing is recorded
+
+    drain(engine, lambda: [whatsapp(tw)], clock=after_the_lease(claimed))
+    drain(engine, lambda: [whatsapp(tw)], clock=after_the_lease(claimed))
+
+    assert Counter(_bare(p["To"]) for p in tw.sent_messages()) == Counter(phones)
+    for phone, row_id in rows.items():
+        (row,) = outbox_rows(engine, id=row_id)
+        assert (row.status, row.provider_message_id) == ("sent", sids[phone])
+
+
+def _bare(address: str) -> str:
+    return address.removeprefix("whatsapp:")
 
 
 # -- rate limits --------------------------------------------------------------------------------

@@ -420,22 +420,7 @@ class SqlOutboxStore:
                 final.append(_final(item.id, FAILED, "", error))
         with db.write(self.engine) as conn:
             if sent:
-                conn.execute(
-                    sa.update(outbox)
-                    .where(
-                        outbox.c.id == _b("b_id"),
-                        sa.or_(outbox.c.status == PENDING, outbox.c.status == SENDING),
-                    )
-                    .values(
-                        status=SENT,
-                        provider_message_id=_b("b_pid"),
-                        sent_at=now,
-                        error="",
-                        claimed_by=None,
-                        in_doubt_since=None,
-                    ),
-                    sent,
-                )
+                _mark_sent(conn, sent, now)
             mine = sa.and_(
                 outbox.c.id == _b("b_id"), outbox.c.status == SENDING, outbox.c.claimed_by == worker
             )
@@ -515,6 +500,46 @@ class SqlOutboxStore:
                 )
             ).rowcount
         return int(given_up or 0) + int(back or 0)
+
+
+_SENT_VALUES: dict[str, Any] = {
+    "status": SENT,
+    "error": "",
+    "claimed_by": None,
+    "in_doubt_since": None,
+}
+_NOT_YET_SENT = sa.or_(outbox.c.status == PENDING, outbox.c.status == SENDING)
+# PostgreSQL: the whole batch in one statement, its ids and provider ids as two arrays.
+_sent_rows = (
+    sa.func.unnest(
+        sa.bindparam("b_ids", type_=postgresql.ARRAY(sa.BigInteger())),
+        sa.bindparam("b_pids", type_=postgresql.ARRAY(sa.String())),
+    )
+    .table_valued("id", "pid", name="sent_rows")
+    .render_derived()
+)
+_MARK_SENT_PG = (
+    sa.update(outbox)
+    .where(outbox.c.id == _sent_rows.c.id, _NOT_YET_SENT)
+    .values(provider_message_id=_sent_rows.c.pid, sent_at=_b("b_now"), **_SENT_VALUES)
+)
+_MARK_SENT = (
+    sa.update(outbox)
+    .where(outbox.c.id == _b("b_id"), _NOT_YET_SENT)
+    .values(provider_message_id=_b("b_pid"), sent_at=_b("b_now"), **_SENT_VALUES)
+)
+
+
+def _mark_sent(conn: Connection, sent: list[dict[str, Any]], now: datetime) -> None:
+    """Record a batch of `{"b_id", "b_pid"}` as sent (even when the claim had expired). On
+    PostgreSQL one statement for the batch (not one per message: the writer's CPU is taken
+    from the sending loop); on SQLite, embedded and in-process, one per message."""
+    if conn.dialect.name == "postgresql":
+        ids = [row["b_id"] for row in sent]
+        pids = [row["b_pid"] for row in sent]
+        conn.execute(_MARK_SENT_PG, {"b_ids": ids, "b_pids": pids, "b_now": now})
+    else:
+        conn.execute(_MARK_SENT, [{**row, "b_now": now} for row in sent])
 
 
 def _later(

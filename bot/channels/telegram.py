@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
+
 # Durations as timedelta (RetryAfter.retry_after…): PTB's announced default, opted in early.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
@@ -41,6 +43,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from bot.channels import TEXT_LIMITS
+from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import OutboxItem, Outcome, SendResult
 from bot.runtime import Inbound
@@ -193,7 +196,14 @@ def webhook_reply(chat_id: int, reply: RenderedReply) -> dict[str, Any]:
 def make_bot(token: str, api_base_url: str, *, pool_size: int = 64) -> Bot:
     """A `Bot` pointed at `api_base_url` (https://api.telegram.org, or a local fake): PTB
     appends the token to `base_url`, so that calls go to `{api_base_url}/bot<token>/<method>`."""
-    request = HTTPXRequest(connection_pool_size=pool_size, read_timeout=15.0, pool_timeout=5.0)
+    # PTB gives its client `connection_pool_size`; with a transport of ours, the transport's.
+    lean = transport(limits=httpx.Limits(max_connections=pool_size))
+    request = HTTPXRequest(
+        connection_pool_size=pool_size,
+        read_timeout=15.0,
+        pool_timeout=5.0,
+        httpx_kwargs={"transport": lean},
+    )
     polling = HTTPXRequest(connection_pool_size=2, read_timeout=15.0)
     return Bot(
         token,

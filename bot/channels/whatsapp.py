@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from twilio.base.exceptions import TwilioRestException
+from twilio.base.version import Version
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
@@ -51,8 +52,9 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels import TEXT_LIMITS, split_text
+from bot.channels.transport import transport
 from bot.i18n import RenderedReply
-from bot.outbox import OutboxItem, Outcome, SendResult
+from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
 from bot.runtime import Inbound
 from flows.engine import Incoming, Kind
 
@@ -207,7 +209,7 @@ class LocalizedHttpClient(AsyncHttpClient):  # type: ignore[misc]  # twilio is u
     def __init__(self, api_base_url: str = TWILIO_API, *, timeout: float = 15.0) -> None:
         super().__init__(logging.getLogger("twilio.http_client"), True, timeout)
         self.api_base_url = api_base_url.rstrip("/")
-        self.http = httpx.AsyncClient(timeout=timeout, trust_env=False)
+        self.http = httpx.AsyncClient(timeout=timeout, trust_env=False, transport=transport())
 
     def localize(self, uri: str) -> str:
         if self.api_base_url == TWILIO_API:
@@ -300,6 +302,8 @@ class WhatsAppSender:
         else:
             params["body"] = item.text[:MAX_BODY]
         try:
+            if item.lane >= LANE_BULK and isinstance(self.client.http_client, LocalizedHttpClient):
+                return SendResult.sent(await self._create_bulk(self.client.http_client, params))
             message = await self.client.messages.create_async(**params)
         except TwilioRestException as exc:
             return _refusal(exc)
@@ -307,6 +311,23 @@ class WhatsAppSender:
             doubt = not isinstance(exc, _NOT_SENT)  # the request may have gone out
             return SendResult(Outcome.retry, error=f"network {type(exc).__name__}", in_doubt=doubt)
         return SendResult.sent(str(message.sid))
+
+    async def _create_bulk(self, http: LocalizedHttpClient, params: Mapping[str, str]) -> str:
+        """`client.messages.create_async(**params)` for the bulk lane, less the SDK's layers
+        (a tenth of a broadcast's CPU per message): the same form, basic auth and URI, on the
+        same connections; the Message's SID from the same JSON; a refusal raised as the SDK
+        raises it (`Version.exception`), so that `_refusal` maps it as for any message."""
+        uri = f"{TWILIO_API}/2010-04-01/Accounts/{self.client.account_sid}/Messages.json"
+        response = await http.http.post(
+            http.localize(uri),
+            data={_FORM[name]: value for name, value in params.items()},
+            auth=(self.client.username, self.client.password),
+            headers=_BULK_HEADERS,
+        )
+        if not 200 <= response.status_code < 300:
+            answer = Response(response.status_code, response.text, response.headers)
+            raise Version.exception("POST", uri, answer, "Unable to create record")
+        return str(response.json()["sid"])
 
     async def find_sent(self, item: OutboxItem) -> str | None:
         """The SID of the message Twilio sent for `item` since `item.in_doubt_since`, if any."""
@@ -340,6 +361,18 @@ class WhatsAppSender:
         http = self.client.http_client
         if isinstance(http, LocalizedHttpClient):
             await http.close()
+
+
+# `messages.create` arguments → Twilio's form fields; the headers the SDK sends with them.
+_FORM = {
+    "to": "To",
+    "from_": "From",
+    "body": "Body",
+    "status_callback": "StatusCallback",
+    "content_sid": "ContentSid",
+    "content_variables": "ContentVariables",
+}
+_BULK_HEADERS = {"Accept": "application/json", "Accept-Charset": "utf-8"}
 
 
 def _refusal(exc: TwilioRestException) -> SendResult:

@@ -6,6 +6,14 @@ JSON, and errors in Twilio's legacy shape `{"code", "message", "more_info", "sta
 the twilio SDK raises as `TwilioRestException`. Point `twilio.rest.Client` at it with an
 `HttpClient` that replaces `https://api.twilio.com` by `fake.base_url`.
 
+A GET on the same URI lists the messages, newest first, in Twilio's page shape (`messages`,
+`page`, `page_size`, `next_page_uri`…), filtered by `To`, `From` (exact, `whatsapp:` prefix
+included) and `DateSent` / `DateSent>` / `DateSent<` (a day `YYYY-MM-DD`, or an instant as the
+SDK sends it, `YYYY-MM-DDTHH:MM:SSZ`). As on Twilio, a message is created `queued` with no
+`date_sent`, and is sent — `status` sent, `date_sent` filled — `send_delay` seconds later (at
+once by default); a list filtered on `DateSent` does not show it before. A template message
+(`ContentSid`) gets as its `body` the template's text (`content_templates`) with its variables.
+
 The pure helpers build what Twilio POSTs to us: an inbound WhatsApp message
 (`inbound_whatsapp_form`), a status callback (`status_callback_form`) and the
 `X-Twilio-Signature` header value for either (`twilio_signature`).
@@ -15,13 +23,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import secrets
+import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import UTC, date, datetime, time, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from twilio.request_validator import RequestValidator
 
@@ -36,6 +46,7 @@ Reply = tuple[int, Any]
 Form = dict[str, str]
 
 _ERRORS: dict[int, tuple[int, str]] = {  # Twilio error code -> (HTTP status, message)
+    20001: (400, "Invalid date value"),
     20003: (401, "Authenticate"),
     20404: (404, "The requested resource was not found"),
     20429: (429, "Too Many Requests"),
@@ -94,11 +105,18 @@ class FakeTwilioAPI(FakeServer):
         auth_token: str = DEFAULT_AUTH_TOKEN,
         *,
         rate_limit_per_second: float | None = None,
+        send_delay: float = 0.0,
     ) -> None:
         super().__init__(rate_limit_per_second=rate_limit_per_second)
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.send_delay = send_delay  # seconds from `queued` to `sent` (date_sent filled)
         self.messages: dict[str, dict[str, Any]] = {}  # sid -> Message resource
+        self._created: dict[str, datetime] = {}  # sid -> creation time (for date_sent)
+        self._answers: threading.Event | None = None  # set: creations answer; None: no hold
+        # Approved templates' texts (ContentSid -> text with {{1}}…), rendered into a sent
+        # message's `body` as Twilio does; an unknown ContentSid renders as "{{1}}".
+        self.content_templates: dict[str, str] = {}
         self._opted_out: set[str] = set()
         self._outside_window: dict[str, bool] = {}  # number -> fail asynchronously?
 
@@ -147,23 +165,64 @@ class FakeTwilioAPI(FakeServer):
     def set_status(self, sid: str, status: str, error_code: int | None = None) -> dict[str, Any]:
         """Move a stored message to another status (e.g. delivered, read, failed)."""
         with self._cond:
-            message = self.messages[sid]
+            message = self._settled(sid)
             message.update(status=status, date_updated=_rfc2822())
+            if status not in _UNSENT and message["date_sent"] is None:
+                message["date_sent"] = message["date_updated"]
             if error_code is not None:
                 error_message = _ERRORS[error_code][1] if error_code in _ERRORS else None
                 message.update(error_code=error_code, error_message=error_message)
             return dict(message)
 
+    def hold_answers(self) -> None:
+        """From now on, a message creation is carried out (stored, counted) but its answer is
+        held back until `release_answers()`: the caller cannot know that Twilio accepted it,
+        as when the network or the caller dies at that moment."""
+        with self._cond:
+            self._answers = threading.Event()
+
+    def release_answers(self) -> None:
+        """Answer the held creations (to whoever still listens) and stop holding."""
+        with self._cond:
+            answers, self._answers = self._answers, None
+        if answers is not None:
+            answers.set()
+
+    def backdate(self, sid: str, moment: datetime) -> dict[str, Any]:
+        """Pretend a stored message was created and sent at `moment` (an earlier message)."""
+        with self._cond:
+            message = self._settled(sid)
+            stamp = _rfc2822(moment.astimezone(UTC).replace(microsecond=0))
+            message.update(date_created=stamp, date_sent=stamp, date_updated=stamp)
+            self._created[sid] = moment
+            return dict(message)
+
     # -- HTTP -------------------------------------------------------------------------------
 
+    def dispatch(self, request: Request) -> Reply:
+        """`FakeServer.dispatch`, then wait (outside the lock) while answers are held."""
+        reply = super().dispatch(request)
+        with self._cond:
+            answers = self._answers
+        if answers is not None and request.verb == "POST":
+            answers.wait(timeout=60)
+        return reply
+
+    def stop(self) -> None:
+        self.release_answers()
+        super().stop()
+
     def handle(self, request: Request) -> Reply:
-        """Route the Messages list (POST) and instance (GET) URIs; check basic auth first."""
+        """Route the Messages list (POST: create, GET: list) and instance (GET) URIs; check
+        basic auth first."""
         now = self.now()
         prefix = rf"/{API_VERSION}/Accounts/([^/]+)/Messages"
         create = re.fullmatch(prefix + r"\.json", request.path)
         fetch = re.fullmatch(prefix + r"/([^/]+)\.json", request.path)
         if create and request.verb == "POST":
             method, account = "messages.create", create.group(1)
+        elif create and request.verb == "GET":
+            method, account = "messages.list", create.group(1)
         elif fetch and request.verb == "GET":
             method, account = "messages.fetch", fetch.group(1)
         else:
@@ -174,6 +233,8 @@ class FakeTwilioAPI(FakeServer):
             body["detail"] = "Your AccountSid or AuthToken was incorrect."
         elif fetch:
             status, body = self._fetch(fetch.group(2), request.path)
+        elif method == "messages.list":
+            status, body = self._list(params, request.path)
         else:
             status, body = self._create(params, now)
         self.record(method, params, status, now)
@@ -190,10 +251,73 @@ class FakeTwilioAPI(FakeServer):
         return (user, password) == (self.account_sid, self.auth_token)
 
     def _fetch(self, sid: str, path: str) -> Reply:
-        message = self.messages.get(sid)
-        if message is None:
+        if sid not in self.messages:
             return _not_found(path)
-        return 200, message
+        return 200, dict(self._settled(sid))
+
+    def _settled(self, sid: str) -> dict[str, Any]:
+        """The stored message, moved from queued to sent once `send_delay` has passed."""
+        message = self.messages[sid]
+        created = self._created.get(sid)
+        if message["status"] in ("queued", "accepted") and created is not None:
+            sent_at = created + timedelta(seconds=self.send_delay)
+            if datetime.now(UTC) >= sent_at:
+                stamp = _rfc2822(sent_at.replace(microsecond=0))
+                message.update(status="sent", date_sent=stamp, date_updated=stamp)
+        return message
+
+    def _list(self, params: dict[str, Any], path: str) -> Reply:
+        """Twilio's Messages list: newest first, filtered, one page of `PageSize` (50)."""
+        try:
+            on = _day(params["DateSent"]) if "DateSent" in params else None
+            after = _moment(params["DateSent>"], start=True) if "DateSent>" in params else None
+            before = _moment(params["DateSent<"], start=False) if "DateSent<" in params else None
+            size = min(1000, max(1, int(params.get("PageSize") or 50)))
+            page = max(0, int(params.get("Page") or 0))
+        except (TypeError, ValueError):
+            return twilio_error(20001)
+        dated = on is not None or after is not None or before is not None
+        found = []
+        for sid in self.messages:
+            message = self._settled(sid)
+            if params.get("To") not in (None, message["to"]):
+                continue
+            if params.get("From") not in (None, message["from"]):
+                continue
+            sent = _parsed(message["date_sent"])
+            if dated and sent is None:
+                continue  # not sent yet: no DateSent to match
+            if sent is not None and (
+                (on is not None and sent.date() != on)
+                or (after is not None and sent < after)
+                or (before is not None and sent > before)
+            ):
+                continue
+            found.append(message)
+        found.sort(key=lambda m: _parsed(m["date_sent"]) or datetime.max.replace(tzinfo=UTC))
+        found.reverse()  # newest first; not yet sent before everything
+        start = page * size
+        records = [dict(m) for m in found[start : start + size]]
+        query = {k: v for k, v in params.items() if k not in ("Page", "PageSize", "PageToken")}
+
+        def uri(number: int) -> str:
+            extra: dict[str, Any] = {"PageSize": size, "Page": number}
+            if number:
+                extra["PageToken"] = f"PASM{number * size}"
+            return f"{path}?{urlencode({**query, **extra})}"
+
+        more = start + size < len(found)
+        return 200, {
+            "first_page_uri": uri(0),
+            "end": start + len(records) - 1 if records else start,
+            "previous_page_uri": uri(page - 1) if page else None,
+            "messages": records,
+            "uri": uri(page),
+            "page_size": size,
+            "start": start,
+            "next_page_uri": uri(page + 1) if more else None,
+            "page": page,
+        }
 
     def _create(self, params: dict[str, Any], now: float) -> Reply:
         if not self.admit(now):
@@ -217,10 +341,17 @@ class FakeTwilioAPI(FakeServer):
         if late and not self._outside_window[number]:
             return twilio_error(63016)
         message = self._message_resource(params)
+        self._created[message["sid"]] = datetime.now(UTC)
         if late:
-            message.update(status="failed", error_code=63016, error_message=_ERRORS[63016][1])
+            created = dict(message)
+            message.update(
+                status="failed",
+                error_code=63016,
+                error_message=_ERRORS[63016][1],
+                date_sent=message["date_created"],
+            )
             self.messages[message["sid"]] = message
-            return 201, {**message, "status": "queued", "error_code": None, "error_message": None}
+            return 201, created
         self.messages[message["sid"]] = message
         return 201, dict(message)
 
@@ -233,7 +364,7 @@ class FakeTwilioAPI(FakeServer):
         return {
             "account_sid": self.account_sid,
             "api_version": API_VERSION,
-            "body": params.get("Body", ""),
+            "body": self._body(params),
             "date_created": now,
             "date_sent": None,
             "date_updated": now,
@@ -253,6 +384,18 @@ class FakeTwilioAPI(FakeServer):
             "uri": uri,
         }
 
+    def _body(self, params: dict[str, Any]) -> str:
+        """The message's text: its Body, or its template rendered with its variables."""
+        content_sid = params.get("ContentSid")
+        if not content_sid:
+            return str(params.get("Body", ""))
+        try:
+            variables = json.loads(params.get("ContentVariables") or "{}")
+        except ValueError:
+            variables = {}
+        text = self.content_templates.get(str(content_sid), "{{1}}")
+        return re.sub(r"\{\{(\w+)\}\}", lambda m: str(variables.get(m.group(1), "")), text)
+
 
 def _form(request: Request) -> dict[str, Any]:
     """Form fields of the request (body, else query); repeated fields become lists."""
@@ -263,6 +406,28 @@ def _form(request: Request) -> dict[str, Any]:
 def _rfc2822(moment: datetime | None = None) -> str:
     """Twilio's date format: `Thu, 24 Aug 2023 05:01:45 +0000`."""
     return format_datetime(moment or datetime.now(UTC).replace(microsecond=0))
+
+
+_UNSENT = ("queued", "accepted", "scheduled", "canceled")
+
+
+def _parsed(stamp: str | None) -> datetime | None:
+    return parsedate_to_datetime(stamp) if stamp else None
+
+
+def _day(value: Any) -> date:
+    return date.fromisoformat(str(value)[:10])
+
+
+def _moment(value: Any, *, start: bool) -> datetime:
+    """A `DateSent>`/`DateSent<` bound: an instant (`2026-12-01T08:00:00Z`), or a day, which
+    counts from its first second (`>`) or up to its last one (`<`)."""
+    text = str(value)
+    if len(text) == 10:
+        day = _day(text)
+        return datetime.combine(day, time.min if start else time.max, tzinfo=UTC)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- webhooks Twilio sends to us ---------------------------------------------------------------
