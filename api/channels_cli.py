@@ -15,11 +15,11 @@ telegram_app = typer.Typer(help="The Telegram bot: webhook registration.", no_ar
 def worker() -> None:
     """Outbox sender and scheduler only (and Telegram polling with TELEGRAM_MODE=polling)."""
     from api.cli import database, settings
-    from api.worker import run_forever
+    from api.worker import run_forever, run_loop
 
     current = settings()
     with database(current) as engine:
-        asyncio.run(run_forever(current, engine))
+        run_loop(run_forever(current, engine))
 
 
 @telegram_app.command("set-webhook")

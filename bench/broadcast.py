@@ -6,6 +6,8 @@
 Each scenario runs in fresh processes, so that their figures do not mix:
 - the fake provider (tests.fakes: FakeTwilioAPI or FakeTelegramAPI) in a process of its own,
   recording every call, enforcing `rate_limit_per_second` when given and counting its 429s;
+  its logic answers behind a keep-alive asyncio HTTP server (`_FastHTTP`), not the fakes'
+  stdlib one, which would cap the figures near 500 calls a second;
 - one worker process doing what `diaspora-bot worker` does for a broadcast: the scheduler's
   job (`api.domain.broadcasts.due_broadcasts_job`: claim, fan-out in batches) on a thread,
   and the outbox sender (`bot.outbox.OutboxSender` over `api.domain.outbox.SqlOutboxStore`)
@@ -22,11 +24,13 @@ one-second window, as the provider counts) as a fraction of the limit, and 429s 
 DESIGN.md's bars: ≥ 2,000 messages/s per worker, memory flat in the audience, within 5 %
 under the limit and no 429.
 
-Knobs to locate a bottleneck (both off by default, the figures are the code's as deployed):
-`BENCH_SNIFFIO_SHIM=1` stands in for the `sniffio` package, which httpcore imports for every
-lock it sets up (without it installed, each import fails after searching sys.path);
-`BENCH_FAKE_KEEPALIVE=1` makes the fake answer HTTP/1.1 with keep-alive (it closes every
-connection otherwise, where a real provider would keep it open).
+The worker runs on the event loop `diaspora-bot worker` runs on (`api.worker.run_loop`:
+uvloop when installed). Knobs to locate a bottleneck (all off by default, the figures are the
+code's as deployed): `BENCH_CONCURRENCY=N` messages in flight per channel (the worker's
+default otherwise); `BENCH_FAKE_STDLIB=1` serves the fake from the fakes' own stdlib server
+(with `BENCH_FAKE_KEEPALIVE=1`, answering HTTP/1.1 with keep-alive; it closes every
+connection otherwise); `BENCH_SNIFFIO_SHIM=1` stands in for the `sniffio` package (now a
+dependency: without it httpcore's lookup of it, for every lock it sets up, searched sys.path).
 
 PostgreSQL comes from `BENCH_POSTGRES_URL` (default postgresql://postgres@127.0.0.1:5432/postgres):
 a database is created per scenario and dropped afterwards.
@@ -72,21 +76,122 @@ SEND_METHOD = {"whatsapp": "messages.create", "telegram": "sendMessage"}
 
 def fake_main(channel: str, rate: float | None) -> None:
     """Serve a fake provider; print its URL; on each line of stdin print its figures (JSON);
-    stop at end of input."""
+    stop at end of input.
+
+    The fake's own logic (tests.fakes: routes, wire format, call log, rate limit, 429s)
+    answers every request, but behind `_FastHTTP`, a keep-alive HTTP/1.1 server on one
+    asyncio loop (uvloop when installed), instead of the fakes' stdlib threaded server, which
+    closes every connection and tops out near 500 calls a second: the provider must not be
+    the bottleneck of the worker it measures. `BENCH_FAKE_STDLIB=1` puts the stdlib server
+    back (with `BENCH_FAKE_KEEPALIVE=1`, keep-alive on it)."""
     from tests.fakes import FakeTelegramAPI, FakeTwilioAPI, _base
 
-    if os.environ.get("BENCH_FAKE_KEEPALIVE"):
-        _base._Handler.protocol_version = "HTTP/1.1"
-        _base._Handler.disable_nagle_algorithm = True
     fake: Any
     if channel == "whatsapp":
         fake = FakeTwilioAPI(rate_limit_per_second=rate)
     else:
         fake = FakeTelegramAPI(token=TELEGRAM_TOKEN, rate_limit_per_second=rate)
-    with fake:
-        print(json.dumps({"url": fake.url}), flush=True)
-        for _line in sys.stdin:
-            print(json.dumps(_fake_figures(fake, channel)), flush=True)
+    if os.environ.get("BENCH_FAKE_STDLIB"):
+        if os.environ.get("BENCH_FAKE_KEEPALIVE"):
+            _base._Handler.protocol_version = "HTTP/1.1"
+            _base._Handler.disable_nagle_algorithm = True
+        with fake:
+            _serve_figures(fake, channel, fake.url)
+        return
+    server = _FastHTTP(fake)
+    server.start()
+    try:
+        _serve_figures(fake, channel, server.url)
+    finally:
+        server.stop()
+
+
+def _serve_figures(fake: Any, channel: str, url: str) -> None:
+    print(json.dumps({"url": url}), flush=True)
+    for _line in sys.stdin:
+        print(json.dumps(_fake_figures(fake, channel)), flush=True)
+
+
+class _FastHTTP:
+    """Just enough HTTP/1.1 for the SDKs' calls (Content-Length bodies, keep-alive), on an
+    event loop in a thread of its own, handing each request to `fake.dispatch` (a
+    tests.fakes.FakeServer) and writing back its JSON answer."""
+
+    def __init__(self, fake: Any) -> None:
+        self.fake = fake
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fake-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()  # type: ignore[assignment]
+        self._loop = loop
+        server = loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        loop.run_forever()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import http.client
+        import io
+        from urllib.parse import parse_qs, urlsplit
+
+        from tests.fakes._base import Request
+
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                line, _, rest = head.partition(b"\r\n")
+                verb, target, _version = line.decode("latin-1").split(" ", 2)
+                headers = http.client.parse_headers(io.BytesIO(rest))
+                body = await reader.readexactly(int(headers.get("Content-Length") or 0))
+                url = urlsplit(target)
+                query = parse_qs(url.query, keep_blank_values=True)
+                request = Request(verb, url.path, query, headers, body)
+                status, payload = self.fake.dispatch(request)
+                data = json.dumps(payload).encode()
+                close = (headers.get("Connection") or "").lower() == "close"
+                writer.write(
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\n"
+                    f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n".encode()
+                    + data
+                )
+                await writer.drain()
+                if close:
+                    return
+        finally:
+            writer.close()
+
+
+_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}
+_REASONS |= {404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 def _fake_figures(fake: Any, channel: str) -> dict[str, Any]:
@@ -245,9 +350,18 @@ def worker_main(url: str, channel: str, provider_url: str, rate: float | None, r
     """Fan out the due broadcast and send it all; print the worker's figures (JSON)."""
     if os.environ.get("BENCH_SNIFFIO_SHIM"):
         _shim_sniffio()
-    figures = asyncio.run(_work(make_url(url), channel, provider_url, rate, redis))
+    from api.worker import run_loop
+
+    # on the event loop `diaspora-bot worker` and `serve` run on (uvloop when installed)
+    figures = run_loop(_work(make_url(url), channel, provider_url, rate, redis))
     figures["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(figures), flush=True)
+
+
+def _knobs() -> dict[str, Any]:
+    """`BENCH_CONCURRENCY=N`: messages in flight per channel (the worker's default otherwise)."""
+    value = os.environ.get("BENCH_CONCURRENCY")
+    return {"concurrency": int(value)} if value else {}
 
 
 def _shim_sniffio() -> None:
@@ -293,7 +407,12 @@ async def _work(
     else:
         limiter = LocalRateLimiter(rates)
     sender = OutboxSender(
-        SqlOutboxStore(engine), [sender_], limiter, rates=rates, poll_interval=0.05
+        SqlOutboxStore(engine),
+        [sender_],
+        limiter,
+        rates=rates,
+        poll_interval=0.05,
+        **_knobs(),
     )
     running = asyncio.create_task(sender.run())
     started = time.perf_counter()

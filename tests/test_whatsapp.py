@@ -317,3 +317,91 @@ def test_parse_form_reads_buttons_media_and_refuses_what_is_not_whatsapp() -> No
     status = parse_status(status_callback_form("SM9", "undelivered", PHONE, 30003))
     assert status is not None
     assert (status.status, status.error_code, status.address) == ("undelivered", 30003, PHONE)
+
+
+# -- the bulk lane's lean path --------------------------------------------------------------------
+
+
+def test_the_bulk_lane_sends_and_is_refused_exactly_as_the_sdk_path() -> None:
+    """Announcements skip the SDK's layers (`WhatsAppSender._create_bulk`): the same form,
+    auth and URI reach Twilio, and every refusal maps to the same outcome."""
+    import asyncio
+    from dataclasses import replace
+
+    from bot.channels.whatsapp import WhatsAppSender
+    from bot.outbox import LANE_BULK, LANE_NOTIFICATION, OutboxItem
+    from tests.fakes import FakeTwilioAPI
+
+    now = datetime.now(UTC)
+    item = OutboxItem(
+        id=1,
+        channel="whatsapp",
+        address=PHONE,
+        lang="fr",
+        lane=LANE_NOTIFICATION,
+        kind="broadcast",
+        payload={"text": "Mission consulaire à Bouaké le 12"},
+        last_inbound_at=now,
+    )
+    faults: list[tuple[str, Any]] = [
+        ("none", None),
+        ("opted out", lambda tw: tw.opt_out(PHONE)),
+        ("outside the window", lambda tw: tw.outside_window(PHONE)),
+        ("429", lambda tw: tw.fail_next(1, 429)),
+        ("500", lambda tw: tw.fail_next(1, 500)),
+        ("503", lambda tw: tw.fail_next(1, 503)),
+        ("no template", "stale"),
+        ("wrong credentials", "auth"),
+    ]
+
+    async def outcome(lane: int, name: str, fault: Any) -> tuple[Any, list[Any]]:
+        with FakeTwilioAPI() as tw:
+            token = "wrong" if fault == "auth" else tw.auth_token
+            sender = WhatsAppSender.create(
+                tw.account_sid,
+                token,
+                "whatsapp:+14155238886",
+                api_base_url=tw.base_url,
+                status_callback="https://bot.example/webhooks/whatsapp/status",
+            )
+            this = replace(item, lane=lane)
+            if fault == "stale":
+                this = replace(this, last_inbound_at=None)
+            elif callable(fault):
+                fault(tw)
+            try:
+                result = await sender.send(this, now)
+            finally:
+                await sender.close()
+            calls = [(c.method, c.params, c.status) for c in tw.calls]
+            return replace(result, provider_id=None), calls
+
+    for name, fault in faults:
+        sdk = asyncio.run(outcome(LANE_NOTIFICATION, name, fault))
+        lean = asyncio.run(outcome(LANE_BULK, name, fault))
+        assert lean == sdk, name
+    templated = {"fr": "HX" + "0" * 32}
+    with FakeTwilioAPI() as tw:
+
+        async def both() -> list[Any]:
+            sender = WhatsAppSender.create(
+                tw.account_sid,
+                tw.auth_token,
+                "whatsapp:+14155238886",
+                api_base_url=tw.base_url,
+                templates=templated,
+            )
+            stale = replace(item, last_inbound_at=None)
+            try:
+                return [
+                    await sender.send(replace(stale, lane=lane), now)
+                    for lane in (LANE_NOTIFICATION, LANE_BULK)
+                ]
+            finally:
+                await sender.close()
+
+        results = asyncio.run(both())
+        assert [r.outcome for r in results] == ["sent", "sent"]
+        sdk_form, lean_form = tw.sent_messages()
+        assert lean_form == sdk_form
+        assert "ContentSid" in lean_form
