@@ -63,18 +63,16 @@ class BookingFlow:
         post = ctx.world.post(data["post"])
         where = raw(post.name if post else data["post"])
         codes = [offer.code for offer in offers]
-        return Ask((msg("booking.service.question", post=where),), service_options(ctx, codes))
+        return Ask((msg("booking.service.question", post=where),), service_options(codes))
 
     def _ask_day(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
         days = [date.fromisoformat(d) for d in data.get("days") or ()]
         if not days:
             days = ctx.world.open_days(data["post"], data["service"], ctx.now, DAYS_SHOWN)
         if not days:
-            back = data if data.get("reschedule") else {"post": data["post"]}
-            step = "day" if data.get("reschedule") else "service"
-            if step == "day":
+            if data.get("reschedule"):
                 return Home(say=(msg("booking.no_days"),))
-            return Goto("booking", step, back, say=(msg("booking.no_days"),))
+            return Goto("booking", "service", {"post": data["post"]}, say=(msg("booking.no_days"),))
         options = tuple(Option(d.isoformat(), day_label(d)) for d in days)
         question = msg("booking.day.question", service=service_name(data["service"]))
         return Ask((question,), options)

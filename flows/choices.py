@@ -56,7 +56,7 @@ def post_options(posts: list[PostInfo]) -> tuple[Option, ...]:
     )
 
 
-def service_options(ctx: Context, codes: list[str]) -> tuple[Option, ...]:
+def service_options(codes: list[str]) -> tuple[Option, ...]:
     return tuple(Option(code, service_name(code), lexicon=("services", code)) for code in codes)
 
 

@@ -29,7 +29,7 @@ class InfoFlow:
 
     def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
         if step == "service":
-            return Ask((msg("info.service.question"),), service_options(ctx, self._codes(ctx)))
+            return Ask((msg("info.service.question"),), service_options(self._codes(ctx)))
         code = data["service"]
         lines: list[Msg] = [
             msg("info.details", service=service_name(code)),

@@ -76,10 +76,10 @@ from api.models import (
     UTCDateTime,
     utcnow,
 )
+from flows.engine import LANGUAGES
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = ("fr", "mos", "dyu", "ff", "en")
 DEFAULT_LANGUAGE = "fr"
 CHANNELS = ("whatsapp", "telegram")  # the channels announcements go out on
 KIND = "broadcast"

@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection
 from api.db import read
 from api.domain import broadcasts as domain
 from api.domain.broadcasts import (
-    LANGUAGES,
     TEXT_MAX,
     BroadcastRecord,
     Language,
@@ -39,6 +38,7 @@ from api.http.staff.deps import (
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import ONE_LINE, IdPath
 from api.models import BroadcastStatus
+from flows.engine import LANGUAGES
 
 router = APIRouter(tags=["broadcasts"], route_class=ProblemRoute, responses=responses(401, 422))
 
