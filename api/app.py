@@ -20,6 +20,7 @@ from api.db import create_engine
 from api.domain.outbox import enqueue_replies
 from api.http import console, health, simulator, staff, web_simulator, webhooks
 from api.http.problems import CatchAllErrors
+from api.http.security_headers import SecurityHeaders
 from api.messaging import build_messaging
 from api.settings import Settings, load_settings
 
@@ -51,7 +52,12 @@ def create_app(
             if owns_engine:
                 db.dispose()
 
-    app = FastAPI(title="Diaspora Bot API", version=_version(), lifespan=lifespan)
+    app = FastAPI(
+        title="Diaspora Bot API",
+        version=_version(),
+        lifespan=lifespan,
+        redirect_slashes=False,  # no redirect built from the Host header: a stray slash is a 404
+    )
     app.state.settings = settings
     app.state.engine = db
     app.state.run_worker = run_worker
@@ -62,6 +68,7 @@ def create_app(
 
     # The last middleware added is the outermost: metrics also count the 500s of CatchAllErrors.
     app.add_middleware(CatchAllErrors)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(health.RequestMetrics, metrics=app.state.metrics)
 
     # The message routes first: the router tries routes in order, and these carry the load.
