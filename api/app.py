@@ -19,6 +19,7 @@ from api import worker
 from api.db import create_engine
 from api.domain.outbox import enqueue_replies
 from api.http import console, health, simulator, staff, web_simulator, webhooks
+from api.http.body_limit import BodyLimit, BodyTooLarge, too_large
 from api.http.problems import CatchAllErrors
 from api.http.security_headers import SecurityHeaders
 from api.messaging import build_messaging
@@ -67,6 +68,8 @@ def create_app(
     app.state.clock = lambda: datetime.now(UTC)
 
     # The last middleware added is the outermost: metrics also count the 500s of CatchAllErrors.
+    app.add_middleware(BodyLimit)
+    app.add_exception_handler(BodyTooLarge, too_large)
     app.add_middleware(CatchAllErrors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(health.RequestMetrics, metrics=app.state.metrics)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -34,7 +35,11 @@ class Settings(BaseSettings):
     # 24-hour window: "fr=HX...,en=HX...". French is the fallback.
     twilio_templates: str = ""
 
-    simulator_enabled: bool = True
+    # The simulator: on by default only for the local demo (see `_simulator_default`).
+    simulator_enabled: bool | None = None
+    # Honour the simulator's `now` (tests and demos only): otherwise the server's clock rules,
+    # so that nobody can wait out a lookup lock or book in the past by moving the clock.
+    simulator_clock: bool = False
     # Signs the staff console's session cookies. Set it in production (and the same on every
     # `serve` process); unset, each process makes its own and sessions end on restart.
     console_secret: str | None = None
@@ -62,6 +67,22 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _simulator_default(self) -> Settings:
+        if self.simulator_enabled is None:
+            self.simulator_enabled = self.is_local_demo
+        return self
+
+    @property
+    def is_local_demo(self) -> bool:
+        """The local demo: an SQLite file under ./var/ served on a loopback address."""
+        url = make_url(self.database_url)
+        local_file = url.get_backend_name() == "sqlite" and (url.database or "").startswith(
+            ("var/", "./var/")
+        )
+        host = urlsplit(self.public_base_url).hostname or ""
+        return local_file and host in {"127.0.0.1", "localhost", "::1"}
 
     @property
     def sqlalchemy_url(self) -> URL:

@@ -21,6 +21,9 @@ from sqlmodel import SQLModel
 from api import migrate
 from api.db import create_engine
 
+# The suite (and the shared scripts' runner) drives the simulator's clock; production does not.
+os.environ.setdefault("SIMULATOR_CLOCK", "true")
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

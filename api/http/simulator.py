@@ -1,7 +1,8 @@
 """`POST /api/v1/simulator/messages` — talk to the flows over HTTP, as DESIGN.md describes.
 
 Open while SIMULATOR_ENABLED is true; otherwise the route answers 404. `now` sets the clock of
-that turn (scripts and demos); `channel` only picks the phone's default country of a demo.
+that turn only when SIMULATOR_CLOCK is true (scripts and demos), else the server's clock rules;
+`channel` only picks the phone's default country of a demo.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ router = APIRouter(
     prefix="/api/v1/simulator",
     tags=["simulator"],
     route_class=ProblemRoute,
-    responses=responses(404, 422),
+    responses=responses(404, 413, 422),
 )
 
 
@@ -62,10 +63,15 @@ async def post_message(body: SimulatorMessage, request: Request) -> Response:
     if body.phone and phone is None:
         return problem(422, "Unprocessable Content", "phone is not a valid international number")
     messaging: Messaging = request.app.state.messaging
+    # The client's clock only where SIMULATOR_CLOCK allows it (tests, demos): elsewhere a
+    # client could wait out lookup locks in no time or book in the past.
+    now = request.app.state.clock()
+    if body.now is not None and request.app.state.settings.simulator_clock:
+        now = body.now
     message = simulator.inbound(
         body.user,
         body.text,
-        body.now or request.app.state.clock(),
+        now,
         phone,
         Kind(body.kind),
     )

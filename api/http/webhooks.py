@@ -82,10 +82,10 @@ async def telegram_webhook(request: Request) -> Response:
         return _forbidden("missing or wrong X-Telegram-Bot-Api-Secret-Token")
     try:
         data: Any = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return problem(400, "Bad Request", "the body is not JSON")
-    if not isinstance(data, dict):
-        return problem(400, "Bad Request", "the body is not a Telegram Update")
+    if not isinstance(data, dict) or not telegram_channel.has_update_id(data):
+        return problem(400, "Bad Request", "the body is not a Telegram Update with an update_id")
     answer = await handlers(request).telegram(data)
     body: dict[str, Any] = {}
     if answer.apology is not None and answer.chat_id is not None:
@@ -112,6 +112,8 @@ async def whatsapp_webhook(request: Request) -> Response:
     form = await _signed_form(request, WEBHOOK_WHATSAPP)
     if form is None:
         return _forbidden("missing or wrong X-Twilio-Signature")
+    if not whatsapp_channel.has_message_sid(form):
+        return problem(400, "Bad Request", "an incoming message needs a well-formed MessageSid")
     body = await handlers(request).whatsapp(form)
     return Response(body, media_type=TWIML)
 

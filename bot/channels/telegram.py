@@ -73,6 +73,12 @@ class TelegramUpdate:
 # -- in -----------------------------------------------------------------------------------------
 
 
+def has_update_id(data: Mapping[str, Any]) -> bool:
+    """Whether the Update carries the `update_id` that the duplicate check relies on."""
+    update_id = data.get("update_id")
+    return isinstance(update_id, int) and not isinstance(update_id, bool) and update_id >= 0
+
+
 def parse_update(data: Mapping[str, Any], now: datetime) -> TelegramUpdate | None:
     """An Update's JSON → what to do; None when it is not an Update at all."""
     if not isinstance(data, Mapping) or not isinstance(data.get("update_id"), int):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,17 @@ def validate_signature(auth_token: str, url: str, form: Any, signature: str | No
     if not signature or not auth_token:
         return False
     return bool(RequestValidator(auth_token).validate(url, form, signature))
+
+
+# A Twilio message SID: two letters (SM, MM) and 32 hex digits.
+_MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}")
+
+
+def has_message_sid(form: Mapping[str, str]) -> bool:
+    """Whether the form carries a well-formed `MessageSid`. Twilio's signature joins names and
+    values, so `MessageSid=SM…1a` re-sent as `MessageSidSM…1=a` keeps the signature but drops
+    the id that the duplicate check relies on: such a message is refused before any effect."""
+    return _MESSAGE_SID.fullmatch(str(form.get("MessageSid") or "")) is not None
 
 
 def parse_form(form: Mapping[str, str], now: datetime) -> Inbound | None:

@@ -1,0 +1,226 @@
+"""The security review's findings, one test (or a few) per item, each failing before its fix.
+
+Item 1: the simulator's `now` moves the clock only under SIMULATOR_CLOCK. Item 2: the
+simulator is on by default for the local demo only. Item 4: no inbound message without its
+provider id. Item 5: bodies are capped as they stream in; deep JSON is a 400, not a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.app import create_app
+from api.models import ChannelIdentity, InboundMessage
+from api.settings import Settings
+from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
+from tests.support.channels import PUBLIC_BASE_URL, TELEGRAM_SECRET, Fakes
+from tests.support.offline import offline  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("offline")
+
+PHONE = "+2250701000001"
+SERVER_NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+identities = ChannelIdentity.__table__  # type: ignore[attr-defined]
+inbound = InboundMessage.__table__  # type: ignore[attr-defined]
+
+
+def _count(engine: Engine, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+# -- 1. the simulator's clock ------------------------------------------------------------------
+
+
+def _simulator_app(engine: Engine, *, clock: bool) -> TestClient:
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        simulator_enabled=True,
+        simulator_clock=clock,
+    )
+    app = create_app(settings, engine=engine, run_worker=False)
+    app.state.clock = lambda: SERVER_NOW
+    return TestClient(app)
+
+
+def _seen_at(engine: Engine) -> datetime:
+    with engine.connect() as conn:
+        seen = conn.execute(sa.select(identities.c.last_inbound_at)).scalar_one()
+    return seen if seen.tzinfo else seen.replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("clock", "expected"), [(False, SERVER_NOW), (True, None)])
+def test_simulator_now_is_honoured_only_under_simulator_clock(
+    demo_engine: Engine, clock: bool, expected: datetime | None
+) -> None:
+    client_now = "2099-01-01T08:00:00Z"
+    with _simulator_app(demo_engine, clock=clock) as client:
+        answer = client.post(
+            "/api/v1/simulator/messages", json={"user": "u1", "text": "Bonjour", "now": client_now}
+        )
+        assert answer.status_code == 200
+    wanted = expected or datetime(2099, 1, 1, 8, 0, tzinfo=UTC)
+    assert _seen_at(demo_engine) == wanted
+
+
+def test_simulator_clock_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIMULATOR_CLOCK", raising=False)  # the suite sets it for itself
+    assert Settings().simulator_clock is False
+
+
+# -- 2. the simulator outside the local demo ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("database_url", "public_base_url", "enabled"),
+    [
+        ("sqlite:///var/app.db", "http://127.0.0.1:8000", True),
+        ("sqlite:///var/app.db", "http://localhost:8000", True),
+        ("sqlite:///var/app.db", "https://diaspora.gov.bf", False),
+        ("sqlite:////srv/data/app.db", "http://127.0.0.1:8000", False),
+        ("postgresql://u:p@db:5432/app", "http://127.0.0.1:8000", False),
+    ],
+)
+def test_simulator_is_on_by_default_only_for_the_local_demo(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, public_base_url: str, enabled: bool
+) -> None:
+    monkeypatch.delenv("SIMULATOR_ENABLED", raising=False)
+    settings = Settings(database_url=database_url, public_base_url=public_base_url)
+    assert settings.simulator_enabled is enabled
+    assert Settings(database_url=database_url, simulator_enabled=True).simulator_enabled
+
+
+# -- 4. replays past the duplicate check -------------------------------------------------------
+
+
+def _post_whatsapp(client: TestClient, fakes: Fakes, form: dict[str, str]) -> Any:
+    url = f"{PUBLIC_BASE_URL}/webhooks/whatsapp"
+    headers = {"X-Twilio-Signature": twilio_signature(fakes.twilio.auth_token, url, form)}
+    return client.post("/webhooks/whatsapp", data=form, headers=headers)
+
+
+@pytest.fixture
+def app_with_fakes(app_factory: Any, demo_engine: Engine) -> Iterator[tuple[TestClient, Fakes]]:
+    with app_factory(demo_engine, now="2026-12-01T08:00:00Z") as pair:
+        yield pair
+
+
+def test_a_replay_without_its_message_sid_is_refused_before_any_effect(
+    app_with_fakes: tuple[TestClient, Fakes], demo_engine: Engine
+) -> None:
+    client, fakes = app_with_fakes
+    form = inbound_whatsapp_form(PHONE, "Bonjour", account_sid=fakes.twilio.account_sid)
+    assert _post_whatsapp(client, fakes, form).status_code == 200
+    turns = _count(demo_engine, inbound)
+
+    # The same signature holds when a name and its value are glued together differently.
+    sid = form.pop("MessageSid")
+    form[f"MessageSid{sid[:-1]}"] = sid[-1]
+    form.pop("SmsMessageSid")
+    form.pop("SmsSid")
+    answer = _post_whatsapp(client, fakes, form)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert _count(demo_engine, inbound) == turns
+
+
+@pytest.mark.parametrize("sid", ["", "SM1", "XX" + "0" * 32, "SM" + "g" * 32])
+def test_a_malformed_message_sid_is_refused(
+    app_with_fakes: tuple[TestClient, Fakes], sid: str
+) -> None:
+    client, fakes = app_with_fakes
+    form = inbound_whatsapp_form(
+        PHONE, "Bonjour", account_sid=fakes.twilio.account_sid, message_sid=sid or "x"
+    )
+    form["MessageSid"] = sid
+    assert _post_whatsapp(client, fakes, form).status_code == 400
+
+
+def _post_telegram(client: TestClient, body: bytes) -> Any:
+    headers = {
+        "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET,
+        "Content-Type": "application/json",
+    }
+    return client.post("/webhooks/telegram", content=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"message": {"message_id": 1, "date": 0, "chat": {"id": 9, "type": "private"},'
+        b' "text": "Bonjour"}}',
+        b'{"update_id": "12", "message": {}}',
+        b'{"update_id": true}',
+    ],
+)
+def test_a_telegram_update_without_update_id_is_refused(
+    app_with_fakes: tuple[TestClient, Fakes], demo_engine: Engine, body: bytes
+) -> None:
+    client, _fakes = app_with_fakes
+    answer = _post_telegram(client, body)
+    assert answer.status_code == 400
+    assert _count(demo_engine, inbound) == 0
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(app_with_fakes: tuple[TestClient, Fakes]) -> None:
+    client, _fakes = app_with_fakes
+    depth = 100_000
+    answer = _post_telegram(client, b"[" * depth + b"]" * depth)
+    assert answer.status_code in (400, 413)
+    nested = b'{"update_id": 1, "x": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    answer = _post_telegram(client, nested)
+    assert answer.status_code == 400
+    assert answer.json()["status"] == 400
+
+
+# -- 5. bodies capped as they stream -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [
+        ("/webhooks/whatsapp", 300 * 1024),
+        ("/webhooks/telegram", 300 * 1024),
+        ("/api/v1/simulator/messages", 32 * 1024),
+        ("/api/v1/posts", 2 * 1024 * 1024),
+    ],
+)
+def test_a_body_above_its_cap_is_413_before_anything_else(
+    app_with_fakes: tuple[TestClient, Fakes], path: str, size: int
+) -> None:
+    client, _fakes = app_with_fakes
+    answer = client.post(path, content=b"a" * size, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["status"] == 413
+
+
+def test_a_streamed_body_is_cut_off_at_its_cap(app_with_fakes: tuple[TestClient, Fakes]) -> None:
+    client, _fakes = app_with_fakes
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked, as a lying client would
+        yield b'{"user": "u", "text": "'
+        for _ in range(64):
+            yield b"a" * 1024
+        yield b'"}'
+
+    answer = client.post(
+        "/api/v1/simulator/messages",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413
+    assert answer.json()["status"] == 413
+
+
+def test_a_message_within_the_cap_still_works(app_with_fakes: tuple[TestClient, Fakes]) -> None:
+    client, _fakes = app_with_fakes
+    answer = client.post("/api/v1/simulator/messages", json={"user": "u", "text": "a" * 5000})
+    assert answer.status_code == 200
