@@ -237,6 +237,32 @@ def staff_token(
     typer.echo(token)
 
 
+@staff_app.command("revoke")
+def staff_revoke(
+    email: Annotated[str, typer.Argument(help="The staff member's e-mail.")],
+) -> None:
+    """Revoke every API token of that account (a lost laptop); the account stays active."""
+    from api.domain.staff import revoke_all_tokens
+
+    with database(settings()) as engine, write(engine) as conn:
+        revoked = revoke_all_tokens(conn, email, utcnow())
+    typer.echo(f"{revoked} token(s) revoked for {email.strip().lower()}")
+
+
+@staff_app.command("disable")
+def staff_disable(
+    email: Annotated[str, typer.Argument(help="The staff member's e-mail.")],
+) -> None:
+    """Deactivate that account: its tokens and console sessions stop at once."""
+    from api.domain.staff import disable_staff
+
+    with database(settings()) as engine, write(engine) as conn:
+        found = disable_staff(conn, email, utcnow())
+    if not found:
+        fail(f"no staff account for {email.strip().lower()}", 1)
+    typer.echo(f"staff account {email.strip().lower()} disabled")
+
+
 # --- chat -------------------------------------------------------------------------------------
 
 

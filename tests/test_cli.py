@@ -81,6 +81,48 @@ def test_upgrade_seed_twice_and_staff_token(tmp_path: Path) -> None:
     assert unknown.stdout == ""
 
 
+def _token_works(tmp_path: Path, token: str) -> bool:
+    from api.db import create_engine
+    from api.domain.staff import staff_for_token
+    from api.models import utcnow
+    from api.settings import Settings
+
+    engine = create_engine(
+        Settings(database_url=f"sqlite:///{tmp_path / 'var' / 'app.db'}").sqlalchemy_url
+    )
+    try:
+        with engine.connect() as conn:
+            return staff_for_token(conn, token, utcnow()) is not None
+    finally:
+        engine.dispose()
+
+
+def test_staff_revoke_and_disable_stop_tokens_at_once(tmp_path: Path) -> None:
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "staff", "add", "awa@example.org", "--role", "admin").returncode == 0
+    first = run(tmp_path, "staff", "token", "awa@example.org").stdout.strip()
+    second = run(tmp_path, "staff", "token", "awa@example.org").stdout.strip()
+    assert _token_works(tmp_path, first)
+    assert _token_works(tmp_path, second)
+
+    revoked = run(tmp_path, "staff", "revoke", "Awa@Example.org")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "2 token(s) revoked" in revoked.stdout
+    assert not _token_works(tmp_path, first)
+    assert not _token_works(tmp_path, second)
+
+    third = run(tmp_path, "staff", "token", "awa@example.org").stdout.strip()
+    assert _token_works(tmp_path, third)  # the account itself is still active
+    disabled = run(tmp_path, "staff", "disable", "awa@example.org")
+    assert disabled.returncode == 0, disabled.stderr
+    assert not _token_works(tmp_path, third)
+    assert run(tmp_path, "staff", "token", "awa@example.org").returncode == 1
+
+    unknown = run(tmp_path, "staff", "disable", "nobody@example.org")
+    assert unknown.returncode == 1
+    assert "Traceback" not in unknown.stderr
+
+
 @pytest.mark.parametrize(
     ("url", "needle"),
     [

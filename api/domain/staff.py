@@ -183,6 +183,18 @@ def revoke_all_tokens(conn: Connection, email: str, now: datetime) -> int:
     return result.rowcount
 
 
+def disable_staff(conn: Connection, email: str, now: datetime) -> bool:
+    """Deactivate an account and revoke its tokens: its API calls and console sessions stop at
+    once (both read the account on every request). False when there is no such account."""
+    result = conn.execute(
+        _staff.update().where(_staff.c.email == normalise_email(email)).values(active=False)
+    )
+    if result.rowcount == 0:
+        return False
+    revoke_all_tokens(conn, email, now)
+    return True
+
+
 def verify_password(conn: Connection, email: str, password: str) -> StaffPrincipal | None:
     """The account if the password is right, else None; rehashes when parameters changed."""
     row = conn.execute(
