@@ -314,10 +314,13 @@ class RequestEvent(SQLModel, table=True):
 
 
 class LookupGuard(SQLModel, table=True):
-    """Wrong answers to a status lookup per reference: three lock it for 15 minutes."""
+    """Wrong answers to a status lookup, per reference and sender (`c<citizen id>`): three in
+    a row lock that sender out for 15 minutes. The row of sender `*` counts every sender's
+    failures: its ceiling locks the reference for all but its verified owner."""
 
     __tablename__ = "lookup_guard"
     reference: str = Field(max_length=20, primary_key=True)
+    sender: str = Field(max_length=24, primary_key=True)
     failures: int = 0
     locked_until: datetime | None = _utc(nullable=True)
     updated_at: datetime = _utc()

@@ -720,6 +720,7 @@ def request_detail(desk: DeskDep, reference: Annotated[str, Path(max_length=40)]
     with db.read(desk.engine) as conn:
         record = _request_for(desk, conn, reference)
         history = RequestService(conn).history(record.id)
+        guard = RequestService(conn).guard(record.reference, desk.now)
         staff_ids = {e.staff_id for e in history if e.staff_id is not None}
         emails = {
             row.id: row.email
@@ -736,6 +737,7 @@ def request_detail(desk: DeskDep, reference: Annotated[str, Path(max_length=40)]
         post=post,
         service_name=services.get(record.service_code, record.service_code),
         history=history,
+        guard=guard,
         emails=emails,
         statuses=REQUEST_STATUSES,
         next_statuses=next_statuses(record.status),

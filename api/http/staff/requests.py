@@ -98,6 +98,21 @@ class RequestPublic(BaseModel):
     updated_at: datetime
 
 
+class LookupGuardPublic(BaseModel):
+    """Failed status lookups on the reference in the chat (wrong birth dates), the last day."""
+
+    failures: int = Field(description="Failures from every sender together")
+    senders: int = Field(description="How many different senders failed")
+    locked_until: datetime | None = Field(
+        description="Set when the failures reached the ceiling: nobody but the owner's "
+        "verified phone can look the reference up until then"
+    )
+
+
+class RequestDetail(RequestPublic):
+    lookups: LookupGuardPublic
+
+
 class RequestEventPublic(BaseModel):
     status: RequestStatus
     note: str
@@ -200,9 +215,18 @@ def list_requests(
 
 
 @router.get("/requests/{reference}", summary="One request", responses=responses(404))
-def get_request(reference: ReferencePath, staff: CurrentStaff, db: DbDep) -> RequestPublic:
+def get_request(
+    reference: ReferencePath, staff: CurrentStaff, db: DbDep, now: NowDep
+) -> RequestDetail:
     with read(db) as conn:
-        return to_public(get_visible(conn, staff, reference))
+        record = get_visible(conn, staff, reference)
+        guard = RequestService(conn).guard(record.reference, now)
+    return RequestDetail(
+        **to_public(record).model_dump(),
+        lookups=LookupGuardPublic(
+            failures=guard.failures, senders=guard.senders, locked_until=guard.locked_until
+        ),
+    )
 
 
 @router.post(
