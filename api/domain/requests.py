@@ -28,6 +28,7 @@ than `STALE_AFTER` start again. When a lock falls on an existing request, its ci
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -38,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlmodel import SQLModel
 
-from api.domain import notices
+from api.domain import membership, notices
 from api.domain.citizens import normalise_phone
 from api.models import (
     Citizen,
@@ -203,9 +204,16 @@ class RequestService:
         birth_date: date | None,
         staff_id: int | None,
         now: datetime,
+        *,
+        link_within: Collection[int] | None = None,
     ) -> ConsularRequest:
         """Lodge a request and issue its reference. Raises UnknownRequest's sibling LookupError
-        for an unknown post or service, ValueError for a bad phone number or an empty name."""
+        for an unknown post or service, ValueError for a bad phone number or an empty name.
+
+        The citizen with that verified phone is linked to it only if they already belong to
+        one of the posts `link_within` (the lodging agent's; None: an administrator), so that
+        a phone number typed at a desk pulls nobody into its scope (`api.domain.membership`).
+        """
         full_name = " ".join(full_name.split())[:NAME_MAX]
         if not full_name:
             raise ValueError("full_name is empty")
@@ -229,6 +237,10 @@ class RequestService:
         serial = self._next_serial(post.id, year)
         reference = f"{post.code}-{year}-{serial:06d}"
         citizen_id = self._citizen_with_phone(e164)
+        if citizen_id is not None and not membership.citizen_in_posts(
+            self.conn, citizen_id, link_within
+        ):
+            citizen_id = None
         values: dict[str, Any] = {
             "reference": reference,
             "post_id": post.id,
@@ -301,15 +313,9 @@ class RequestService:
             raise TransitionRefused(RequestStatus(current), wanted)
         self._append_event(row.id, wanted, reason, staff_id, now)
         request = ConsularRequest.model_validate(row._asdict())
+        # Told even when not linked (what the desk needs), but not linked by a status change.
         citizen_id = request.citizen_id or self._citizen_with_phone(request.phone)
         if citizen_id is not None:
-            if request.citizen_id is None:  # they wrote to the bot after the request was lodged
-                self.conn.execute(
-                    sa.update(_request)
-                    .where(_request.c.id == request.id)
-                    .values(citizen_id=citizen_id)
-                )
-                request.citizen_id = citizen_id
             post = self._post_info(request.post_id)
             service_code = self.conn.execute(
                 sa.select(_service.c.code).where(_service.c.id == request.service_id)
@@ -343,6 +349,13 @@ class RequestService:
         row = self.conn.execute(record_query().where(_request.c.reference == reference)).first()
         request = to_record(row) if row else None
         if request is not None and verified_phone and request.phone == verified_phone:
+            owner = None if request.citizen_id else self._citizen_with_phone(verified_phone)
+            if owner is not None:  # the owner opened it from their phone: now it is theirs
+                self.conn.execute(
+                    sa.update(_request)
+                    .where(_request.c.id == request.id, _request.c.citizen_id.is_(None))
+                    .values(citizen_id=owner)
+                )
             return self._found(request, sender, now)  # the owner: no lock applies
         locked_until = self.conn.execute(
             sa.select(sa.func.max(_guard.c.locked_until)).where(

@@ -685,6 +685,7 @@ def create_request(
                 born,
                 desk.staff.id,
                 desk.now,
+                link_within=None if desk.staff.is_admin else desk.staff.post_ids,
             )
             record = request_api.get_visible(tx.conn, desk.staff, created.reference)
             reference = record.reference

@@ -172,7 +172,14 @@ def create_request(
         post = get_post(tx.conn, staff, body.post)
         try:
             created = RequestService(tx.conn).create(
-                post.code, body.service, body.phone, body.full_name, body.birth_date, staff.id, now
+                post.code,
+                body.service,
+                body.phone,
+                body.full_name,
+                body.birth_date,
+                staff.id,
+                now,
+                link_within=None if staff.is_admin else staff.post_ids,
             )
         except LookupError:
             raise ProblemError(404, "no such service") from None
