@@ -246,6 +246,20 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _utc()
     last_used_at: datetime | None = _utc(nullable=True)
     revoked_at: datetime | None = _utc(nullable=True)
+    expires_at: datetime | None = _utc(nullable=True)  # None: until revoked
+
+
+class ConsoleLogin(SQLModel, table=True):
+    """One console session on the server's side: logging out ends it, so a copied cookie stops
+    working; disabling the account ends them all. The cookie carries the random id, the
+    database its SHA-256."""
+
+    __tablename__ = "console_login"
+    id_hash: str = Field(max_length=64, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    created_at: datetime = _utc()
+    expires_at: datetime = _utc()
+    ended_at: datetime | None = _utc(nullable=True)
 
 
 class AuditLog(SQLModel, table=True):
