@@ -66,6 +66,10 @@ def create_app(
     app.state.messaging = build_messaging(db, enqueue=enqueue_replies)
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)
+    app.state.simulator_limits = simulator.SimulatorLimits(
+        settings.simulator_messages_per_minute, settings.simulator_users_per_10_minutes
+    )
+    app.state.login_failures = console.login_failures_limit()
 
     # The last middleware added is the outermost: metrics also count the 500s of CatchAllErrors.
     app.add_middleware(BodyLimit)

@@ -202,6 +202,9 @@ class ChannelIdentity(SQLModel, table=True):
     unreachable_at: datetime | None = _utc(nullable=True)
     state: dict[str, Any] | None = _json(nullable=True)
     state_updated_at: datetime | None = _utc(nullable=True)
+    # This sender's messages since `burst_started_at` (bot.runtime's flood rule).
+    burst_started_at: datetime | None = _utc(nullable=True)
+    burst_count: int = 0
 
 
 class InboundMessage(SQLModel, table=True):

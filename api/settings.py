@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # Honour the simulator's `now` (tests and demos only): otherwise the server's clock rules,
     # so that nobody can wait out a lookup lock or book in the past by moving the clock.
     simulator_clock: bool = False
+    # Per client address, per process: simulator messages a minute and new simulator users
+    # in ten minutes (0: no limit). Lifted under SIMULATOR_CLOCK, a test mode that trusts
+    # the client with the clock itself.
+    simulator_messages_per_minute: int = Field(default=120, ge=0)
+    simulator_users_per_10_minutes: int = Field(default=20, ge=0)
     # Signs the staff console's session cookies. Set it in production (and the same on every
     # `serve` process); unset, each process makes its own and sessions end on restart.
     console_secret: str | None = None

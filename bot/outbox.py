@@ -80,6 +80,7 @@ DEFAULT_LEASE = timedelta(minutes=5)
 PATIENCE = 2.0
 # While a slot waits for an answer, look again this often (seconds).
 ANSWER_POLL = 0.01
+REDIS_TIMEOUT = 5.0  # seconds, for connecting to Redis and for each of its answers
 
 
 def utcnow() -> datetime:
@@ -436,7 +437,11 @@ class RedisRateLimiter:
     ) -> RedisRateLimiter:
         from redis.asyncio import Redis
 
-        return cls(Redis.from_url(url), rates, prefix=prefix)
+        # Never wait on Redis for ever: a hung server fails the call, and the sender retries.
+        redis = Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
+        return cls(redis, rates, prefix=prefix)
 
     def _keys(self, channel: str) -> list[str]:
         base = f"{self.prefix}:rate:{channel}"

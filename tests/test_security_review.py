@@ -3,27 +3,39 @@
 Item 1: the simulator's `now` moves the clock only under SIMULATOR_CLOCK. Item 2: the
 simulator is on by default for the local demo only. Item 3: a stranger's wrong birth dates
 lock only that stranger out, and staff see them. Item 8: an agent's segment and the
-requests an agent lodges stay within the agent's posts. Item 4: no inbound message without its
+requests an agent lodges stay within the agent's posts. Item 6: a flood from one number gets
+one "slow down" and costs no turns; the simulator and the console login are limited per
+client address; every outbound client has timeouts. Item 4: no inbound message without its
 provider id. Item 5: bodies are capped as they stream in; deep JSON is a 400, not a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
+from xml.etree import ElementTree as ET
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from api.app import create_app
-from api.db import write
+from api.db import create_engine, write
 from api.domain.requests import RequestService
+from api.domain.staff import add_staff
 from api.domain.tables import table
 from api.models import ChannelIdentity, ConsularRequest, InboundMessage
 from api.settings import Settings
+from bot.channels.telegram import make_bot
+from bot.channels.whatsapp import LocalizedHttpClient
+from bot.outbox import RedisRateLimiter
+from bot.runtime import FLOOD_LIMIT
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL, TELEGRAM_SECRET, Fakes
 from tests.support.offline import offline  # noqa: F401  (fixture)
@@ -320,3 +332,146 @@ def test_a_message_within_the_cap_still_works(app_with_fakes: tuple[TestClient, 
     client, _fakes = app_with_fakes
     answer = client.post("/api/v1/simulator/messages", json={"user": "u", "text": "a" * 5000})
     assert answer.status_code == 200
+
+
+# -- 6. floods from one sender ------------------------------------------------------------------
+
+
+def _bodies(xml: str) -> list[str]:
+    root = ET.fromstring(xml)
+    return [m.findtext("Body") or (m.text or "") for m in root.iter("Message")]
+
+
+def test_a_flood_from_one_number_is_answered_once_and_runs_no_turn(
+    app_with_fakes: tuple[TestClient, Fakes], demo_engine: Engine
+) -> None:
+    client, fakes = app_with_fakes
+    flooder, neighbour = "+2250701000009", "+2250701000010"
+    sid = fakes.twilio.account_sid
+    answered = []
+    for _ in range(200):
+        form = inbound_whatsapp_form(flooder, "Bonjour", account_sid=sid)
+        response = _post_whatsapp(client, fakes, form)
+        assert response.status_code == 200  # acknowledged, so that Twilio does not retry
+        answered.append(_bodies(response.text))
+        # meanwhile another citizen is served as usual
+    neighbour_answer = _post_whatsapp(
+        client, fakes, inbound_whatsapp_form(neighbour, "Bonjour", account_sid=sid)
+    )
+    assert _bodies(neighbour_answer.text)
+    assert all(answered[:FLOOD_LIMIT])  # a person's pace: every message answered
+    assert answered[FLOOD_LIMIT] == [answered[FLOOD_LIMIT][0]]
+    assert "Attendez une minute" in answered[FLOOD_LIMIT][0]
+    assert not any(answered[FLOOD_LIMIT + 1 :])  # the rest: dropped without a turn
+    assert _count(demo_engine, inbound) == 201  # every id remembered: a retry is a duplicate
+    with demo_engine.connect() as conn:
+        count = conn.execute(
+            sa.select(identities.c.burst_count).where(identities.c.address == flooder)
+        ).scalar_one()
+    assert count == 200
+
+
+def _simulator_from(engine: Engine, address: str, **limits: int) -> TestClient:
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        simulator_enabled=True,
+        simulator_clock=False,
+        **limits,
+    )
+    app = create_app(settings, engine=engine, run_worker=False)
+    return TestClient(app, client=(address, 40000))
+
+
+def test_the_simulator_limits_new_users_per_address(demo_engine: Engine) -> None:
+    with _simulator_from(demo_engine, "203.0.113.7") as client:
+        for n in range(20):
+            assert _say(client, f"bot-{n}", "Bonjour")
+        refused = client.post("/api/v1/simulator/messages", json={"user": "bot-20", "text": "x"})
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert 0 < int(refused.headers["retry-after"]) <= 600
+        assert _say(client, "bot-3", "1")  # the users already there go on
+        other = TestClient(client.app, client=("198.51.100.2", 40000))
+        assert _say(other, "someone-else", "Bonjour")  # another address is not concerned
+    assert _count(demo_engine, identities) == 21
+
+
+def test_the_simulator_limits_messages_per_address(demo_engine: Engine) -> None:
+    with _simulator_from(demo_engine, "203.0.113.8", simulator_messages_per_minute=5) as client:
+        for _ in range(5):
+            assert _say(client, "u", "Bonjour")
+        refused = client.post("/api/v1/simulator/messages", json={"user": "u", "text": "x"})
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) <= 60
+
+
+def test_failed_console_logins_are_limited_per_address(demo_engine: Engine) -> None:
+    from tests.test_console import csrf
+
+    with write(demo_engine) as conn:
+        add_staff(conn, "awa@consulat.bf", "agent", ["ABJ"], "correct horse battery")
+    with _simulator_from(demo_engine, "203.0.113.9") as client:
+        for _ in range(10):
+            page = client.get("/console/login")
+            form = {"email": "awa@consulat.bf", "password": "guess", "csrf": csrf(page.text)}
+            assert client.post("/console/login", data=form).status_code == 401
+        page = client.get("/console/login")
+        right = {"email": "awa@consulat.bf", "password": "correct horse battery"}
+        throttled = client.post("/console/login", data={**right, "csrf": csrf(page.text)})
+        assert throttled.status_code == 429  # even the right password waits
+        assert "Réessayez dans 15 minutes" in throttled.text
+        assert int(throttled.headers["retry-after"]) > 0
+        other = TestClient(client.app, client=("198.51.100.3", 40000))
+        page = other.get("/console/login")
+        ok = other.post(
+            "/console/login", data={**right, "csrf": csrf(page.text)}, follow_redirects=False
+        )
+        assert ok.status_code == 303
+
+
+def _finite(timeout: httpx.Timeout) -> bool:
+    parts = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    return all(part is not None and 0 < part <= 30 for part in parts)
+
+
+def test_every_outbound_client_has_timeouts() -> None:
+    bot = make_bot("123456:TEST", "http://127.0.0.1:9")
+    assert all(_finite(request._client.timeout) for request in bot._request)
+    twilio = LocalizedHttpClient("http://127.0.0.1:9")
+    assert twilio.timeout == 15.0
+    assert _finite(twilio.http.timeout)
+    limiter = RedisRateLimiter.from_url("redis://127.0.0.1:6379/0", {"telegram": 30})
+    kwargs = limiter.redis.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (5.0, 5.0)
+    engine = create_engine(make_url("postgresql+psycopg://u@127.0.0.1:9/db"))
+    seen: dict[str, Any] = {}
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _capture(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        seen.update(cparams)
+        raise ConnectionAbortedError  # what PostgreSQL would be given, not a real connection
+
+    with pytest.raises(ConnectionAbortedError):
+        engine.connect()
+    assert seen["connect_timeout"] == 10
+    engine.dispose()
+
+
+def test_a_provider_that_never_answers_fails_the_call_in_time() -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    host, port = silent.getsockname()
+
+    async def call() -> None:
+        client = LocalizedHttpClient(f"http://{host}:{port}", timeout=0.5)
+        try:
+            await client.request("POST", "https://api.twilio.com/2010-04-01/Accounts/AC/x.json")
+        finally:
+            await client.http.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(httpx.TimeoutException):
+        asyncio.run(call())
+    assert time.monotonic() - started < 10  # bounded by the timeout, not by the provider
+    silent.close()

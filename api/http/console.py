@@ -51,6 +51,7 @@ from api.domain.requests import (
 )
 from api.domain.staff import StaffPrincipal, end_login, open_login, verify_password
 from api.domain.tables import table
+from api.http.address_limits import AddressLimit, client_address
 from api.http.console_auth import ConsoleSession, fingerprint_of, load_staff
 from api.http.staff import appointments as appointment_api
 from api.http.staff import requests as request_api
@@ -333,6 +334,16 @@ def login_page(request: Request, next: Annotated[str, Query(max_length=500)] = "
     return _render(request, session, "console/login.html", {"next": _safe_next(next)})
 
 
+LOGIN_FAILURES = 10  # per client address …
+LOGIN_FAILURES_WINDOW = 15 * 60.0  # … in this many seconds, then the form waits
+
+
+def login_failures_limit() -> AddressLimit:
+    """Failed console logins per client address (api.http.address_limits): guessing passwords
+    from one address stops after `LOGIN_FAILURES`; a success does not count."""
+    return AddressLimit(LOGIN_FAILURES, LOGIN_FAILURES_WINDOW)
+
+
 @router.post("/login", response_model=None)
 def login(
     request: Request,
@@ -347,6 +358,15 @@ def login(
         session.log_out()
         context["error"] = "login_expired"
         return _render(request, session, "console/login.html", context, status_code=403)
+    failures: AddressLimit = request.app.state.login_failures
+    address = client_address(request)
+    wait = failures.wait(address)
+    if wait:
+        context["error"] = "login_throttled"
+        context["minutes"] = str(-(-wait // 60))
+        response = _render(request, session, "console/login.html", context, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     fingerprint = login_id = ""
     with db.write(request.app.state.engine) as conn:
         staff = verify_password(conn, email, password) if email and password else None
@@ -354,6 +374,7 @@ def login(
             fingerprint = fingerprint_of(conn, staff.id)
             login_id = open_login(conn, staff.id, _now(request))
     if staff is None:
+        failures.hit(address)
         context["error"] = "login_wrong"
         return _render(request, session, "console/login.html", context, status_code=401)
     session.log_in(staff.id, login_id, fingerprint)
