@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from api import worker
 from api.db import create_engine
 from api.domain.outbox import enqueue_replies
-from api.http import console, health, simulator, staff, web_simulator, webhooks
+from api.http import console, docs, health, simulator, staff, web_simulator, webhooks
 from api.http.body_limit import BodyLimit, BodyTooLarge, too_large
 from api.http.problems import CatchAllErrors
 from api.http.security_headers import SecurityHeaders
@@ -58,6 +58,10 @@ def create_app(
         version=_version(),
         lifespan=lifespan,
         redirect_slashes=False,  # no redirect built from the Host header: a stray slash is a 404
+        # served by api.http.docs: assets from the app itself, staff-only in production
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.engine = db
@@ -86,4 +90,5 @@ def create_app(
     app.include_router(console.router)
     app.include_router(web_simulator.router)
     app.include_router(worker.router)  # its lifespan runs the worker unless run_worker=False
+    docs.install(app)
     return app

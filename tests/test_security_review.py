@@ -1,12 +1,16 @@
 """The security review's findings, one test (or a few) per item, each failing before its fix.
 
-Item 1: the simulator's `now` moves the clock only under SIMULATOR_CLOCK. Item 2: the
-simulator is on by default for the local demo only. Item 3: a stranger's wrong birth dates
-lock only that stranger out, and staff see them. Item 8: an agent's segment and the
-requests an agent lodges stay within the agent's posts. Item 6: a flood from one number gets
-one "slow down" and costs no turns; the simulator and the console login are limited per
-client address; every outbound client has timeouts. Item 4: no inbound message without its
-provider id. Item 5: bodies are capped as they stream in; deep JSON is a 400, not a 500.
+1. The simulator's `now` moves the clock only under SIMULATOR_CLOCK.
+2. The simulator is on by default for the local demo only.
+3. A stranger's wrong birth dates lock only that stranger out; staff see them.
+4. No inbound message without its provider id.
+5. Bodies are capped as they stream in; deep JSON is a 400, not a 500.
+6. A flood from one number gets one "slow down" and costs no turns; the simulator and the
+   console login are limited per client address; every outbound client has timeouts.
+7. Tokens and console logins: see tests/test_cli.py, test_console.py, test_staff_api.py.
+8. An agent's segment and the requests an agent lodges stay within the agent's posts.
+9. The API's documentation is served without CDN and staff-only outside the local demo;
+   /metrics can want a token (no-store, nosniff, no slash redirect: test_security_headers).
 """
 
 from __future__ import annotations
@@ -475,3 +479,81 @@ def test_a_provider_that_never_answers_fails_the_call_in_time() -> None:
         asyncio.run(call())
     assert time.monotonic() - started < 10  # bounded by the timeout, not by the provider
     silent.close()
+
+
+# -- 9. the production surface ------------------------------------------------------------------
+
+
+def _docs_app(engine: Engine, **settings: Any) -> TestClient:
+    values = {"database_url": engine.url.render_as_string(hide_password=False), **settings}
+    return TestClient(create_app(Settings(**values), engine=engine, run_worker=False))
+
+
+def test_the_docs_are_served_by_the_app_itself(demo_engine: Engine) -> None:
+    with _docs_app(demo_engine, api_docs="public") as client:
+        for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+            html = client.get(page)
+            assert html.status_code == 200
+            assert f"/docs/static/{asset}" in html.text
+            assert "cdn." not in html.text
+            assert "fonts.googleapis" not in html.text
+            script = client.get(f"/docs/static/{asset}")
+            assert script.status_code == 200
+            assert len(script.content) > 100_000
+        assert client.get("/openapi.json").json()["info"]["title"] == "Diaspora Bot API"
+
+
+def test_outside_the_local_demo_the_docs_are_for_staff(
+    demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("API_DOCS", raising=False)
+    production = {"public_base_url": "https://bot.consulat.bf"}
+    assert Settings(**production).api_docs == "staff"
+    local = {"database_url": "sqlite:///var/app.db", "public_base_url": "http://127.0.0.1:8000"}
+    assert Settings(**local).api_docs == "public"
+    with _docs_app(demo_engine, **production) as client:
+        refused = client.get("/openapi.json")
+        assert refused.status_code == 401
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        page = client.get("/docs", follow_redirects=False)
+        assert (page.status_code, page.headers["location"]) == (303, "/console/login?next=/docs")
+        token = admin_token(demo_engine)
+        schema = client.get("/openapi.json", headers={"Authorization": f"Bearer {token}"})
+        assert schema.status_code == 200
+        assert (
+            client.get("/openapi.json", headers={"Authorization": "Bearer dbt_x"}).status_code
+            == 401
+        )
+    with _docs_app(demo_engine, api_docs="off") as client:
+        assert client.get("/docs").status_code == 404
+        assert client.get("/openapi.json").status_code == 404
+
+
+def test_a_console_login_opens_the_docs_and_comes_back_to_them(demo_engine: Engine) -> None:
+    from tests.test_console import csrf
+
+    with write(demo_engine) as conn:
+        add_staff(conn, "awa@consulat.bf", "agent", ["ABJ"], "correct horse battery")
+    with _docs_app(demo_engine, api_docs="staff") as client:
+        page = client.get("/console/login?next=/docs")
+        form = {
+            "email": "awa@consulat.bf",
+            "password": "correct horse battery",
+            "csrf": csrf(page.text),
+            "next": "/docs",
+        }
+        logged = client.post("/console/login", data=form, follow_redirects=False)
+        assert logged.headers["location"] == "/docs"
+        assert client.get("/docs").status_code == 200
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_metrics_can_want_a_token(demo_engine: Engine) -> None:
+    with _docs_app(demo_engine, metrics_token="s3cret-scraper") as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        scraped = client.get("/metrics", headers={"Authorization": "Bearer s3cret-scraper"})
+        assert scraped.status_code == 200
+        assert "diaspora_http_requests_total" in scraped.text
+    with _docs_app(demo_engine) as client:
+        assert client.get("/metrics").status_code == 200  # unset: as before

@@ -192,7 +192,10 @@ def _not_found(desk: Desk, what: str = "page") -> Interrupt:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path of the console itself: no open redirect to another site."""
+    """Only a path of the console itself (or the API's documentation, staff-only in
+    production): no open redirect to another site."""
+    if target in ("/docs", "/redoc"):
+        return target
     if target and target.startswith("/console/") and "//" not in target and "\\" not in target:
         return target
     return HOME

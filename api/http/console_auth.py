@@ -42,7 +42,7 @@ from api.domain.staff import StaffPrincipal, login_is_live
 from api.models import StaffRole
 
 COOKIE = "console_session"
-COOKIE_PATH = "/console"
+COOKIE_PATH = "/"  # the console, and the API's documentation when it is staff-only
 SESSION_HOURS = 12
 SECRET_ENV = "CONSOLE_SECRET"  # noqa: S105  (the name of a variable, not a secret)
 MAX_FLASHES = 5
