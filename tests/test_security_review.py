@@ -409,28 +409,50 @@ def test_the_simulator_limits_messages_per_address(demo_engine: Engine) -> None:
         assert int(refused.headers["retry-after"]) <= 60
 
 
-def test_failed_console_logins_are_limited_per_address(demo_engine: Engine) -> None:
+def test_failed_console_logins_wait_per_account_and_per_address(demo_engine: Engine) -> None:
     from tests.test_console import csrf
 
     with write(demo_engine) as conn:
         add_staff(conn, "awa@consulat.bf", "agent", ["ABJ"], "correct horse battery")
-    with _simulator_from(demo_engine, "203.0.113.9") as client:
-        for _ in range(10):
-            page = client.get("/console/login")
-            form = {"email": "awa@consulat.bf", "password": "guess", "csrf": csrf(page.text)}
-            assert client.post("/console/login", data=form).status_code == 401
+        add_staff(conn, "ali@consulat.bf", "agent", ["ABJ"], "correct horse battery")
+    right = {"email": "awa@consulat.bf", "password": "correct horse battery"}
+
+    def attempt(client: TestClient, **form: str) -> Any:
         page = client.get("/console/login")
-        right = {"email": "awa@consulat.bf", "password": "correct horse battery"}
-        throttled = client.post("/console/login", data={**right, "csrf": csrf(page.text)})
+        return client.post("/console/login", data={**form, "csrf": csrf(page.text)})
+
+    with _simulator_from(demo_engine, "203.0.113.9") as client:
+        # one account, from five addresses: the account waits
+        for n in range(5):
+            other = TestClient(client.app, client=(f"198.51.100.{n}", 40000))
+            assert attempt(other, email="awa@consulat.bf", password="guess").status_code == 401
+        throttled = attempt(client, **right)
         assert throttled.status_code == 429  # even the right password waits
         assert "Réessayez dans 15 minutes" in throttled.text
         assert int(throttled.headers["retry-after"]) > 0
-        other = TestClient(client.app, client=("198.51.100.3", 40000))
-        page = other.get("/console/login")
-        ok = other.post(
-            "/console/login", data={**right, "csrf": csrf(page.text)}, follow_redirects=False
+        # one address, guessing five accounts: the address waits
+        for n in range(5):
+            assert attempt(client, email=f"x{n}@consulat.bf", password="guess").status_code == 401
+        ali = {"email": "ali@consulat.bf", "password": "correct horse battery"}
+        assert attempt(client, **ali).status_code == 429
+        elsewhere = TestClient(client.app, client=("192.0.2.1", 40000))
+        assert attempt(elsewhere, **ali).status_code == 200  # a working login is not slowed
+    with demo_engine.connect() as conn:
+        failed = conn.execute(
+            sa.text("SELECT entity_id, before, after FROM audit_log WHERE action = 'login_failed'")
+        ).all()
+    assert len(failed) == 10
+    assert {row.entity_id for row in failed} == {"unknown", str(_staff_id(demo_engine))}
+    assert not any("guess" in str(row) or "horse" in str(row) for row in failed)  # no password
+
+
+def _staff_id(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT id FROM staff WHERE email = 'awa@consulat.bf'")
+            ).scalar_one()
         )
-        assert ok.status_code == 303
 
 
 def _finite(timeout: httpx.Timeout) -> bool:

@@ -13,6 +13,7 @@ disabling an account ends all of its logins and tokens at once.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,17 +27,21 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from api import models
+from api.domain import audit
 from api.models import StaffRole
 
 TOKEN_PREFIX = "dbt_"  # noqa: S105  (a prefix, not a secret)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 LOGIN_DURATION = timedelta(hours=12)
+LOGIN_FAILURES = 5  # failed console logins of one account …
+LOGIN_FAILURES_WINDOW = timedelta(minutes=15)  # … within this time: the next ones wait
 
 _staff = SQLModel.metadata.tables["staff"]
 _staff_post = SQLModel.metadata.tables["staff_post"]
 _api_token = SQLModel.metadata.tables["api_token"]
 _post = SQLModel.metadata.tables["post"]
 _login = SQLModel.metadata.tables["console_login"]
+_audit = SQLModel.metadata.tables["audit_log"]
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,48 @@ def staff_id_of(conn: Connection, email: str) -> int | None:
 
 
 # --- console logins ---------------------------------------------------------------------------
+
+
+def record_login_failure(conn: Connection, email: str, now: datetime) -> None:
+    """A failed console login, in the audit log: the account it was for (its id; `unknown`
+    when there is none), never the password nor what was typed."""
+    staff_id = staff_id_of(conn, email)
+    audit.record(
+        conn,
+        staff_id=None,  # nobody is logged in
+        action="login_failed",
+        entity="staff",
+        entity_id=staff_id if staff_id is not None else "unknown",
+        before=None,
+        after=None,
+        now=now,
+    )
+
+
+def login_wait(conn: Connection, email: str, now: datetime) -> int:
+    """Seconds before this account may try again (0: now): `LOGIN_FAILURES` failures within
+    `LOGIN_FAILURES_WINDOW` make it wait until the oldest of them leaves the window. Counted in
+    the audit log, so every process sees the same."""
+    staff_id = staff_id_of(conn, email)
+    if staff_id is None:
+        return 0
+    recent: list[datetime] = list(
+        conn.execute(
+            sa.select(_audit.c.at)
+            .where(
+                _audit.c.action == "login_failed",
+                _audit.c.entity == "staff",
+                _audit.c.entity_id == str(staff_id),
+                _audit.c.at > now - LOGIN_FAILURES_WINDOW,
+            )
+            .order_by(_audit.c.at.desc())
+            .limit(LOGIN_FAILURES)
+        ).scalars()
+    )
+    if len(recent) < LOGIN_FAILURES:
+        return 0
+    oldest = recent[-1] if recent[-1].tzinfo else recent[-1].replace(tzinfo=now.tzinfo)
+    return max(1, math.ceil((oldest + LOGIN_FAILURES_WINDOW - now).total_seconds()))
 
 
 def open_login(conn: Connection, staff_id: int, now: datetime) -> str:

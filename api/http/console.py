@@ -49,7 +49,16 @@ from api.domain.requests import (
     clean_reference,
     record_query,
 )
-from api.domain.staff import StaffPrincipal, end_login, open_login, verify_password
+from api.domain.staff import (
+    LOGIN_FAILURES,
+    LOGIN_FAILURES_WINDOW,
+    StaffPrincipal,
+    end_login,
+    login_wait,
+    open_login,
+    record_login_failure,
+    verify_password,
+)
 from api.domain.tables import table
 from api.http.address_limits import AddressLimit, client_address
 from api.http.console_auth import ConsoleSession, fingerprint_of, load_staff
@@ -337,14 +346,10 @@ def login_page(request: Request, next: Annotated[str, Query(max_length=500)] = "
     return _render(request, session, "console/login.html", {"next": _safe_next(next)})
 
 
-LOGIN_FAILURES = 10  # per client address …
-LOGIN_FAILURES_WINDOW = 15 * 60.0  # … in this many seconds, then the form waits
-
-
 def login_failures_limit() -> AddressLimit:
-    """Failed console logins per client address (api.http.address_limits): guessing passwords
-    from one address stops after `LOGIN_FAILURES`; a success does not count."""
-    return AddressLimit(LOGIN_FAILURES, LOGIN_FAILURES_WINDOW)
+    """Failed console logins per client address (api.http.address_limits), with the same
+    numbers as per account (api.domain.staff): a success does not count."""
+    return AddressLimit(LOGIN_FAILURES, LOGIN_FAILURES_WINDOW.total_seconds())
 
 
 @router.post("/login", response_model=None)
@@ -363,19 +368,25 @@ def login(
         return _render(request, session, "console/login.html", context, status_code=403)
     failures: AddressLimit = request.app.state.login_failures
     address = client_address(request)
-    wait = failures.wait(address)
+    now = _now(request)
+    fingerprint = login_id = ""
+    with db.write(request.app.state.engine) as conn:
+        wait = failures.wait(address) or (login_wait(conn, email, now) if email else 0)
+        staff = None
+        if not wait and email and password:
+            staff = verify_password(conn, email, password)
+        if staff is not None:
+            fingerprint = fingerprint_of(conn, staff.id)
+            login_id = open_login(conn, staff.id, now)
+        elif not wait:
+            record_login_failure(conn, email, now)
     if wait:
+        # Even the right password waits: the lock lifts by itself.
         context["error"] = "login_throttled"
         context["minutes"] = str(-(-wait // 60))
         response = _render(request, session, "console/login.html", context, status_code=429)
         response.headers["Retry-After"] = str(wait)
         return response
-    fingerprint = login_id = ""
-    with db.write(request.app.state.engine) as conn:
-        staff = verify_password(conn, email, password) if email and password else None
-        if staff is not None:
-            fingerprint = fingerprint_of(conn, staff.id)
-            login_id = open_login(conn, staff.id, _now(request))
     if staff is None:
         failures.hit(address)
         context["error"] = "login_wrong"
