@@ -688,6 +688,33 @@ def test_the_broadcasts_page_lists_the_table(console: tuple[TestClient, Engine])
     assert "Brouillon" in page.text
 
 
+def test_an_agent_sees_the_broadcasts_the_api_lets_them_see(
+    console: tuple[TestClient, Engine],
+) -> None:
+    """One rule for both (api.domain.broadcasts.within): the whole segment within their posts."""
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    at = datetime(2026, 11, 30, 8, tzinfo=UTC).replace(tzinfo=None)
+    with db.write(engine) as conn:
+        for title, segment in (
+            ("Pour Abidjan", '{"posts": ["ABJ"]}'),
+            ("Pour Abidjan et Accra", '{"posts": ["ABJ", "ACC"]}'),
+            ("Pour tout le monde", "{}"),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO broadcast (title, texts, segment, status, created_at, cursor,"
+                    " queued) VALUES (:title, '{}', :segment, 'draft', :at, 0, 0)"
+                ),
+                {"title": title, "segment": segment, "at": at},
+            )
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/broadcasts").text
+    assert "Pour Abidjan<" in page
+    assert "Pour Abidjan et Accra" not in page
+    assert "Pour tout le monde" not in page
+
+
 # --- the front door and the simulator page -----------------------------------------------------
 
 

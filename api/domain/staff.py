@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -59,6 +60,14 @@ class StaffPrincipal:
 
     def may_act_for(self, post_id: int) -> bool:
         return self.is_admin or post_id in self.post_ids
+
+
+def post_filter(staff: StaffPrincipal, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """`column` (a post id) is one the caller may see: an administrator every post, an agent
+    their own. Another post's data is treated exactly as data that does not exist."""
+    if staff.is_admin:
+        return sa.true()
+    return column.in_(sorted(staff.post_ids))
 
 
 @lru_cache(maxsize=1)

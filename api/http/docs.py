@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import db
 from api.domain.staff import staff_for_token
-from api.http.console_auth import ConsoleSession, load_staff
+from api.http.console.session import ConsoleSession, load_staff
 from api.http.problems import problem
 
 OPENAPI = "/openapi.json"

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection, Row
 
 from api.db import read
+from api.domain import appointment_desk as appointment_domain
 from api.domain import membership, privacy
 from api.domain.citizens import normalise_phone
 from api.domain.requests import RequestService, record_query, to_record
@@ -172,7 +173,7 @@ def _public(conn: Connection, staff: StaffPrincipal, rows: list[Row[Any]]) -> li
         if identity.channel not in channels[identity.citizen_id]:
             channels[identity.citizen_id].append(identity.channel)
     for a in conn.execute(
-        appointment_routes.appointments_query()
+        appointment_domain.appointments_query()
         .where(
             appointment_table.c.citizen_id.in_(ids),
             post_filter(staff, appointment_table.c.post_id),
@@ -261,9 +262,9 @@ def export(citizen_id: IdPath, staff: CurrentAdmin, db: DbDep, now: NowDep) -> C
         if held is None:
             raise ProblemError(404, "no such citizen")
         appointments = [
-            appointment_routes.to_public(r)
+            appointment_routes.to_public(appointment_domain.to_record(r))
             for r in conn.execute(
-                appointment_routes.appointments_query()
+                appointment_domain.appointments_query()
                 .where(appointment_table.c.citizen_id == citizen_id)
                 .order_by(appointment_table.c.starts_at, appointment_table.c.id)
             )
