@@ -34,7 +34,24 @@ REQUIRED = (
     "intents",
     "services",
 )
-INTENTS = ("book", "track", "my_appointments", "info", "contacts", "language")
+# The main menu's six doors, then what a sentence may ask beyond them (cancel, reschedule,
+# talk to a person): flows.intents decides where each one leads.
+INTENTS = (
+    "book",
+    "track",
+    "my_appointments",
+    "info",
+    "contacts",
+    "language",
+    "cancel",
+    "reschedule",
+    "human",
+)
+# Times of day a greeting may belong to ("any" for "bonjour", "salut", "i ni ce"…)
+PERIODS = ("any", "morning", "midday", "evening", "night")
+# What a message naming only a service (and maybe a post or a day) asks for: each lexicon
+# states it as `bare_service`.
+BARE_SERVICE = ("book", "info")
 
 
 class LexiconError(ValueError):
@@ -43,6 +60,15 @@ class LexiconError(ValueError):
 
 def _words(values: Iterable[Any]) -> frozenset[str]:
     return frozenset(w for w in (fold(str(v)) for v in values if v is not None) if w)
+
+
+def _greeting_periods(raw: Any, language: str) -> dict[str, str]:
+    """Greetings as a list (all "any") or a mapping period → list, folded → period."""
+    table = dict(raw) if isinstance(raw, Mapping) else {"any": raw}
+    unknown = set(table) - set(PERIODS)
+    if unknown:
+        raise LexiconError(f"lexicon {language}: greeting periods are {PERIODS}, not {unknown}")
+    return {word: str(period) for period, words in table.items() for word in _words(words or ())}
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,14 @@ class Lexicon:
     months: Mapping[str, int]  # folded word → 1..12
     intents: Mapping[str, frozenset[str]]
     services: Mapping[str, frozenset[str]]
+    # folded greeting → its time of day (PERIODS); `greetings` holds them all
+    greeting_periods: Mapping[str, str] = field(default_factory=dict)
+    thanks: frozenset[str] = frozenset()
+    # words that may come with a greeting or thanks and ask nothing ("monsieur", "beaucoup")
+    polite: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()  # the language's own name, as people spell it
+    bare_service: str = "book"
+    places: Mapping[str, frozenset[str]] = field(default_factory=dict)  # city → other names
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def words(self, category: str, name: str) -> frozenset[str]:
@@ -84,6 +118,10 @@ class Lexicon:
         months = list(raw["months"])
         if len(weekdays) != 7 or len(months) != 12:
             raise LexiconError(f"lexicon {raw['language']}: needs 7 weekdays and 12 months")
+        periods = _greeting_periods(raw["greetings"], str(raw["language"]))
+        bare = str(raw.get("bare_service") or "book")
+        if bare not in BARE_SERVICE:
+            raise LexiconError(f"lexicon {raw['language']}: bare_service is one of {BARE_SERVICE}")
         numbers: dict[str, int] = {}
         for number, words in dict(raw["numbers"]).items():
             for word in _words(words):
@@ -92,7 +130,8 @@ class Lexicon:
             language=str(raw["language"]),
             name=str(raw["name"]),
             review=str(raw["review"]),
-            greetings=_words(raw["greetings"]),
+            greetings=frozenset(periods),
+            greeting_periods=periods,
             markers=_words(raw["markers"]),
             shortcuts={fold(str(k)): fold(str(v)) for k, v in dict(raw["shortcuts"]).items()},
             yes=_words(raw["yes"]),
@@ -110,6 +149,13 @@ class Lexicon:
             months={w: i + 1 for i, names in enumerate(months) for w in _words(names)},
             intents={k: _words(dict(raw["intents"]).get(k) or ()) for k in INTENTS},
             services={str(k): _words(v or ()) for k, v in dict(raw["services"]).items()},
+            thanks=_words(raw.get("thanks") or ()),
+            polite=_words(raw.get("polite") or ()),
+            names=_words([raw["name"], *(raw.get("names") or ())]),
+            bare_service=bare,
+            places={
+                fold(str(k)): _words(v or ()) for k, v in dict(raw.get("places") or {}).items()
+            },
         )
 
 

@@ -1,4 +1,9 @@
-"""The main menu: the six doors, numbered the same in every language."""
+"""The main menu: the six doors, numbered the same in every language, and whole sentences.
+
+A sentence at the menu ("je veux un passeport à Abidjan demain", "abj 2026 123", "annuler
+mon rdv") is understood by flows.understanding and sent through the right door with what it
+already says, so that the flow behind skips those questions (`route`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from typing import Any
 
 from flows.engine import Answer, Ask, Context, Goto, Outcome, Stay
 from flows.messages import Msg, Option, msg
-from flows.understanding import intent
+from flows.text import fold
+from flows.understanding import Place, Understood, understand
 
 # (value, label, where it leads) — the order is the contract: 1 book … 6 language
 ENTRIES: tuple[tuple[str, Msg, tuple[str, str]], ...] = (
@@ -20,6 +26,69 @@ ENTRIES: tuple[tuple[str, Msg, tuple[str, str]], ...] = (
 DESTINATIONS = {value: target for value, _label, target in ENTRIES}
 
 
+def places(ctx: Context) -> tuple[Place, ...]:
+    """The posts as a sentence names them: by their city."""
+    return tuple(Place(post.code, (fold(post.city),)) for post in ctx.world.posts())
+
+
+def read(ctx: Context, answer: Answer) -> Understood:
+    """What the answer says, as a sentence, on the citizen's calendar (UTC date: close enough
+    for 'demain' a few hours either side of midnight; the booking checks the post's own day)."""
+    return understand(answer.text, answer.folded, ctx.chain, ctx.now.date(), places(ctx))
+
+
+def wanted(ctx: Context, said: Understood) -> str | None:
+    """The intent of a sentence, or what its slots alone ask for.
+
+    A request reference asks for its status, a booking reference for that appointment; a
+    service named alone asks what the lexicon's `bare_service` states (book, or documents);
+    a post, a day or a time alone asks for an appointment.
+    """
+    if said.booking and said.intent in {None, "book", "track", "my_appointments"}:
+        return "my_appointments"
+    if said.intent is not None:
+        return said.intent
+    if said.request:
+        return "track"
+    if said.service:
+        return ctx.lexicon.bare_service
+    if said.post or said.day or said.time:
+        return "book"
+    return None
+
+
+def route(ctx: Context, said: Understood) -> Outcome | None:
+    """Where a sentence leads, with what it says filled in; None when it asks for nothing."""
+    chosen = wanted(ctx, said)
+    if chosen == "book":
+        data: dict[str, Any] = dict(said.slots)
+        if data:
+            data["understood"] = True
+        return Goto("booking", "post", data)
+    if chosen == "track":
+        return Goto("status", "reference", {"given": said.request} if said.request else {})
+    if chosen in {"my_appointments", "cancel", "reschedule"}:
+        listing: dict[str, Any] = {}
+        if chosen != "my_appointments":
+            listing["then"] = chosen
+        if said.booking:
+            listing["reference"] = said.booking
+        return Goto("appointments", "list", listing)
+    if chosen == "info":
+        if said.service:
+            return Goto("info", "details", {"service": said.service})
+        return Goto("info", "service")
+    if chosen == "contacts":
+        return Goto("contacts", "post", {"post": said.post} if said.post else {})
+    if chosen == "human":
+        # Until the desk's inbox exists (menu 7), a person is reached by the post's contacts.
+        at = {"post": said.post} if said.post else {}
+        return Goto("contacts", "post", at, say=(msg("menu.human"),))
+    if chosen == "language":
+        return Goto("language", "choose")
+    return None
+
+
 class MenuFlow:
     name = "menu"
 
@@ -30,12 +99,18 @@ class MenuFlow:
         return Ask(lines=(msg("menu.main.question"),), options=options)
 
     def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
-        choice = answer.picked or (None if answer.number else intent(answer.folded, ctx.chain))
-        if choice in DESTINATIONS:
-            flow, first_step = DESTINATIONS[choice]
-            return Goto(flow, first_step)
         if answer.number is not None:
+            if answer.picked in DESTINATIONS:
+                flow, first_step = DESTINATIONS[answer.picked]
+                return Goto(flow, first_step)
             return Stay(say=(msg("common.not_an_option", count=len(ENTRIES)),))
+        # the sentence first: "annuler mon rdv" must not be taken for the "mes rendez-vous" door
+        routed = route(ctx, read(ctx, answer))
+        if routed is not None:
+            return routed
+        if answer.picked in DESTINATIONS:
+            flow, first_step = DESTINATIONS[answer.picked]
+            return Goto(flow, first_step)
         return Stay(say=(msg("common.not_understood"),))
 
     def help(self, step: str) -> Msg:

@@ -343,7 +343,9 @@ def test_not_a_time(typed: str) -> None:
         ("rendez vous", "book"),
         ("Bjr jv prendre rdv stp", "book"),
         ("mes rendez-vous", "my_appointments"),  # the longer phrase wins over "rendez-vous"
-        ("je veux annuler mon rdv", "my_appointments"),
+        ("je veux annuler mon rdv", "cancel"),  # a verb that changes something wins
+        ("reporter mon rdv", "reschedule"),
+        ("je veux parler à un agent", "human"),
         ("suivi", "track"),
         ("statut de ma demande", "track"),
         ("où en est mon dossier", "track"),
