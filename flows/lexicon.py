@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.text import fold
+from flows.text import expand, fold
 
 REQUIRED = (
     "language",
@@ -58,17 +58,26 @@ class LexiconError(ValueError):
     pass
 
 
-def _words(values: Iterable[Any]) -> frozenset[str]:
-    return frozenset(w for w in (fold(str(v)) for v in values if v is not None) if w)
+def _words(values: Iterable[Any], shortcuts: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Folded words; with `shortcuts`, also as the engine expands a message ("prendre rdv" is
+    compared as "prendre rendez vous" too, since "rdv" in the message is expanded)."""
+    folded = {w for w in (fold(str(v)) for v in values if v is not None) if w}
+    if shortcuts:
+        folded |= {expand(w, shortcuts) for w in folded}
+    return frozenset(folded)
 
 
-def _greeting_periods(raw: Any, language: str) -> dict[str, str]:
+def _greeting_periods(raw: Any, language: str, shortcuts: Mapping[str, str]) -> dict[str, str]:
     """Greetings as a list (all "any") or a mapping period → list, folded → period."""
     table = dict(raw) if isinstance(raw, Mapping) else {"any": raw}
     unknown = set(table) - set(PERIODS)
     if unknown:
         raise LexiconError(f"lexicon {language}: greeting periods are {PERIODS}, not {unknown}")
-    return {word: str(period) for period, words in table.items() for word in _words(words or ())}
+    return {
+        word: str(period)
+        for period, words in table.items()
+        for word in _words(words or (), shortcuts)
+    }
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,8 @@ class Lexicon:
         months = list(raw["months"])
         if len(weekdays) != 7 or len(months) != 12:
             raise LexiconError(f"lexicon {raw['language']}: needs 7 weekdays and 12 months")
-        periods = _greeting_periods(raw["greetings"], str(raw["language"]))
+        shortcuts = {fold(str(k)): fold(str(v)) for k, v in dict(raw["shortcuts"]).items()}
+        periods = _greeting_periods(raw["greetings"], str(raw["language"]), shortcuts)
         bare = str(raw.get("bare_service") or "book")
         if bare not in BARE_SERVICE:
             raise LexiconError(f"lexicon {raw['language']}: bare_service is one of {BARE_SERVICE}")
@@ -133,7 +143,7 @@ class Lexicon:
             greetings=frozenset(periods),
             greeting_periods=periods,
             markers=_words(raw["markers"]),
-            shortcuts={fold(str(k)): fold(str(v)) for k, v in dict(raw["shortcuts"]).items()},
+            shortcuts=shortcuts,
             yes=_words(raw["yes"]),
             no=_words(raw["no"]),
             menu=_words(raw["menu"]),
@@ -147,10 +157,10 @@ class Lexicon:
             next=_words(raw["next"]),
             weekdays={w: i for i, names in enumerate(weekdays) for w in _words(names)},
             months={w: i + 1 for i, names in enumerate(months) for w in _words(names)},
-            intents={k: _words(dict(raw["intents"]).get(k) or ()) for k in INTENTS},
-            services={str(k): _words(v or ()) for k, v in dict(raw["services"]).items()},
-            thanks=_words(raw.get("thanks") or ()),
-            polite=_words(raw.get("polite") or ()),
+            intents={k: _words(dict(raw["intents"]).get(k) or (), shortcuts) for k in INTENTS},
+            services={str(k): _words(v or (), shortcuts) for k, v in dict(raw["services"]).items()},
+            thanks=_words(raw.get("thanks") or (), shortcuts),
+            polite=_words(raw.get("polite") or (), shortcuts),
             names=_words([raw["name"], *(raw.get("names") or ())]),
             bare_service=bare,
             places={

@@ -37,7 +37,7 @@ def read(ctx: Context, answer: Answer) -> Understood:
     return understand(answer.text, answer.folded, ctx.chain, ctx.now.date(), places(ctx))
 
 
-def wanted(ctx: Context, said: Understood) -> str | None:
+def wanted(said: Understood, bare_service: str) -> str | None:
     """The intent of a sentence, or what its slots alone ask for.
 
     A request reference asks for its status, a booking reference for that appointment; a
@@ -51,7 +51,7 @@ def wanted(ctx: Context, said: Understood) -> str | None:
     if said.request:
         return "track"
     if said.service:
-        return ctx.lexicon.bare_service
+        return bare_service
     if said.post or said.day or said.time:
         return "book"
     return None
@@ -59,7 +59,7 @@ def wanted(ctx: Context, said: Understood) -> str | None:
 
 def route(ctx: Context, said: Understood) -> Outcome | None:
     """Where a sentence leads, with what it says filled in; None when it asks for nothing."""
-    chosen = wanted(ctx, said)
+    chosen = wanted(said, ctx.lexicon.bare_service)
     if chosen == "book":
         data: dict[str, Any] = dict(said.slots)
         if data:

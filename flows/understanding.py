@@ -92,13 +92,27 @@ _INTENT_TIERS = {
 
 
 def intent(text: str, chain: Sequence[Lexicon]) -> str | None:
-    """The intent a sentence asks for: 'je veux un rdv' → book, 'annuler mon rdv' → cancel."""
+    """The intent a sentence asks for: 'je veux un rdv' → book, 'annuler mon rdv' → cancel.
+
+    A phrase inside a longer service name asks for nothing: "travel document" is a service,
+    not a question about documents.
+    """
+    services = [
+        word
+        for lex in chain
+        for words in lex.services.values()
+        for word in words
+        if " " in word and contains_phrase(text, word)
+    ]
     found: list[tuple[int, int, int, str]] = []
     for rank, lex in enumerate(chain):
         for name, words in lex.intents.items():
             for word in words:
-                if contains_phrase(text, word):
-                    found.append((_INTENT_TIERS.get(name, 0), len(word), -rank, name))
+                if not contains_phrase(text, word):
+                    continue
+                if any(len(s) > len(word) and contains_phrase(s, word) for s in services):
+                    continue
+                found.append((_INTENT_TIERS.get(name, 0), len(word), -rank, name))
     return max(found)[3] if found else None
 
 
@@ -425,7 +439,7 @@ def _post_in(folded: str, places: Sequence[Place], chain: Sequence[Lexicon]) -> 
 def politeness(folded: str, chain: Sequence[Lexicon]) -> tuple[str | None, bool, bool]:
     """(greeting's period, thanks, only politeness) of a folded message."""
     greeting: tuple[int, str] | None = None
-    thanks = False
+    thanks = 0  # the length of the longest thanks phrase
     polite: set[str] = set()
     for lex in chain:
         for word, period in lex.greeting_periods.items():
@@ -436,13 +450,15 @@ def politeness(folded: str, chain: Sequence[Lexicon]) -> tuple[str | None, bool,
         for word in lex.thanks:
             if contains_phrase(folded, word):
                 polite.add(word)
-                thanks = True
+                thanks = max(thanks, len(word))
         polite |= {w for w in lex.polite if contains_phrase(folded, w)}
+    if greeting is not None and thanks > greeting[0]:
+        greeting = None  # "a ni ce kosobe": thanks that hold a greeting's words
     rest = f" {folded} "
     for phrase in sorted(polite, key=len, reverse=True):
         rest = rest.replace(f" {phrase} ", " ")
-    only = (greeting is not None or thanks) and all(w in POLITE_FILLERS for w in rest.split())
-    return (greeting[1] if greeting else None), thanks, only
+    only = (greeting is not None or thanks > 0) and all(w in POLITE_FILLERS for w in rest.split())
+    return (greeting[1] if greeting else None), thanks > 0, only
 
 
 def understand(
