@@ -378,11 +378,12 @@ def _date_in(folded: str, today: date, chain: Sequence[Lexicon]) -> date | None:
             window = words[start : start + size]
             if len(window) < size:
                 continue
-            if size == 1 and len(words) > 1 and len(window[0]) < _SHORT_WEEKDAY:
-                if any(window[0] in lex.weekdays for lex in chain):
-                    continue
-                if window[0].isdigit():
-                    continue
+            meant = [w for w in window if w not in _FILLERS]  # "a mon": "mon" alone
+            if len(meant) == 1 and len(words) > 1 and len(meant[0]) < _SHORT_WEEKDAY:
+                if any(meant[0] in lex.weekdays for lex in chain):
+                    continue  # "mon", "sam", "mar" are weekdays only as the whole message
+                if size == 1 and meant[0].isdigit():
+                    continue  # "2 passeports": a number, not a date ("le 12" is one)
             found = parse_date(" ".join(window), today, chain)
             if found is not None:
                 return found
