@@ -187,6 +187,21 @@ class Turn:
         return self.state.lang or "fr"
 
 
+def folded_message(text: str, ctx: Context) -> str:
+    """A message as the steps compare it: folded, SMS spellings of the chain expanded."""
+    shortcuts: dict[str, str] = {}
+    for lex in reversed(ctx.chain):
+        shortcuts.update(lex.shortcuts)
+    return expand(fold(text), shortcuts)
+
+
+def first_sentence(menu: Flow, text: str, ctx: Context) -> Goto | None:
+    """Where a sentence leads from the main menu when it asks for something, else None."""
+    answer = Answer(text=text, folded=folded_message(text, ctx), number=None, picked=None)
+    outcome = menu.answer("main", ctx, {}, answer)
+    return outcome if isinstance(outcome, Goto) else None
+
+
 class Engine:
     def __init__(self, flows: list[Flow]) -> None:
         self.flows = {flow.name: flow for flow in flows}
@@ -240,10 +255,7 @@ class Engine:
 
     @staticmethod
     def _folded(text: str, ctx: Context) -> str:
-        shortcuts: dict[str, str] = {}
-        for lex in reversed(ctx.chain):
-            shortcuts.update(lex.shortcuts)
-        return expand(fold(text), shortcuts)
+        return folded_message(text, ctx)
 
     def _unread(self, state: Conversation, key: str) -> Stay:
         """Not understood, or not text: with choices on screen, the number works; without,
@@ -276,15 +288,14 @@ class Engine:
                 return self._go(Conversation(lang=detected), ctx, routed)
             return self._go(Conversation(), ctx, Home(say=welcome, lang=detected))
         ctx = replace(ctx, lang="fr")
-        start = Goto("language", "choose", {"first": True}, say=(msg("common.welcome"),))
+        data: dict[str, Any] = {"first": True}
+        if text and self._first_sentence(text, ctx) is not None:
+            data["pending"] = text  # "je veux un passeport à Abidjan": done once French is chosen
+        start = Goto("language", "choose", data, say=(msg("common.welcome"),))
         return self._go(Conversation(lang=None), ctx, start)
 
     def _first_sentence(self, text: str, ctx: Context) -> Goto | None:
-        """Where a first message leads when it asks for something, else None (the menu)."""
-        folded = self._folded(text, ctx)
-        answer = Answer(text=text, folded=folded, number=None, picked=None)
-        outcome = self.flows["menu"].answer("main", ctx, {}, answer)
-        return outcome if isinstance(outcome, Goto) else None
+        return first_sentence(self.flows["menu"], text, ctx)
 
     @staticmethod
     def _detect(text: str, ctx: Context) -> str | None:

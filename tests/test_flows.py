@@ -922,3 +922,174 @@ def test_the_state_is_kept_as_json(world: MemoryWorld) -> None:
     assert dialog.stored["flow"] == "booking"
     assert dialog.stored["updated_at"] == NOW.isoformat()
     assert dialog.conversation == dialog.last.state
+
+
+# -- whole sentences, greetings and thanks (issue 14) -------------------------------------------
+
+
+def test_a_sentence_at_the_menu_fills_the_booking_and_restates_it(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("Je veux un passeport à Abidjan demain")
+    assert dialog.keys == ["booking.time.question_at"]
+    assert dialog.state[:2] == ("booking", "time")
+    assert dialog.data["post"] == "ABJ"
+    assert dialog.data["service"] == "passport"
+    assert dialog.data["day"] == "2026-12-02"
+
+
+def test_what_is_missing_is_asked_with_what_is_understood(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("passeport a abidjan")
+    assert dialog.keys == ["booking.day.question_at"]
+    text = renderer().render(dialog.line("booking.day.question_at"), "fr")
+    assert text == "Passeport à Abidjan : quel jour ?"
+
+
+def test_a_bare_service_books_it_by_the_lexicons_rule(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("passport")
+    assert dialog.keys == ["booking.post.question_for"]
+    assert dialog.state == ("booking", "post", {"service": "passport", "understood": True})
+    dialog.say("abidjan")
+    assert dialog.step == "booking.day"
+
+
+def test_a_sentence_with_a_free_time_goes_straight_to_the_name(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("rdv cnib abidjan demain a 9h")
+    assert dialog.step == "booking.name"
+    assert dialog.data["time"] == "2026-12-02T09:00:00+00:00"
+
+
+def test_a_time_that_is_not_free_offers_the_nearest(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("passeport abidjan demain 7h")
+    assert dialog.keys == ["booking.time_unavailable", "booking.time.question_at"]
+
+
+def test_a_sentence_at_a_booking_step_fills_the_rest(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("abidjan passeport demain")
+    assert dialog.step == "booking.time"
+    assert (dialog.data["post"], dialog.data["service"]) == ("ABJ", "passport")
+
+
+def test_a_request_reference_at_the_menu_is_looked_up(world: MemoryWorld) -> None:
+    world.add_request(REQUEST, birth_date=BIRTH_DATE)
+    dialog = at_menu(world)
+    dialog.say("ou en est mon dossier abj 2026 123")
+    assert dialog.state == ("status", "birth_date", {"reference": REQUEST})
+
+
+def test_cancel_with_a_booking_reference_goes_to_that_appointment(world: MemoryWorld) -> None:
+    reference = book_for(world)
+    dialog = at_menu(world)
+    dialog.say(f"je veux annuler mon rdv {reference}")
+    assert dialog.keys == ["appointments.cancel.question"]
+
+
+def test_cancel_without_a_reference_lists_then_asks_to_confirm(world: MemoryWorld) -> None:
+    book_for(world)
+    dialog = at_menu(world)
+    dialog.say("annuler mon rdv")
+    assert dialog.keys == ["appointments.list.question"]
+    dialog.say("1")
+    assert dialog.keys == ["appointments.cancel.question"]
+
+
+def test_hours_of_a_named_post(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("horaires du consulat d'abidjan")
+    assert dialog.keys[0] == "contacts.details"
+    assert dialog.step == "menu.main"
+
+
+def test_talking_to_a_person_gets_the_contacts_kindly(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("je veux parler a un agent")
+    assert dialog.keys == ["menu.human", "contacts.post.question"]
+
+
+@pytest.mark.parametrize(
+    ("first", "lang"),
+    [("dioula", "dyu"), ("Mooré", "mos"), ("english", "en"), ("francais", "fr"), ("peul", "ff")],
+)
+def test_a_first_message_that_names_a_language_takes_it(
+    world: MemoryWorld, first: str, lang: str
+) -> None:
+    dialog = Dialog(world)
+    turn = dialog.say(first)
+    assert dialog.keys == ["common.welcome", "menu.main.question"]
+    assert turn.lang == lang
+
+
+@pytest.mark.parametrize("first", ["I ni ce", "i ni cɛ", "Anitché", "I ni sogoma", "Aw ni ce"])
+def test_the_everyday_dioula_greetings_take_dioula(world: MemoryWorld, first: str) -> None:
+    dialog = Dialog(world)
+    turn = dialog.say(first)
+    assert dialog.keys == ["common.welcome", "menu.main.question"]
+    assert turn.lang == "dyu"
+
+
+def test_a_french_first_sentence_is_done_once_french_is_chosen(world: MemoryWorld) -> None:
+    dialog = Dialog(world)
+    dialog.say("Je veux un passeport à Abidjan demain")
+    assert dialog.keys == ["common.welcome", "language.choose.question"]
+    dialog.say("1")
+    assert dialog.keys == ["language.set", "booking.time.question_at"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Bonjour", "common.greeted"),
+        ("bonsoir monsieur", "common.greeted.evening"),
+        ("Ne y yibeoogo", "common.greeted.morning"),
+        ("merci", "common.thanked"),
+        ("merci beaucoup", "common.thanked"),
+        ("thank you", "common.thanked"),
+        ("barka", "common.thanked"),
+        ("a jaraama", "common.thanked"),
+    ],
+)
+def test_politeness_mid_booking_is_answered_and_the_step_repeated(
+    world: MemoryWorld, text: str, key: str
+) -> None:
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")
+    before = dialog.state
+    dialog.say(text)
+    assert dialog.keys == [key, "booking.service.question"]
+    assert dialog.state == before
+
+
+def at_name(world: MemoryWorld) -> Dialog:
+    dialog = at_menu(world)
+    dialog.say("rdv passeport abidjan demain 9h")
+    assert dialog.step == "booking.name"
+    return dialog
+
+
+def test_thanks_at_the_name_step_is_no_name(world: MemoryWorld) -> None:
+    dialog = at_name(world)
+    dialog.say("merci")
+    assert dialog.keys == ["common.thanked", "booking.name.question"]
+
+
+@pytest.mark.parametrize("text", ["🙂", "\x00"])
+def test_the_name_step_never_asks_for_a_number(world: MemoryWorld, text: str) -> None:
+    dialog = at_name(world)
+    dialog.say(text)
+    assert dialog.keys == [
+        "common.not_understood.text",
+        "booking.name.help",
+        "booking.name.question",
+    ]
+
+
+def test_a_new_intent_mid_flow_is_followed(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    dialog.say("je veux plutot suivre ma demande")
+    assert dialog.step == "status.reference"
