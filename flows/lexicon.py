@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from flows.text import expand, fold
@@ -112,6 +113,23 @@ class Lexicon:
     bare_service: str = "book"
     places: Mapping[str, frozenset[str]] = field(default_factory=dict)  # city → other names
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def polite_heads(self) -> frozenset[str]:
+        """The first words of greetings, thanks and polite phrases: a message without any of
+        them is no politeness, and is not compared phrase by phrase (every turn asks)."""
+        phrases = (*self.greeting_periods, *self.thanks, *self.polite)
+        return frozenset(phrase.split()[0] for phrase in phrases)
+
+    @cached_property
+    def name_words(self) -> frozenset[str]:
+        """Every word of the language's names ("dioula", "kan"): a message without one does
+        not name it."""
+        return frozenset(word for name in self.names for word in name.split())
+
+    @cached_property
+    def polite_longest_first(self) -> tuple[str, ...]:
+        return tuple(sorted(self.polite | self.thanks, key=len, reverse=True))
 
     def words(self, category: str, name: str) -> frozenset[str]:
         """The words of a category ("services", "intents") that name one thing."""

@@ -439,6 +439,9 @@ def _post_in(folded: str, places: Sequence[Place], chain: Sequence[Lexicon]) -> 
 
 def politeness(folded: str, chain: Sequence[Lexicon]) -> tuple[str | None, bool, bool]:
     """(greeting's period, thanks, only politeness) of a folded message."""
+    words = set(folded.split())
+    if not any(words & lex.polite_heads for lex in chain):
+        return None, False, False
     greeting: tuple[int, str] | None = None
     thanks = 0  # the length of the longest thanks phrase
     polite: set[str] = set()
@@ -505,16 +508,18 @@ def named_language(folded: str, lexicons: Sequence[Lexicon]) -> str | None:
     """The language a message names and nothing else: 'dioula', 'en mooré', 'english please'."""
     words = [w for w in folded.split() if w not in _LANGUAGE_FILLERS]
     phrase = " ".join(words)
-    if not phrase:
+    if not phrase or len(words) > _NAME_WORDS:
+        return None
+    if not any(lex.name_words.intersection(words) for lex in lexicons):
         return None
     for lex in lexicons:
-        polite = sorted(lex.polite | lex.thanks, key=len, reverse=True)
-        for word in polite:
+        for word in lex.polite_longest_first:
             phrase = " ".join(f" {phrase} ".replace(f" {word} ", " ").split())
     found = [lex.language for lex in lexicons if phrase in lex.names]
     return found[0] if len(found) == 1 else None
 
 
+_NAME_WORDS = 5  # "dioula s il vous plait": a longer message is not a language's name
 _LANGUAGE_FILLERS = frozenset(
     {
         "en",
