@@ -1,7 +1,7 @@
 """Contacts and opening hours of a post.
 
 Hours read as people say them: one line per distinct pattern of the day, with the days that
-share it ("Lundi–Vendredi 8 h–12 h et 13 h–15 h", "Samedi 9 h–12 h").
+share it ("lundi–vendredi 8 h–12 h et 13 h–15 h", "samedi 9 h–12 h").
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def clock(moment: time) -> Msg:
 
 
 def _listed(first: Msg, second: Msg) -> Msg:
-    return msg("contacts.hours.list", first=first, second=second)  # "Lundi, Mercredi"
+    return msg("contacts.hours.list", first=first, second=second)  # "lundi, mercredi"
 
 
 def _and(first: Msg, second: Msg) -> Msg:

@@ -773,7 +773,7 @@ def test_contacts_and_opening_hours(world: MemoryWorld) -> None:
     assert dialog.keys == ["contacts.post.question"]
     assert dialog.values == ["ABJ", "BKE", "PAR", "NYC"]
     dialog.say("abidjn")
-    # one line per distinct pattern: "Lundi–Vendredi 8 h–12 h et 13 h–15 h"
+    # one line per distinct pattern: "lundi–vendredi 8 h–12 h et 13 h–15 h"
     assert dialog.keys == [
         "contacts.details",
         "contacts.hours.line",
@@ -781,7 +781,7 @@ def test_contacts_and_opening_hours(world: MemoryWorld) -> None:
         "menu.main.question",
     ]
     text = renderer().render(dialog.line("contacts.hours.line"), "fr")
-    assert text == "Lundi–Vendredi 8 h–12 h et 13 h–15 h"
+    assert text == "lundi–vendredi 8 h–12 h et 13 h–15 h"
 
 
 def test_contacts_reject_other_numbers(world: MemoryWorld) -> None:
