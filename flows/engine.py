@@ -250,7 +250,8 @@ class Engine:
             if said.intent or said.request or said.booking:
                 elsewhere = self.flows["menu"].answer("main", ctx, {}, answer)
                 if not isinstance(elsewhere, Stay):
-                    outcome = elsewhere
+                    # a sentence typed at the language menu is in French: that is the choice
+                    outcome = replace(elsewhere, lang=elsewhere.lang or state.lang or ctx.lang)
         return self._go(state, ctx, outcome)
 
     @staticmethod

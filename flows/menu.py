@@ -105,12 +105,15 @@ class MenuFlow:
                 return Goto(flow, first_step)
             return Stay(say=(msg("common.not_an_option", count=len(ENTRIES)),))
         # the sentence first: "annuler mon rdv" must not be taken for the "mes rendez-vous" door
-        routed = route(ctx, read(ctx, answer))
+        said = read(ctx, answer)
+        routed = route(ctx, said)
         if routed is not None:
             return routed
         if answer.picked in DESTINATIONS:
             flow, first_step = DESTINATIONS[answer.picked]
             return Goto(flow, first_step)
+        if said.thanks:  # "ok merci" after a booking
+            return Stay(say=(msg("common.thanked"),))
         return Stay(say=(msg("common.not_understood"),))
 
     def help(self, step: str) -> Msg:

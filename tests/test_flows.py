@@ -1093,3 +1093,18 @@ def test_a_new_intent_mid_flow_is_followed(world: MemoryWorld) -> None:
     dialog = at_booking_day(world)
     dialog.say("je veux plutot suivre ma demande")
     assert dialog.step == "status.reference"
+
+
+def test_ok_thanks_at_the_menu_is_answered(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("ok merci")
+    assert dialog.keys == ["common.thanked", "menu.main.question"]
+
+
+def test_a_french_sentence_at_the_language_menu_takes_french(world: MemoryWorld) -> None:
+    dialog = Dialog(world)
+    dialog.say("Bonjour")
+    turn = dialog.say("je veux prendre un rdv")
+    assert dialog.step == "booking.post"
+    assert turn.lang == "fr"
+    assert world.languages == {1: "fr"}
