@@ -1,14 +1,16 @@
 """The security review's findings, one test (or a few) per item, each failing before its fix.
 
 Item 1: the simulator's `now` moves the clock only under SIMULATOR_CLOCK. Item 2: the
-simulator is on by default for the local demo only. Item 4: no inbound message without its
+simulator is on by default for the local demo only. Item 3: a stranger's wrong birth dates
+lock only that stranger out, and staff see them. Item 8: an agent's segment and the
+requests an agent lodges stay within the agent's posts. Item 4: no inbound message without its
 provider id. Item 5: bodies are capped as they stream in; deep JSON is a 400, not a 500.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -17,11 +19,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
-from api.models import ChannelIdentity, InboundMessage
+from api.db import write
+from api.domain.requests import RequestService
+from api.domain.tables import table
+from api.models import ChannelIdentity, ConsularRequest, InboundMessage
 from api.settings import Settings
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL, TELEGRAM_SECRET, Fakes
 from tests.support.offline import offline  # noqa: F401  (fixture)
+from tests.support.staff import admin_token
+from tests.support.staff_api import staff_api
 
 pytestmark = pytest.mark.usefixtures("offline")
 
@@ -95,6 +102,95 @@ def test_simulator_is_on_by_default_only_for_the_local_demo(
     settings = Settings(database_url=database_url, public_base_url=public_base_url)
     assert settings.simulator_enabled is enabled
     assert Settings(database_url=database_url, simulator_enabled=True).simulator_enabled
+
+
+# -- 3. a reference guessed by a stranger -------------------------------------------------------
+
+
+def _say(client: TestClient, user: str, *texts: str) -> str:
+    answer = ""
+    for text in texts:
+        response = client.post("/api/v1/simulator/messages", json={"user": user, "text": text})
+        assert response.status_code == 200, response.text
+        answer = " ".join(m["text"] for m in response.json()["replies"])
+    return answer
+
+
+def test_a_stranger_guessing_locks_only_themselves_and_staff_see_it(demo_engine: Engine) -> None:
+    with write(demo_engine) as conn:
+        reference = (
+            RequestService(conn)
+            .create("ABJ", "passport", PHONE, "Awa Ouédraogo", date(1990, 3, 12), None, SERVER_NOW)
+            .reference
+        )
+    with _simulator_app(demo_engine, clock=False) as client:
+        _say(client, "stranger", "Bonjour", "1", "2", reference)
+        for wrong in ("01/01/1990", "02/02/1990", "03/03/1990"):
+            answer = _say(client, "stranger", wrong)
+        assert "Réessayez dans 15 minutes" in answer
+        # the stranger is out, even with the right date; someone else is not
+        assert "Réessayez dans 15 minutes" in _say(client, "stranger", "2", reference)
+        found = _say(client, "owner", "Bonjour", "1", "2", reference, "12/03/1990")
+        assert reference in found
+        assert "Passeport" in found
+        token = admin_token(demo_engine)
+        detail = client.get(
+            f"/api/v1/requests/{reference}", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert detail.status_code == 200
+    assert detail.json()["lookups"] == {"failures": 3, "senders": 1, "locked_until": None}
+
+
+# -- 8. the scope of an agent's audience --------------------------------------------------------
+
+
+def test_an_agents_request_criterion_counts_only_their_posts(demo_engine: Engine) -> None:
+    api = staff_api(demo_engine)
+    awa = api.citizen("+2250701000001")
+    api.book(awa, "ABJ")  # belongs to Abidjan …
+    with write(demo_engine) as conn:  # … and has a request ready in Paris, hers
+        reference = (
+            RequestService(conn)
+            .create("PAR", "cnib", None, "Awa", date(1990, 3, 12), None, SERVER_NOW)
+            .reference
+        )
+        RequestService(conn).change_status(reference, "in_progress", "", None, SERVER_NOW)
+        RequestService(conn).change_status(reference, "ready", "", None, SERVER_NOW)
+        requests = table(ConsularRequest)
+        conn.execute(
+            sa.update(requests).where(requests.c.reference == reference).values(citizen_id=awa)
+        )
+    segment = {"posts": ["ABJ"], "request": {"statuses": ["ready"]}}
+    assert api.post("/broadcasts/count", who="admin", json=segment).json()["total"] == 1
+    assert api.post("/broadcasts/count", who="abj", json=segment).json()["total"] == 0
+    draft = api.post(
+        "/broadcasts", who="abj", json={"title": "t", "texts": {"fr": "x"}, "segment": segment}
+    )
+    assert draft.status_code == 201, draft.text
+    assert draft.json()["segment"]["request"] == {"statuses": ["ready"], "posts": ["ABJ"]}
+
+
+def test_a_phone_typed_at_a_desk_pulls_no_citizen_into_its_scope(demo_engine: Engine) -> None:
+    api = staff_api(demo_engine)
+    phone = "+33612345678"
+    paris = api.citizen(phone, country="FR")  # belongs to Paris by her number
+    body = {"post": "ACC", "service": "cnib", "full_name": "X", "birth_date": "1990-03-12"}
+    lodged = api.post("/requests", who="acc", json={**body, "phone": phone})
+    assert lodged.status_code == 201, lodged.text
+    assert lodged.json()["citizen_id"] is None  # nothing revealed
+    assert api.get("/citizens", who="acc", params={"phone": phone}).json()["items"] == []
+    assert api.get(f"/citizens/{paris}", who="acc").status_code == 404
+    counted = api.post("/broadcasts/count", who="acc", json={"posts": ["ACC"]}).json()
+    assert counted["total"] == 0
+    # what the desk needs still works: she is told when her request moves on
+    reference = lodged.json()["reference"]
+    moved = api.post(f"/requests/{reference}/status", who="acc", json={"status": "in_progress"})
+    assert moved.status_code == 200, moved.text
+    assert [m["kind"] for m in api.outbox(paris)] == ["notification"]
+    assert api.get(f"/citizens/{paris}", who="acc").status_code == 404
+    # an administrator's desk links as before
+    linked = api.post("/requests", who="admin", json={**body, "post": "PAR", "phone": phone})
+    assert linked.json()["citizen_id"] == paris
 
 
 # -- 4. replays past the duplicate check -------------------------------------------------------

@@ -49,7 +49,7 @@ from api.domain.requests import (
     clean_reference,
     record_query,
 )
-from api.domain.staff import StaffPrincipal, verify_password
+from api.domain.staff import StaffPrincipal, end_login, open_login, verify_password
 from api.domain.tables import table
 from api.http.console_auth import ConsoleSession, fingerprint_of, load_staff
 from api.http.staff import appointments as appointment_api
@@ -233,8 +233,9 @@ def _now(request: Request) -> datetime:
 
 def current_desk(request: Request) -> Desk:
     session = ConsoleSession.from_request(request)
+    now = _now(request)
     with db.read(request.app.state.engine) as conn:
-        staff = load_staff(conn, session)
+        staff = load_staff(conn, session, now)
     if staff is None:
         if session.staff_id is not None:
             session.log_out()
@@ -246,7 +247,7 @@ def current_desk(request: Request) -> Desk:
         login_url = "/console/login?" + urlencode({"next": _safe_next(target)})
         raise Interrupt(_redirect(request, session, login_url))
     request.state.console_staff = staff
-    return Desk(request, session, staff, _now(request))
+    return Desk(request, session, staff, now)
 
 
 def checked_desk(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Desk:
@@ -327,7 +328,7 @@ def login_page(request: Request, next: Annotated[str, Query(max_length=500)] = "
     session = ConsoleSession.from_request(request)
     if session.staff_id is not None:
         with db.read(request.app.state.engine) as conn:
-            if load_staff(conn, session) is not None:
+            if load_staff(conn, session, _now(request)) is not None:
                 return _redirect(request, session, _safe_next(next))
     return _render(request, session, "console/login.html", {"next": _safe_next(next)})
 
@@ -346,18 +347,23 @@ def login(
         session.log_out()
         context["error"] = "login_expired"
         return _render(request, session, "console/login.html", context, status_code=403)
+    fingerprint = login_id = ""
     with db.write(request.app.state.engine) as conn:
         staff = verify_password(conn, email, password) if email and password else None
-        fingerprint = fingerprint_of(conn, staff.id) if staff is not None else ""
+        if staff is not None:
+            fingerprint = fingerprint_of(conn, staff.id)
+            login_id = open_login(conn, staff.id, _now(request))
     if staff is None:
         context["error"] = "login_wrong"
         return _render(request, session, "console/login.html", context, status_code=401)
-    session.log_in(staff.id, fingerprint)
+    session.log_in(staff.id, login_id, fingerprint)
     return _redirect(request, session, _safe_next(next))
 
 
 @router.post("/logout", response_model=None)
 def logout(desk: FormDesk) -> Response:
+    with db.write(desk.engine) as conn:
+        end_login(conn, desk.session.login_id, desk.now)
     desk.session.log_out()
     desk.session.flash("ok", "logged_out")
     return desk.redirect("/console/login")
@@ -506,7 +512,7 @@ def _set_attendance(
         code = "was_cancelled" if cancelled else "no_show_too_early"
         desk.session.flash("error", code, reference=before.reference)
     else:
-        desk.session.flash("ok", status, reference=after.reference, name=after.full_name)
+        desk.session.flash("ok", status, reference=after.reference)  # no name in the cookie
     return desk.redirect(_safe_next(back))
 
 
@@ -685,6 +691,7 @@ def create_request(
                 born,
                 desk.staff.id,
                 desk.now,
+                link_within=None if desk.staff.is_admin else desk.staff.post_ids,
             )
             record = request_api.get_visible(tx.conn, desk.staff, created.reference)
             reference = record.reference
@@ -720,6 +727,7 @@ def request_detail(desk: DeskDep, reference: Annotated[str, Path(max_length=40)]
     with db.read(desk.engine) as conn:
         record = _request_for(desk, conn, reference)
         history = RequestService(conn).history(record.id)
+        guard = RequestService(conn).guard(record.reference, desk.now)
         staff_ids = {e.staff_id for e in history if e.staff_id is not None}
         emails = {
             row.id: row.email
@@ -736,6 +744,7 @@ def request_detail(desk: DeskDep, reference: Annotated[str, Path(max_length=40)]
         post=post,
         service_name=services.get(record.service_code, record.service_code),
         history=history,
+        guard=guard,
         emails=emails,
         statuses=REQUEST_STATUSES,
         next_statuses=next_statuses(record.status),

@@ -98,6 +98,21 @@ class RequestPublic(BaseModel):
     updated_at: datetime
 
 
+class LookupGuardPublic(BaseModel):
+    """Failed status lookups on the reference in the chat (wrong birth dates), the last day."""
+
+    failures: int = Field(description="Failures from every sender together")
+    senders: int = Field(description="How many different senders failed")
+    locked_until: datetime | None = Field(
+        description="Set when the failures reached the ceiling: nobody but the owner's "
+        "verified phone can look the reference up until then"
+    )
+
+
+class RequestDetail(RequestPublic):
+    lookups: LookupGuardPublic
+
+
 class RequestEventPublic(BaseModel):
     status: RequestStatus
     note: str
@@ -157,7 +172,14 @@ def create_request(
         post = get_post(tx.conn, staff, body.post)
         try:
             created = RequestService(tx.conn).create(
-                post.code, body.service, body.phone, body.full_name, body.birth_date, staff.id, now
+                post.code,
+                body.service,
+                body.phone,
+                body.full_name,
+                body.birth_date,
+                staff.id,
+                now,
+                link_within=None if staff.is_admin else staff.post_ids,
             )
         except LookupError:
             raise ProblemError(404, "no such service") from None
@@ -200,9 +222,18 @@ def list_requests(
 
 
 @router.get("/requests/{reference}", summary="One request", responses=responses(404))
-def get_request(reference: ReferencePath, staff: CurrentStaff, db: DbDep) -> RequestPublic:
+def get_request(
+    reference: ReferencePath, staff: CurrentStaff, db: DbDep, now: NowDep
+) -> RequestDetail:
     with read(db) as conn:
-        return to_public(get_visible(conn, staff, reference))
+        record = get_visible(conn, staff, reference)
+        guard = RequestService(conn).guard(record.reference, now)
+    return RequestDetail(
+        **to_public(record).model_dump(),
+        lookups=LookupGuardPublic(
+            failures=guard.failures, senders=guard.senders, locked_until=guard.locked_until
+        ),
+    )
 
 
 @router.post(
