@@ -7,12 +7,16 @@ already says, so that the flow behind skips those questions (`route`).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from flows.choices import sorted_posts
 from flows.engine import Answer, Ask, Context, Goto, Outcome, Stay
 from flows.messages import Msg, Option, msg
 from flows.text import fold
 from flows.understanding import Place, Understood, understand
+from flows.world import PostInfo
 
 # (value, label, where it leads) — the order is the contract: 1 book … 6 language
 ENTRIES: tuple[tuple[str, Msg, tuple[str, str]], ...] = (
@@ -31,10 +35,21 @@ def places(ctx: Context) -> tuple[Place, ...]:
     return tuple(Place(post.code, (fold(post.city),)) for post in ctx.world.posts())
 
 
+def _today(ctx: Context, post: PostInfo | None) -> date:
+    return ctx.now.astimezone(ZoneInfo(post.timezone)).date() if post else ctx.now.date()
+
+
 def read(ctx: Context, answer: Answer) -> Understood:
-    """What the answer says, as a sentence, on the citizen's calendar (UTC date: close enough
-    for 'demain' a few hours either side of midnight; the booking checks the post's own day)."""
-    return understand(answer.text, answer.folded, ctx.chain, ctx.now.date(), places(ctx))
+    """What the answer says, as a sentence. "Demain" is tomorrow where the citizen is: at the
+    post the sentence names, else at the first post of the sender's country."""
+    posts = sorted_posts(ctx)
+    today = _today(ctx, posts[0] if posts else None)
+    said = understand(answer.text, answer.folded, ctx.chain, today, places(ctx))
+    if said.post and said.day:
+        there = _today(ctx, next((p for p in posts if p.code == said.post), None))
+        if there != today:  # New York at 22:00 is already tomorrow in Abidjan
+            said = understand(answer.text, answer.folded, ctx.chain, there, places(ctx))
+    return said
 
 
 def wanted(said: Understood, bare_service: str) -> str | None:

@@ -7,12 +7,14 @@ says otherwise; `MemoryWorld` holds the consular network (two seats per 30-minut
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
 
-from flows.engine import Kind
+from flows.engine import Answer, Kind
+from flows.menu import read
+from flows.text import fold
 from flows.world import LookupOutcome
 from tests.support.dialog import (
     BIRTH_DATE,
@@ -1115,3 +1117,16 @@ def test_a_french_sentence_at_the_language_menu_takes_french(world: MemoryWorld)
     assert dialog.step == "booking.post"
     assert turn.lang == "fr"
     assert world.languages == {1: "fr"}
+
+
+def test_tomorrow_in_a_sentence_is_tomorrow_where_the_post_is(world: MemoryWorld) -> None:
+    # 22:00 in New York on Monday 30 November is already Tuesday 1 December in UTC
+    late = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    dialog = Dialog(world, phone="+12125550123", now=late, lang="en")
+    text = "passport appointment new york tomorrow"
+    answer = Answer(text=text, folded=fold(text), number=None, picked=None)
+    assert read(dialog.context(), answer).day == date(2026, 12, 1)
+    dialog = Dialog(world, phone="+2250701000001", now=late)
+    text = "rdv abidjan demain"
+    answer = Answer(text=text, folded=fold(text), number=None, picked=None)
+    assert read(dialog.context(), answer).day == date(2026, 12, 2)
