@@ -222,7 +222,7 @@ class Engine:
         if incoming.kind is not Kind.text:
             return self._go(state, ctx, self._unread(state, "common.cannot_read"))
         text = clean(incoming.text)
-        folded = self._folded(text, ctx)
+        folded = folded_message(text, ctx)
         if not folded:
             return self._go(state, ctx, self._unread(state, "common.not_understood"))
         if state.lang is None and state.flow == "language":
@@ -254,10 +254,6 @@ class Engine:
                     outcome = replace(elsewhere, lang=elsewhere.lang or state.lang or ctx.lang)
         return self._go(state, ctx, outcome)
 
-    @staticmethod
-    def _folded(text: str, ctx: Context) -> str:
-        return folded_message(text, ctx)
-
     def _unread(self, state: Conversation, key: str) -> Stay:
         """Not understood, or not text: with choices on screen, the number works; without,
         the step's help says what it expects (a name, a reference, a date of birth)."""
@@ -275,18 +271,16 @@ class Engine:
             )
         text = clean(incoming.text) if incoming.kind is Kind.text else ""
         lexicons = [ctx.lexicons.by_lang[code] for code in ctx.lexicons.languages]
-        named = named_language(fold(text), lexicons)  # "dioula", "english", "francais"
+        named = named_language(folded_message(text, ctx), lexicons)  # "dioula", "english"
         if named:
             return self._go(Conversation(), ctx, Home(say=(msg("common.welcome"),), lang=named))
         detected = self._detect(text, ctx) if text else None
         if detected and detected != "fr":
-            ctx = replace(ctx, lang=detected)
             welcome = (msg("common.welcome"),)
-            routed = self._first_sentence(text, ctx)
+            routed = self._first_sentence(text, replace(ctx, lang=detected))
             if routed is not None:  # "I want to book a passport appointment in New York"
-                ctx.world.set_language(ctx.who.citizen_id, detected)
-                routed = replace(routed, say=welcome + routed.say)
-                return self._go(Conversation(lang=detected), ctx, routed)
+                routed = replace(routed, say=welcome + routed.say, lang=detected)
+                return self._go(Conversation(), ctx, routed)
             return self._go(Conversation(), ctx, Home(say=welcome, lang=detected))
         ctx = replace(ctx, lang="fr")
         data: dict[str, Any] = {"first": True}

@@ -1130,3 +1130,11 @@ def test_tomorrow_in_a_sentence_is_tomorrow_where_the_post_is(world: MemoryWorld
     text = "rdv abidjan demain"
     answer = Answer(text=text, folded=fold(text), number=None, picked=None)
     assert read(dialog.context(), answer).day == date(2026, 12, 2)
+
+
+def test_an_english_first_sentence_is_done_at_once_in_english(world: MemoryWorld) -> None:
+    dialog = Dialog(world, phone="+12125550123")
+    turn = dialog.say("Hello, I need a passport appointment in New York")
+    assert dialog.keys == ["common.welcome", "booking.day.question_at"]
+    assert turn.lang == "en"
+    assert world.languages == {1: "en"}
