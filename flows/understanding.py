@@ -282,7 +282,8 @@ _REQUEST_REF = re.compile(r"\b([A-Za-z]{3})[\s\-_/.]*((?:19|20)\d{2})[\s\-_/.]*(
 # Written apart from "RDV" ("rdv demain"), the 6 characters must hold a digit.
 _BOOKING_REF = re.compile(r"\bRDV(?:[\-_.]?([0-9A-Z]{6})|\s+((?=[A-Z]*\d)[0-9A-Z]{6}))\b", re.I)
 _CROCKFORD = str.maketrans({"O": "0", "I": "1", "L": "1"})
-_CLOCK = re.compile(r"\b([01]?\d|2[0-3])[:.]([0-5]\d)\b")
+# 14:30, 9.30; not inside a date ("12.12.2026", "12/12")
+_CLOCK = re.compile(r"(?<![\d./:-])\b([01]?\d|2[0-3])[:.]([0-5]\d)\b(?![./:-]\d)")
 _HOUR = re.compile(r"\b(\d{1,2})\s*(?:h|heures?|hrs?)\s*(\d{2})?\b|\b(\d{1,2})\s*(am|pm)\b")
 _SHORT_WEEKDAY = 4  # "sam", "mar", "jeu": a weekday only when they are the whole message
 POLITE_FILLERS = frozenset({"et", "and", "a", "vous", "you", "aussi", "too", "encore", "!"})
@@ -326,13 +327,17 @@ class Understood:
         return found
 
 
-def request_reference(text: str) -> str | None:
-    """'abj 2026 123', 'ABJ-2026-000123' anywhere in the message → 'ABJ-2026-000123'."""
-    match = _REQUEST_REF.search(text)
-    if not match:
-        return None
-    post, year, serial = match.groups()
-    return f"{post.upper()}-{year}-{int(serial):06d}"
+def request_reference(text: str, posts: Iterable[str] = ()) -> str | None:
+    """'abj 2026 123', 'ABJ-2026-000123' anywhere in the message → 'ABJ-2026-000123'.
+
+    With `posts` (their codes), only a reference of one of them counts: "les 2026 3" is none.
+    """
+    known = {code.upper() for code in posts}
+    for match in _REQUEST_REF.finditer(text):
+        post, year, serial = match.groups()
+        if not known or post.upper() in known:
+            return f"{post.upper()}-{year}-{int(serial):06d}"
+    return None
 
 
 def booking_reference(text: str) -> str | None:
@@ -479,7 +484,7 @@ def understand(
     message without one asks for (a bare service: the lexicon's `bare_service`).
     """
     greeting, thanks, only_polite = politeness(folded, chain)
-    request = request_reference(text)
+    request = request_reference(text, (place.code for place in places))
     booking = booking_reference(text)
     rest = folded
     if request:  # the reference's letters and digits are no post nor date

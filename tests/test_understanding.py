@@ -673,3 +673,16 @@ def test_a_message_that_names_a_language(typed: str, lang: str | None) -> None:
 def test_every_lexicon_states_its_bare_service_rule() -> None:
     for lexicon in LEXICONS.by_lang.values():
         assert lexicon.bare_service in {"book", "info"}
+
+
+def test_a_reference_of_an_unknown_post_is_none_in_a_sentence() -> None:
+    assert said("les 2026 3 passeports").request is None
+    assert said("abj 2026 3").request == "ABJ-2026-000003"
+
+
+@pytest.mark.parametrize(
+    ("typed", "moment"),
+    [("rdv a 14:30", time(14, 30)), ("vers 9h", time(9, 0)), ("le 12.12.2026", None)],
+)
+def test_times_in_a_sentence(typed: str, moment: time | None) -> None:
+    assert said(typed).time == moment
