@@ -285,6 +285,7 @@ _CROCKFORD = str.maketrans({"O": "0", "I": "1", "L": "1"})
 # 14:30, 9.30; not inside a date ("12.12.2026", "12/12")
 _CLOCK = re.compile(r"(?<![\d./:-])\b([01]?\d|2[0-3])[:.]([0-5]\d)\b(?![./:-]\d)")
 _HOUR = re.compile(r"\b(\d{1,2})\s*(?:h|heures?|hrs?)\s*(\d{2})?\b|\b(\d{1,2})\s*(am|pm)\b")
+_SERVICE_FUZZ = 88  # "pasport" is a passport (93), "passer" is not (86 against "passepor")
 _SHORT_WEEKDAY = 4  # "sam", "mar", "jeu": a weekday only when they are the whole message
 POLITE_FILLERS = frozenset({"et", "and", "a", "vous", "you", "aussi", "too", "encore", "!"})
 
@@ -415,7 +416,8 @@ def _service_in(folded: str, chain: Sequence[Lexicon]) -> str | None:
             for lex in chain:
                 for code, words in lex.services.items():
                     if any(
-                        len(w) >= 6 and " " not in w and fuzz.ratio(typed, w) >= 85 for w in words
+                        len(w) >= 6 and " " not in w and fuzz.ratio(typed, w) >= _SERVICE_FUZZ
+                        for w in words
                     ):
                         hits[code] = len(typed)
     return next(iter(hits)) if len(hits) == 1 else None
