@@ -27,8 +27,10 @@ from api.models import utcnow
 from api.settings import Settings
 from bot.channels import telegram as telegram_channel
 from bot.channels import whatsapp as whatsapp_channel
+from bot.fallback_limiter import FallbackRateLimiter
 from bot.i18n import RenderedReply
 from bot.outbox import LocalRateLimiter, RateLimiter, RedisRateLimiter, Sender
+from bot.runtime import StoreUnavailable
 from flows.engine import Kind
 from flows.messages import Reply, msg
 
@@ -68,9 +70,14 @@ class ChannelHandlers:
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking database work: inline on SQLite, in the threadpool otherwise."""
-        if self.messaging.inline:
-            return function(*args, **kwargs)
-        return await run_in_threadpool(function, *args, **kwargs)
+        try:
+            if self.messaging.inline:
+                return function(*args, **kwargs)
+            return await run_in_threadpool(function, *args, **kwargs)
+        except Exception as exc:
+            if db.unavailable(exc):
+                raise StoreUnavailable from exc
+            raise
 
     def _write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with db.write(self.engine) as conn:
@@ -112,6 +119,8 @@ class ChannelHandlers:
                     inbound.now,
                 )
             output = await self.call(self.messaging.runtime.handle, inbound, via_outbox=True)
+        except StoreUnavailable:
+            raise
         except Exception:
             log.exception("telegram update failed")
             return TelegramAnswer(queued, parsed.chat_id, self.apology())
@@ -137,6 +146,8 @@ class ChannelHandlers:
             return whatsapp_channel.empty_twiml()
         try:
             output = await self.call(self.messaging.runtime.handle, inbound)
+        except StoreUnavailable:
+            raise
         except Exception:
             log.exception("whatsapp message failed")
             return whatsapp_channel.twiml([self.apology()])
@@ -171,9 +182,11 @@ def rates(settings: Settings) -> dict[str, float]:
 
 
 def build_limiter(settings: Settings) -> RateLimiter:
-    """Shared through Redis when REDIS_URL is set (several workers), else in-process."""
+    """Shared through Redis when REDIS_URL is set (several workers), else in-process; while
+    Redis is away, each of the WORKER_COUNT processes keeps to its share."""
     if settings.redis_url:
-        return RedisRateLimiter.from_url(settings.redis_url, rates(settings))
+        shared = RedisRateLimiter.from_url(settings.redis_url, rates(settings))
+        return FallbackRateLimiter(shared, rates(settings), settings.worker_count)
     return LocalRateLimiter(rates(settings))
 
 

@@ -22,6 +22,9 @@ def create_engine(url: URL, **kw: Any) -> Engine:
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
     kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("pool_timeout", 10)
+    # A server that does not answer at all (a network cut) must fail fast, not hang.
+    kw.setdefault("connect_args", {"connect_timeout": 5})
     return sa.create_engine(url, **kw)
 
 
@@ -50,6 +53,23 @@ def _sqlite_engine(url: URL, **kw: Any) -> Engine:
         conn.connection.dbapi_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
 
     return engine
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or went away mid-way (a restart, a failover, a pool
+    with no free connection): worth trying again shortly, and nothing was committed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa.exc.OperationalError | sa.exc.InterfaceError):
+            return True
+        if isinstance(current, sa.exc.TimeoutError):  # no connection free in the pool
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def is_sqlite(conn_or_engine: Connection | Engine) -> bool:

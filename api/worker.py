@@ -42,7 +42,7 @@ from api.messaging import Messaging, build_messaging
 from api.models import InboundMessage, utcnow
 from api.settings import Settings
 from bot.channels import telegram as telegram_channel
-from bot.outbox import DEFAULT_LEASE, OutboxSender, RateLimiter, Sender
+from bot.outbox import OutboxSender, RateLimiter, Sender
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Worker:
         limiter: RateLimiter | None = None,
         scheduler: bool = True,
         poll_interval: float = 0.5,
-        lease: timedelta = DEFAULT_LEASE,
+        lease: timedelta | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
@@ -87,8 +87,8 @@ class Worker:
         self._limiter = limiter
         self.with_scheduler = scheduler
         self.poll_interval = poll_interval
-        self.lease = lease
-        self.id = worker_id()
+        self.lease = lease or timedelta(seconds=settings.outbox_lease_seconds)
+        self.id = settings.worker_id or worker_id()
         self.outbox: OutboxSender | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.telegram: telegram_channel.TelegramSender | None = None
@@ -115,6 +115,7 @@ class Worker:
                 senders,
                 self._limiter or build_limiter(self.settings),
                 worker_id=self.id,
+                stable_id=self.settings.worker_id is not None,
                 rates=rates(self.settings),
                 poll_interval=self.poll_interval,
                 lease=self.lease,

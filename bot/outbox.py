@@ -80,6 +80,10 @@ DEFAULT_LEASE = timedelta(minutes=5)
 PATIENCE = 2.0
 # While a slot waits for an answer, look again this often (seconds).
 ANSWER_POLL = 0.01
+# Outcomes that cannot be recorded (the database is away) are tried again, this often at
+# first, then twice as long each time up to the maximum (seconds).
+WRITE_RETRY_FIRST = 0.2
+WRITE_RETRY_MAX = 5.0
 
 
 def utcnow() -> datetime:
@@ -175,6 +179,11 @@ class OutboxStore(Protocol):
 
     def reclaim_stale(self, now: datetime, lease: timedelta) -> int:
         """Put back messages claimed longer than `lease` ago (their worker died)."""
+        ...
+
+    def reclaim_own(self, worker: str, now: datetime) -> int:
+        """Put back what `worker` holds: called by a worker starting under a stable id, whose
+        previous life died holding those claims."""
         ...
 
 
@@ -436,7 +445,9 @@ class RedisRateLimiter:
     ) -> RedisRateLimiter:
         from redis.asyncio import Redis
 
-        return cls(Redis.from_url(url), rates, prefix=prefix)
+        # A Redis that hangs must fail fast, so that the senders fall back to their shares.
+        redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        return cls(redis, rates, prefix=prefix)
 
     def _keys(self, channel: str) -> list[str]:
         base = f"{self.prefix}:rate:{channel}"
@@ -496,6 +507,7 @@ class OutboxSender:
         limiter: RateLimiter,
         *,
         worker_id: str | None = None,
+        stable_id: bool = False,
         rates: Mapping[str, float] | None = None,
         poll_interval: float = 0.5,
         lease: timedelta = DEFAULT_LEASE,
@@ -505,6 +517,9 @@ class OutboxSender:
         self.store = store
         self.limiter = limiter
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        # One process at a time under this id (WORKER_ID): its claims at start-up are a dead
+        # predecessor's and are taken back at once (`OutboxStore.reclaim_own`).
+        self.stable_id = stable_id and worker_id is not None
         self.poll_interval = poll_interval
         self.lease = lease
         self.clock = clock
@@ -559,6 +574,16 @@ class OutboxSender:
         """Claim, send and record until `stop()`; then finish the messages in flight."""
         self._running = True
         self._loop = asyncio.get_running_loop()
+        if self.stable_id:
+            try:
+                count = await asyncio.to_thread(
+                    self.store.reclaim_own, self.worker_id, self.clock()
+                )
+            except Exception:  # the database is away: the lease will do it
+                log.exception("outbox: could not take back this worker's earlier claims")
+            else:
+                if count:
+                    log.warning("outbox: %d claims of this worker's previous run taken back", count)
         self._loops = [asyncio.create_task(self._channel_loop(name)) for name in self.channels]
         self._loops.append(asyncio.create_task(self._reclaim_loop()))
         writer = asyncio.create_task(self._writer())
@@ -604,12 +629,19 @@ class OutboxSender:
 
     async def _channel_loop(self, channel: str) -> None:
         state = self.channels[channel]
+        claim_failing = False
         while not self._stopping.is_set():
             try:
                 items = await self._claim(channel)
-            except Exception:
-                log.exception("outbox claim failed on %s", channel)
+            except Exception as exc:  # the database is away: say so once, then keep trying
+                if not claim_failing:
+                    log.warning("outbox claim failed on %s: %s", channel, type(exc).__name__)
+                claim_failing = True
                 items = []
+            else:
+                if claim_failing:
+                    log.warning("outbox claims work again on %s", channel)
+                claim_failing = False
             if items:
                 try:
                     await self._dispatch(channel, items)
@@ -702,11 +734,31 @@ class OutboxSender:
         return batch
 
     async def _write(self, batch: list[Completion]) -> None:
+        """Record, and while the database does not answer (a restart, a failover) try again
+        until it does: a message sent but not recorded would be sent again. Only past the
+        lease, when the claims may be someone else's anyway, are the outcomes given up."""
+        give_up = time.monotonic() + self.lease.total_seconds()
+        delay = WRITE_RETRY_FIRST
         try:
-            await asyncio.to_thread(self.store.complete, self.worker_id, batch, self.clock())
-        except Exception:
-            # Unrecorded: the claims expire and the messages are sent again (see above).
-            log.exception("outbox: could not record %d outcomes", len(batch))
+            while True:
+                try:
+                    await asyncio.to_thread(
+                        self.store.complete, self.worker_id, batch, self.clock()
+                    )
+                    return
+                except Exception as exc:
+                    if time.monotonic() + delay > give_up:
+                        # Unrecorded: the claims expire, the messages are in doubt (see above).
+                        log.exception("outbox: could not record %d outcomes", len(batch))
+                        return
+                    if delay == WRITE_RETRY_FIRST:
+                        log.warning(
+                            "outbox: cannot record %d outcomes yet (%s); retrying",
+                            len(batch),
+                            type(exc).__name__,
+                        )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WRITE_RETRY_MAX)
         finally:
             for _ in batch:
                 self._completions.task_done()
