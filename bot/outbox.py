@@ -177,6 +177,11 @@ class OutboxStore(Protocol):
         """Give back claimed messages that were never handed to a provider."""
         ...
 
+    def release_claim(self, worker: str, channel: str, claimed_at: datetime) -> int:
+        """Give back what the claim made by `worker` at `claimed_at` took, if it was committed
+        after all (its answer was lost): none of it was handed to a provider."""
+        ...
+
     def reclaim_stale(self, now: datetime, lease: timedelta) -> int:
         """Put back messages claimed longer than `lease` ago (their worker died)."""
         ...
@@ -620,28 +625,37 @@ class OutboxSender:
 
     # -- internals ----------------------------------------------------------------------------
 
-    async def _claim(self, channel: str) -> list[OutboxItem]:
+    async def _claim(self, channel: str, now: datetime | None = None) -> list[OutboxItem]:
         state = self.channels[channel]
         items = await asyncio.to_thread(
-            self.store.claim, self.worker_id, channel, state.batch, self.clock()
+            self.store.claim, self.worker_id, channel, state.batch, now or self.clock()
         )
         return sorted(items, key=lambda i: (i.lane, i.id))
 
     async def _channel_loop(self, channel: str) -> None:
         state = self.channels[channel]
-        claim_failing = False
+        # Claims whose answer was lost (the database went away mid-way): they may have been
+        # committed all the same. Nothing of them was sent; they are given back once the
+        # database answers again, rather than held until their lease runs out.
+        lost: list[datetime] = []
         while not self._stopping.is_set():
+            now = self.clock()
             try:
-                items = await self._claim(channel)
+                while lost:
+                    await asyncio.to_thread(
+                        self.store.release_claim, self.worker_id, channel, lost[0]
+                    )
+                    lost.pop(0)
+                items = await self._claim(channel, now)
             except Exception as exc:  # the database is away: say so once, then keep trying
-                if not claim_failing:
+                if not lost:
                     log.warning("outbox claim failed on %s: %s", channel, type(exc).__name__)
-                claim_failing = True
+                if not lost or lost[-1] != now:
+                    lost.append(now)
                 items = []
             else:
-                if claim_failing:
+                if lost:
                     log.warning("outbox claims work again on %s", channel)
-                claim_failing = False
             if items:
                 try:
                     await self._dispatch(channel, items)

@@ -19,7 +19,9 @@ Sending (`SqlOutboxStore`, implementing bot.outbox.OutboxStore, one short transa
   claim had expired meanwhile, so that a slow send is not sent again), retry with back-off
   (5 s, 30 s, 2 min, 10 min, then failed), skipped with a reason, failed, or unreachable.
 - `reclaim_stale` — rows left in `sending` by a worker that died go back to `pending`;
-  `reclaim_own` — the same at once, for a worker restarted under its stable `WORKER_ID`.
+  `reclaim_own` — the same at once, for a worker restarted under its stable `WORKER_ID`;
+  `release_claim` — a claim whose answer was lost (the database went away), if it was
+  committed after all.
 
 In doubt (`in_doubt_since`): a row whose send may have reached the provider without its answer
 being recorded — its lease expired (`reclaim_stale`), or the call broke after the request went
@@ -475,6 +477,20 @@ class SqlOutboxStore:
                 )
                 .values(status=PENDING, claimed_by=None, claimed_at=None)
             )
+
+    def release_claim(self, worker: str, channel: str, claimed_at: datetime) -> int:
+        with db.write(self.engine) as conn:
+            result = conn.execute(
+                sa.update(outbox)
+                .where(
+                    outbox.c.status == SENDING,
+                    outbox.c.claimed_by == worker,
+                    outbox.c.channel == channel,
+                    outbox.c.claimed_at == claimed_at,
+                )
+                .values(status=PENDING, claimed_by=None, claimed_at=None)
+            )
+        return int(result.rowcount or 0)
 
     def reclaim_stale(self, now: datetime, lease: timedelta) -> int:
         """Claims older than `lease` belong to a dead worker: back to pending, counted as an

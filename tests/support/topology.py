@@ -9,6 +9,7 @@ can cut, as a restart or a failover would), a Redis server of the test's own on 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -139,6 +140,9 @@ class TcpProxy:
     def cut(self) -> None:
         self.cuts += 1
         if self._listener is not None:
+            # shutdown wakes the accept() blocked in the other thread (close alone does not)
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         if self._thread is not None:
@@ -150,6 +154,10 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.start()
+
+    @property
+    def is_cut(self) -> bool:
+        return self._listener is None
 
     def stop(self) -> None:
         self.cut()
@@ -442,10 +450,22 @@ class TelegramCitizen:
     def send(self, text: str, *, timeout: float = 60) -> str:
         fake = self.topology.telegram
         before = len(fake.sent_messages(chat_id=self.user_id))
+        response = self.deliver(text, 50_000 + next(self._ids))
+        assert response.status_code == 200, response.text
+        fake.wait_for(
+            lambda _c: len(fake.sent_messages(chat_id=self.user_id)) > before, timeout=timeout
+        )
+        time.sleep(0.3)  # a long answer may come as several messages
+        return "\n\n".join(
+            str(m["text"]) for m in fake.sent_messages(chat_id=self.user_id)[before:]
+        )
+
+    def deliver(self, text: str, update_id: int) -> httpx.Response:
+        """Telegram posting one Update (again, when it retries) to the next web process."""
         n = next(self._ids)
         user = {"id": self.user_id, "is_bot": False, "first_name": "Test"}
         update = {
-            "update_id": 50_000 + n,
+            "update_id": update_id,
             "message": {
                 "message_id": n,
                 "date": int(time.time()),
@@ -454,19 +474,11 @@ class TelegramCitizen:
                 "text": text,
             },
         }
-        response = self.topology.balancer.request(
+        return self.topology.balancer.request(
             "POST",
             "/webhooks/telegram",
             json=update,
             headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
-        )
-        assert response.status_code == 200, response.text
-        fake.wait_for(
-            lambda _c: len(fake.sent_messages(chat_id=self.user_id)) > before, timeout=timeout
-        )
-        time.sleep(0.3)  # a long answer may come as several messages
-        return "\n\n".join(
-            str(m["text"]) for m in fake.sent_messages(chat_id=self.user_id)[before:]
         )
 
 
