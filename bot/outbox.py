@@ -59,6 +59,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from bot import logs
+
 log = logging.getLogger(__name__)
 
 # Lanes, in priority order (smaller first). The table stores the number.
@@ -124,6 +126,12 @@ class OutboxItem:
     @property
     def choices(self) -> tuple[str, ...]:
         return tuple(str(c) for c in self.payload.get("choices") or ())
+
+    @property
+    def request_id(self) -> str | None:
+        """The id of the request whose handling queued this message (logs only)."""
+        rid = self.payload.get("request_id")
+        return str(rid) if rid else None
 
 
 class Outcome(StrEnum):
@@ -518,8 +526,10 @@ class OutboxSender:
         lease: timedelta = DEFAULT_LEASE,
         concurrency: int = 16,
         clock: Callable[[], datetime] = utcnow,
+        on_outcome: Callable[[OutboxItem, SendResult], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_outcome = on_outcome  # metrics: called for every outcome, on the loop
         self.limiter = limiter
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         # One process at a time under this id (WORKER_ID): its claims at start-up are a dead
@@ -699,6 +709,7 @@ class OutboxSender:
         await self._completions.join()
 
     async def _send_one(self, state: _Channel, item: OutboxItem, permit: Permit) -> None:
+        logs.request_id.set(item.request_id)  # this task's own context
         try:
             result = await self._attempt(state.sender, item)
         except Exception as exc:  # a sender bug or a network error it did not map
@@ -727,7 +738,24 @@ class OutboxSender:
         return await sender.send(item, self.clock())
 
     def _record(self, item: OutboxItem, result: SendResult) -> None:
+        # One line per message; announcements (a million at a time) only at DEBUG.
+        log.log(
+            logging.DEBUG if item.lane >= LANE_BULK else logging.INFO,
+            "outbox %d on %s: %s",
+            item.id,
+            item.channel,
+            result.outcome.value,
+            extra={
+                "outbox_id": item.id,
+                "channel": item.channel,
+                "lane": item.lane,
+                "outcome": result.outcome.value,
+                "reason": reason(result) or None,
+            },
+        )
         self.counts[result.outcome] += 1
+        if self.on_outcome is not None:
+            self.on_outcome(item, result)
         self._completions.put_nowait(Completion(item, result))
 
     async def _writer(self) -> None:
@@ -809,6 +837,24 @@ def _by_rule(item: OutboxItem) -> SendResult | None:
     if item.lane >= LANE_BULK and item.opted_out:
         return SendResult.skipped("opted_out")
     return None
+
+
+def reason(result: SendResult) -> str:
+    """A small, closed name for why a message went the way it did (a metrics label)."""
+    if result.outcome is Outcome.skipped:
+        return result.error if result.error in SKIP_REASONS else "other"
+    if result.outcome is Outcome.unreachable:
+        return "carrier_opt_out" if result.carrier_opt_out else "blocked"
+    if result.outcome is Outcome.retry:
+        return "in_doubt" if result.in_doubt else "temporary"
+    if result.outcome is Outcome.throttled:
+        return "rate_limited"
+    if result.outcome is Outcome.failed:
+        return "permanent"
+    return ""
+
+
+SKIP_REASONS = frozenset({"opted_out", "unreachable", "outside_window"})
 
 
 def next_attempt(attempts: int, now: datetime) -> datetime | None:

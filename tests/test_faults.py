@@ -33,10 +33,10 @@ from tests.support.topology import (
     broadcast,
     outbox_t,
     sent_to,
-    served,
     started,
     twiml_bodies,
     wait_for,
+    wait_served,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -122,12 +122,7 @@ def test_postgres_away_during_conversations_and_a_broadcast(topology: Topology) 
         lambda _c: len(topology.telegram.sent_messages(chat_id=chat.user_id)) > before, 60
     )
 
-    wait_for(
-        "the broadcast",
-        lambda: topology.check_alive() or served(topology.admin, broadcast_id, 260),
-        timeout=180,
-        every=0.25,
-    )
+    wait_served(topology, broadcast_id, 260, timeout=180)
     assert_everyone_once(topology, broadcast_id, text, phones, chats)
     assert all(p.alive() for p in topology.processes.values()), "every process rode it out"
 
@@ -149,12 +144,7 @@ def test_redis_stopped_during_sending(topology: Topology) -> None:
     finally:
         topology.redis.start()
 
-    wait_for(
-        "the broadcast",
-        lambda: topology.check_alive() or served(topology.admin, broadcast_id, 360),
-        timeout=180,
-        every=0.25,
-    )
+    wait_served(topology, broadcast_id, 360, timeout=180)
     assert_everyone_once(topology, broadcast_id, text, phones, chats)
     assert topology.twilio.count_429 == 0
     assert topology.telegram.count_429 == 0
@@ -192,12 +182,7 @@ def test_provider_429_5xx_and_timeouts(topology: Topology) -> None:
     finally:
         topology.twilio.release_answers()
 
-    wait_for(
-        "the broadcast",
-        lambda: topology.check_alive() or served(topology.admin, broadcast_id, 160),
-        timeout=240,
-        every=0.25,
-    )
+    wait_served(topology, broadcast_id, 160, timeout=240)
     # WhatsApp: the senders asked Twilio about each timed-out message before sending it again.
     assert_everyone_once(topology, broadcast_id, text, phones, chats)
     assert topology.twilio.max_per_second("messages.create") <= WHATSAPP_LIMIT
@@ -235,12 +220,7 @@ def test_a_worker_killed_mid_send_resumes_at_once_under_its_id(topology: Topolog
     restarted = topology.start_worker(0)
 
     # The lease is 5 minutes: finishing well within that proves the claims were taken back.
-    wait_for(
-        "the broadcast",
-        lambda: topology.check_alive() or served(topology.admin, broadcast_id, 360),
-        timeout=150,
-        every=0.25,
-    )
+    wait_served(topology, broadcast_id, 360, timeout=150)
     time.sleep(1.0)
     per_phone = sent_to(topology.twilio, "messages.create", "To", text)
     assert per_phone == Counter(dict.fromkeys(phones, 1)), "WhatsApp: exactly once"

@@ -8,11 +8,13 @@ raced across them, and a broadcast reaches every recipient once within the provi
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -28,9 +30,8 @@ from tests.support.topology import (
     broadcast,
     outbox_t,
     sent_to,
-    served,
     started,
-    wait_for,
+    wait_served,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -114,12 +115,7 @@ def test_a_broadcast_reaches_everyone_once_within_the_limits(topology: Topology)
         topology.admin, "GH", "+23320", whatsapp=240, telegram=80, first_chat=7_200_000
     )
     broadcast_id = broadcast(topology, "GH", text)
-    wait_for(
-        "the broadcast",
-        lambda: topology.check_alive() or served(topology.admin, broadcast_id, 320),
-        timeout=180,
-        every=0.25,
-    )
+    wait_served(topology, broadcast_id, 320, timeout=180)
     time.sleep(1.0)  # anything sent twice would arrive now
 
     assert sent_to(topology.twilio, "messages.create", "To", text) == Counter(
@@ -143,8 +139,83 @@ def test_a_broadcast_reaches_everyone_once_within_the_limits(topology: Topology)
     assert (stats["sent"], stats["pending"]) == (320, 0)
 
 
-def test_the_web_processes_are_ready_and_count_requests(topology: Topology) -> None:
+def test_metrics_of_the_web_processes_and_the_workers(topology: Topology) -> None:
     assert topology.readiness() == [200, 200]
+    for n in range(2):  # a turn on each web process
+        WhatsAppCitizen(topology, f"+2250705{n:06d}").send("Bonjour")
+    telegram = TelegramCitizen(topology, 7_100_099)
+    telegram.send("/start")
     for client in topology.balancer.clients:
         metrics = client.get("/metrics").text
         assert 'diaspora_http_requests_total{route="/webhooks/whatsapp",status="200"}' in metrics
+        assert 'diaspora_turns_total{channel="whatsapp",lang="fr"}' in metrics
+        assert 'diaspora_turn_seconds_bucket{channel="whatsapp",le="0.1"}' in metrics
+        assert "diaspora_database_up 1.0" in metrics
+        assert "diaspora_bookings_total" in metrics
+        assert "diaspora_outbox_depth" in metrics
+    sends = 0.0
+    for name, port in topology.metrics_ports.items():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        assert "diaspora_rate_limits_local 0.0" in text, name
+        assert "diaspora_scheduler_lag_seconds" in text, name
+        sends += sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('diaspora_outbox_sends_total{channel="telegram",outcome="sent"')
+        )
+    assert sends >= 1  # the answers to /start went out through a worker
+
+
+def test_no_log_line_carries_personal_data(topology: Topology) -> None:
+    """A whole conversation, a status lookup and a broadcast, then every line that every
+    process wrote: JSON objects, and not one phone number, name, birth date or text."""
+    phone = "+2250704000777"
+    name = "Salimata Zongo"
+    citizen = WhatsAppCitizen(topology, phone)
+    book(citizen, PASSPORT, name)
+    assert "RDV-" in citizen.send("1")
+
+    created = topology.api(
+        "POST",
+        "/requests",
+        json={
+            "post": "ABJ",
+            "service": "passport",
+            "full_name": "Boukary Sawadogo",
+            "birth_date": "1987-03-14",
+        },
+    )
+    assert created.status_code == 201, created.text
+    reference = created.json()["reference"]
+    looker = WhatsAppCitizen(topology, "+2250704000888")
+    looker.send("Bonjour")
+    looker.send("1")
+    looker.send("2")  # track a request
+    looker.send(reference)
+    status = looker.send("14/03/1987")
+    assert "14/03/1987" not in status  # (the answer is about the request, not the question)
+
+    TelegramCitizen(topology, 7_100_777).send("/start")  # answered through the outbox
+
+    text = "Permanence consulaire samedi au lycée Zinda de Lomé."
+    phones, chats = audience(
+        topology.admin, "TG", "+22890", whatsapp=20, telegram=5, first_chat=7_800_000
+    )
+    broadcast_id = broadcast(topology, "TG", text)
+    wait_served(topology, broadcast_id, 25, timeout=120)
+    time.sleep(1.0)  # the last outcomes' log lines
+
+    lines = [line for line in topology.logs() if line.strip()]
+    assert lines, "the processes log"
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
+    # One id from the webhook to the provider: the Telegram turn's, on the worker's send.
+    turns = {e["request_id"] for e in entries if e["msg"] == "turn on telegram: ok"}
+    sends = {e.get("request_id") for e in entries if e.get("outbox_id") and e["lane"] == 0}
+    assert turns & sends
+    forbidden = [phone, phone.removeprefix("+"), "+2250704000888", *phones, *chats]
+    forbidden += [name, "Salimata", "Zongo", "Boukary", "Sawadogo", "Ouédraogo", "Kaboré"]
+    forbidden += ["1987-03-14", "14/03/1987", text, "Mission consulaire", reference]
+    everything = "\n".join(lines)
+    found = sorted({word for word in forbidden if word in everything})
+    assert found == [], f"personal data in the logs: {found}"

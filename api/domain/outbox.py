@@ -48,6 +48,7 @@ from sqlmodel import SQLModel
 
 from api import db
 from api.models import ChannelIdentity, Citizen, Lane, OutboxMessage, OutboxStatus, utcnow
+from bot import logs
 from bot.channels import split_text, text_limit
 from bot.i18n import RenderedReply, Renderer
 from bot.outbox import (
@@ -112,6 +113,9 @@ def _row(
     citizen_id: int | None = None,
     dedupe_key: str | None = None,
 ) -> dict[str, Any]:
+    rid = logs.request_id.get()
+    if rid is not None:  # the sender logs under the id of the request that caused it
+        payload = {**payload, "request_id": rid}
     return {
         "lane": lane,
         "kind": kind,

@@ -271,6 +271,7 @@ class Topology:
     database_url: str  # through the proxy, as the processes see it
     web_ports: list[int] = field(default_factory=list)
     processes: dict[str, Process] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # the workers' METRICS_PORT
     lb: RoundRobin | None = None
     token: str = ""
 
@@ -345,7 +346,8 @@ class Topology:
 
     def start_worker(self, index: int) -> Process:
         name = f"worker-{index + 1}"
-        process = self.start(name, "worker", WORKER_ID=name)
+        port = self.metrics_ports.setdefault(name, free_port())
+        process = self.start(name, "worker", WORKER_ID=name, METRICS_PORT=str(port))
         wait_for(name, lambda: "started" in process.text() or not process.alive(), STARTUP)
         assert process.alive(), process.text()
         return process
@@ -605,6 +607,16 @@ def served(engine: Engine, broadcast_id: int, total: int) -> bool:
             .where(outbox_t.c.status.in_(("pending", "sending")))
         ).scalar_one()
     return bool(written == total and left == 0)
+
+
+def wait_served(topology: Topology, broadcast_id: int, total: int, timeout: float) -> None:
+    """Until the broadcast has left the outbox; fails at once if a process died."""
+    wait_for(
+        "the broadcast",
+        lambda: topology.check_alive() or served(topology.admin, broadcast_id, total),
+        timeout=timeout,
+        every=0.25,
+    )
 
 
 def sent_to(fake: Any, method: str, key: str, text: str) -> Counter[str]:
