@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from api import worker
 from api.db import create_engine
 from api.domain.outbox import enqueue_replies
-from api.http import console, health, simulator, staff, web_simulator, webhooks
+from api.http import console, console_citizens, health, simulator, staff, web_simulator, webhooks
 from api.http.body_limit import BodyLimit, BodyTooLarge, too_large
 from api.http.problems import CatchAllErrors
 from api.http.request_ids import RequestIds
@@ -82,6 +82,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(staff.router)
     app.include_router(console.router)
+    app.include_router(console_citizens.router)
     app.include_router(web_simulator.router)
     app.include_router(worker.router)  # its lifespan runs the worker unless run_worker=False
     return app
