@@ -457,9 +457,14 @@ class RedisRateLimiter:
         cls, url: str, rates: Mapping[str, float], *, prefix: str = "diaspora"
     ) -> RedisRateLimiter:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        # A Redis that hangs must fail fast, so that the senders fall back to their shares.
-        redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        # A Redis that hangs or is gone must fail fast (no retries of its client's own), so
+        # that the senders fall back to their shares at once (bot.fallback_limiter).
+        redis = Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+        )
         return cls(redis, rates, prefix=prefix)
 
     def _keys(self, channel: str) -> list[str]:
