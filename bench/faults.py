@@ -55,9 +55,11 @@ def _once(topology: Topology, text: str, phones: list[str], chats: list[str]) ->
     wa = sent_to(topology.twilio, "messages.create", "To", text)
     tg = sent_to(topology.telegram, "sendMessage", "chat_id", text)
     ok = wa == Counter(dict.fromkeys(phones, 1)) and tg == Counter(dict.fromkeys(chats, 1))
-    twice = sum(1 for n in [*wa.values(), *tg.values()] if n > 1)
+    twice = [sum(1 for n in sent.values() if n > 1) for sent in (wa, tg)]
     missed = len(set(phones) - set(wa)) + len(set(chats) - set(tg))
-    return "everyone once" if ok else f"{twice} twice, {missed} missed"
+    if ok:
+        return "everyone once"
+    return f"twice: {twice[0]} on WhatsApp, {twice[1]} on Telegram; {missed} missed"
 
 
 def _scenario(topology: Topology, n: int, country: str, prefix: str) -> tuple[Any, ...]:
