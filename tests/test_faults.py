@@ -85,21 +85,32 @@ def assert_everyone_once(
     assert statuses == {"sent": len(phones) + len(chats)}
 
 
-def test_postgres_away_during_conversations_and_a_broadcast(topology: Topology) -> None:
-    text = "Fermeture de l'ambassade à Libreville le 11 décembre."
-    phones, chats = audience(topology.admin, "GA", "+24106", 200, 60, first_chat=7_300_000)
-    citizen = WhatsAppCitizen(topology, "+2250703000001")
+OUTAGES = {
+    # (country, phone prefix, first chat id, Telegram user, WhatsApp citizen, update id)
+    "network_cut": ("GA", "+24106", 7_300_000, 7_399_001, "+2250703000001", 90_000_001),
+    "database_restarting": ("CM", "+23767", 7_350_000, 7_399_002, "+2250703000002", 90_000_002),
+}
+
+
+@pytest.mark.parametrize("outage", sorted(OUTAGES))
+def test_postgres_away_during_conversations_and_a_broadcast(
+    topology: Topology, outage: str
+) -> None:
+    """Both sides of a restart: the connections cut on the way (a failover, a network
+    fault), and the server terminating every session and refusing new ones."""
+    country, prefix, first_chat, user_id, phone, update_id = OUTAGES[outage]
+    text = f"Fermeture de l'ambassade le 11 décembre ({country})."
+    phones, chats = audience(topology.admin, country, prefix, 200, 60, first_chat=first_chat)
+    citizen = WhatsAppCitizen(topology, phone)
     citizen.send("Bonjour")
     assert "rendez-vous" in citizen.send("1").lower()  # Français: the main menu
-    chat = TelegramCitizen(topology, 7_399_001)
+    chat = TelegramCitizen(topology, user_id)
     chat.send("/start")
-    broadcast_id = broadcast(topology, "GA", text)
+    broadcast_id = broadcast(topology, country, text)
     wait_for("sending begins", lambda: whatsapp_sent(topology, text) >= 20, timeout=120)
 
     sid = f"SM{uuid.uuid4().hex}"
-    update_id = 90_000_001
-    topology.proxy.cut()
-    try:
+    with getattr(topology, outage)():
         wait_for("/readyz says 503", lambda: topology.readiness() == [503, 503], timeout=60)
         # Webhooks on either process answer 503 with Retry-After: the provider delivers again.
         during = [topology.whatsapp(citizen.phone, "1", sid=sid) for _ in range(2)]
@@ -108,8 +119,6 @@ def test_postgres_away_during_conversations_and_a_broadcast(topology: Topology) 
         telegram_during = [chat.deliver("1", update_id) for _ in range(2)]
         assert [r.status_code for r in telegram_during] == [503, 503]
         assert topology.readiness() == [503, 503]
-    finally:
-        topology.proxy.restore()
 
     wait_for("/readyz says 200", lambda: topology.readiness() == [200, 200], timeout=60)
     # The provider's retry, same message id: processed now, and once.

@@ -269,11 +269,42 @@ class Topology:
     twilio: FakeTwilioAPI
     telegram: FakeTelegramAPI
     database_url: str  # through the proxy, as the processes see it
+    server: Engine | None = None  # the server's maintenance database, AUTOCOMMIT
+    database: str = ""
     web_ports: list[int] = field(default_factory=list)
     processes: dict[str, Process] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)  # the workers' METRICS_PORT
     lb: RoundRobin | None = None
     token: str = ""
+
+    # -- the database going away -------------------------------------------------------------
+
+    @contextmanager
+    def database_restarting(self) -> Iterator[None]:
+        """The server's side of a restart, for this database alone (the machine's server is
+        shared): every session of it terminated by the server, new ones refused, until the
+        block ends."""
+        assert self.server is not None
+        with self.server.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false')
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{self.database}' AND pid <> pg_backend_pid()"
+            )
+        try:
+            yield
+        finally:
+            with self.server.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
+
+    @contextmanager
+    def network_cut(self) -> Iterator[None]:
+        """The clients' side: every connection to PostgreSQL dropped, new ones refused."""
+        self.proxy.cut()
+        try:
+            yield
+        finally:
+            self.proxy.restore()
 
     # -- processes ----------------------------------------------------------------------------
 
@@ -524,6 +555,8 @@ def started(root: Path, *, workers: int = 2, webs: int = 2) -> Iterator[Topology
                 twilio=twilio,
                 telegram=telegram,
                 database_url=through_proxy.render_as_string(hide_password=False),
+                server=server,
+                database=name,
                 web_ports=[free_port() for _ in range(webs)],
             )
             try:
