@@ -18,7 +18,15 @@ from sqlalchemy.engine import Engine
 from api import worker
 from api.db import create_engine
 from api.domain.outbox import enqueue_replies
-from api.http import console, console_citizens, health, simulator, staff, web_simulator, webhooks
+from api.http import (
+    console,
+    docs,
+    health,
+    simulator,
+    staff,
+    web_simulator,
+    webhooks,
+)
 from api.http.body_limit import BodyLimit, BodyTooLarge, too_large
 from api.http.problems import CatchAllErrors
 from api.http.request_ids import RequestIds
@@ -59,6 +67,10 @@ def create_app(
         version=_version(),
         lifespan=lifespan,
         redirect_slashes=False,  # no redirect built from the Host header: a stray slash is a 404
+        # served by api.http.docs: assets from the app itself, staff-only in production
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.engine = db
@@ -67,6 +79,10 @@ def create_app(
     app.state.messaging = build_messaging(db, enqueue=enqueue_replies)
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)
+    app.state.simulator_limits = simulator.SimulatorLimits(
+        settings.simulator_messages_per_minute, settings.simulator_users_per_10_minutes
+    )
+    app.state.login_failures = console.login_failures_limit()
 
     # The last middleware added is the outermost: metrics also count the 500s of CatchAllErrors.
     app.add_middleware(BodyLimit)
@@ -82,7 +98,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(staff.router)
     app.include_router(console.router)
-    app.include_router(console_citizens.router)
     app.include_router(web_simulator.router)
     app.include_router(worker.router)  # its lifespan runs the worker unless run_worker=False
+    docs.install(app)
     return app

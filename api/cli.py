@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, NoReturn
 
 import typer
@@ -229,14 +229,22 @@ def staff_add(
 @staff_app.command("token")
 def staff_token(
     email: Annotated[str, typer.Argument(help="The staff member's e-mail.")],
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days", min=1, max=3650, help="Valid this many days (default: until revoked)."
+        ),
+    ] = None,
 ) -> None:
     """Print a new API token for that account (shown once; only its hash is kept)."""
     from api.domain.staff import issue_token
 
+    now = utcnow()
+    expires_at = now + timedelta(days=days) if days is not None else None
     with database(settings()) as engine:
         try:
             with write(engine) as conn:
-                token = issue_token(conn, email, utcnow())
+                token = issue_token(conn, email, now, expires_at=expires_at)
         except ValueError as exc:
             fail(str(exc), 1)
     typer.echo(token)

@@ -2,7 +2,8 @@
 
 This is the hot path of every message, written for it: three driver-level statements of
 our own per turn — the dedupe insert, the identity-and-citizen read (row-locked on
-PostgreSQL), one state update — plus what the flow itself asks, all in one transaction.
+PostgreSQL), one state update (which also carries the sender's flood count, bot.runtime) —
+plus what the flow itself asks, all in one transaction.
 Statements are plain SQL prepared once per dialect, not ORM or Core expressions built anew.
 """
 
@@ -23,7 +24,7 @@ from api.domain.citizens import country_of
 from api.domain.tables import table
 from api.models import ChannelIdentity, Citizen
 from api.world import NetworkCache, SqlWorld
-from bot.runtime import Inbound, Outbound, StoreUnavailable
+from bot.runtime import FLOOD_WINDOW, Inbound, Outbound, StoreUnavailable
 from flows.engine import Who
 from flows.state import Conversation
 
@@ -42,12 +43,18 @@ class _Sql:
     )
     IDENTITY = (
         "SELECT ci.id, ci.citizen_id, ci.state, c.phone, c.phone_verified, c.country, c.lang, "
-        "c.opted_out FROM channel_identity ci JOIN citizen c ON c.id = ci.citizen_id "
+        "c.opted_out, ci.burst_started_at, ci.burst_count "
+        "FROM channel_identity ci JOIN citizen c ON c.id = ci.citizen_id "
         "WHERE ci.channel = :channel AND ci.address = :address"
     )
     SAVE = (
         "UPDATE channel_identity SET state = :state, state_updated_at = :now, "
-        "last_inbound_at = :now, unreachable_at = NULL WHERE id = :id"
+        "last_inbound_at = :now, unreachable_at = NULL, "
+        "burst_started_at = :burst_at, burst_count = :burst WHERE id = :id"
+    )
+    SKIP = (
+        "UPDATE channel_identity SET burst_started_at = :burst_at, burst_count = :burst "
+        "WHERE id = :id"
     )
 
     def __init__(self, dialect: str) -> None:
@@ -59,6 +66,7 @@ class _Sql:
         self.dedupe = self._native(self.DEDUPE)
         self.identity = self._native(identity_sql)
         self.save = self._native(save_sql)
+        self.skip = self._native(self.SKIP)
 
     def _native(self, sql: str) -> str:
         """`:name` is sqlite3's named style; psycopg wants `%(name)s`."""
@@ -82,6 +90,14 @@ class _Sql:
         return naive if self.postgres else naive.isoformat(sep=" ", timespec="microseconds")
 
     @staticmethod
+    def instant(raw: Any) -> datetime | None:
+        """A UTCDateTime column as the driver returns it (naive UTC, or its text on SQLite)."""
+        if raw is None:
+            return None
+        moment = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+    @staticmethod
     def state(raw: Any) -> dict[str, Any] | None:
         if raw is None or isinstance(raw, dict):
             return raw
@@ -99,8 +115,10 @@ class SqlTurnSession:
         state: Conversation | None,
         world: SqlWorld,
         enqueue: Enqueue | None,
+        burst: tuple[datetime, int],
     ) -> None:
         self.conn = conn
+        self._burst_at, self._burst = burst
         self.sql = sql
         self.identity_id = identity_id
         self._who = who
@@ -120,10 +138,20 @@ class SqlTurnSession:
     def world(self) -> SqlWorld:
         return self._world
 
+    @property
+    def burst(self) -> int:
+        return self._burst
+
+    def _burst_params(self) -> dict[str, Any]:
+        return {"burst_at": self.sql.when(self._burst_at), "burst": self._burst}
+
     def save(self, state: Conversation) -> None:
         now = self.sql.when(state.updated_at or datetime.now(UTC))
         params = {"state": json.dumps(state.to_json()), "now": now, "id": self.identity_id}
-        self.sql.execute(self.conn, self.sql.save, params)
+        self.sql.execute(self.conn, self.sql.save, {**params, **self._burst_params()})
+
+    def skip(self) -> None:
+        self.sql.execute(self.conn, self.sql.skip, {"id": self.identity_id, **self._burst_params()})
 
     def enqueue(self, outbound: Outbound) -> None:
         if self._enqueue is None:
@@ -170,7 +198,8 @@ class SqlConversationStore:
             )
             state = Conversation.from_json(self.sql.state(row[2]))
             world = SqlWorld(conn, self.cache)
-            yield SqlTurnSession(conn, self.sql, row[0], who, state, world, self.enqueue)
+            burst = _count(self.sql.instant(row[8]), row[9] or 0, inbound.now)
+            yield SqlTurnSession(conn, self.sql, row[0], who, state, world, self.enqueue, burst)
 
     def _first_delivery(self, conn: Connection, inbound: Inbound) -> bool:
         params = {
@@ -224,3 +253,10 @@ class SqlConversationStore:
         key = result.inserted_primary_key
         assert key is not None
         return int(key[0])
+
+
+def _count(started: datetime | None, count: int, now: datetime) -> tuple[datetime, int]:
+    """The sender's window after this message: a new one when the last has passed."""
+    if started is None or not started <= now < started + FLOOD_WINDOW:
+        return now, 1
+    return started, count + 1

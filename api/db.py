@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+PG_CONNECT_TIMEOUT = 10  # seconds
+
 
 def create_engine(url: URL, **kw: Any) -> Engine:
     if url.get_backend_name() == "sqlite":
@@ -22,9 +24,9 @@ def create_engine(url: URL, **kw: Any) -> Engine:
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
     kw.setdefault("pool_pre_ping", True)
-    kw.setdefault("pool_timeout", 10)
-    # A server that does not answer at all (a network cut) must fail fast, not hang.
-    kw.setdefault("connect_args", {"connect_timeout": 5})
+    kw.setdefault("pool_timeout", 30)  # seconds waiting for a pooled connection
+    # A server that does not answer fails the connection instead of hanging the process.
+    kw.setdefault("connect_args", {"connect_timeout": PG_CONNECT_TIMEOUT})
     return sa.create_engine(url, **kw)
 
 

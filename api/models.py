@@ -202,6 +202,9 @@ class ChannelIdentity(SQLModel, table=True):
     unreachable_at: datetime | None = _utc(nullable=True)
     state: dict[str, Any] | None = _json(nullable=True)
     state_updated_at: datetime | None = _utc(nullable=True)
+    # This sender's messages since `burst_started_at` (bot.runtime's flood rule).
+    burst_started_at: datetime | None = _utc(nullable=True)
+    burst_count: int = 0
 
 
 class InboundMessage(SQLModel, table=True):
@@ -246,6 +249,20 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _utc()
     last_used_at: datetime | None = _utc(nullable=True)
     revoked_at: datetime | None = _utc(nullable=True)
+    expires_at: datetime | None = _utc(nullable=True)  # None: until revoked
+
+
+class ConsoleLogin(SQLModel, table=True):
+    """One console session on the server's side: logging out ends it, so a copied cookie stops
+    working; disabling the account ends them all. The cookie carries the random id, the
+    database its SHA-256."""
+
+    __tablename__ = "console_login"
+    id_hash: str = Field(max_length=64, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    created_at: datetime = _utc()
+    expires_at: datetime = _utc()
+    ended_at: datetime | None = _utc(nullable=True)
 
 
 class AuditLog(SQLModel, table=True):
@@ -314,10 +331,13 @@ class RequestEvent(SQLModel, table=True):
 
 
 class LookupGuard(SQLModel, table=True):
-    """Wrong answers to a status lookup per reference: three lock it for 15 minutes."""
+    """Wrong answers to a status lookup, per reference and sender (`c<citizen id>`): three in
+    a row lock that sender out for 15 minutes. The row of sender `*` counts every sender's
+    failures: its ceiling locks the reference for all but its verified owner."""
 
     __tablename__ = "lookup_guard"
     reference: str = Field(max_length=20, primary_key=True)
+    sender: str = Field(max_length=24, primary_key=True)
     failures: int = 0
     locked_until: datetime | None = _utc(nullable=True)
     updated_at: datetime = _utc()

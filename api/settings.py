@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     # Honour the simulator's `now` (tests and demos only): otherwise the server's clock rules,
     # so that nobody can wait out a lookup lock or book in the past by moving the clock.
     simulator_clock: bool = False
+    # Who reads /docs, /redoc and /openapi.json: public, staff or off (api.http.docs);
+    # unset: public for the local demo, staff elsewhere.
+    api_docs: Literal["public", "staff", "off"] | None = None
+    # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>` (Prometheus'
+    # `authorization` setting); unset, keep /metrics off the public side of the proxy.
+    metrics_token: str | None = None
+    # Per client address, per process: simulator messages a minute and new simulator users
+    # in ten minutes (0: no limit). Lifted under SIMULATOR_CLOCK, a test mode that trusts
+    # the client with the clock itself.
+    simulator_messages_per_minute: int = Field(default=120, ge=0)
+    simulator_users_per_10_minutes: int = Field(default=20, ge=0)
     # Signs the staff console's session cookies. Set it in production (and the same on every
     # `serve` process); unset, each process makes its own and sessions end on restart.
     console_secret: str | None = None
@@ -90,6 +101,8 @@ class Settings(BaseSettings):
     def _simulator_default(self) -> Settings:
         if self.simulator_enabled is None:
             self.simulator_enabled = self.is_local_demo
+        if self.api_docs is None:
+            self.api_docs = "public" if self.is_local_demo else "staff"
         return self
 
     @property

@@ -135,6 +135,14 @@ class SqlWorld(BookingService):
         citizens.set_opted_out(self.conn, citizen_id, opted_out)
 
     def lookup(
-        self, reference: str, birth_date: date | None, verified_phone: str | None, now: datetime
+        self,
+        reference: str,
+        birth_date: date | None,
+        verified_phone: str | None,
+        now: datetime,
+        *,
+        sender: int,
     ) -> LookupResult:
-        return RequestService(self.conn).lookup(reference, birth_date, verified_phone, now)
+        return RequestService(self.conn).lookup(
+            reference, birth_date, verified_phone, now, sender=sender
+        )

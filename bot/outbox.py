@@ -86,6 +86,10 @@ ANSWER_POLL = 0.01
 # first, then twice as long each time up to the maximum (seconds).
 WRITE_RETRY_FIRST = 0.2
 WRITE_RETRY_MAX = 5.0
+# Seconds, for connecting to Redis and for each of its answers: never wait on Redis for ever,
+# and fail soon enough that the senders fall back to their shares of the limits at once
+# (bot.fallback_limiter) rather than stall.
+REDIS_TIMEOUT = 1.0
 
 
 def utcnow() -> datetime:
@@ -463,7 +467,10 @@ class RedisRateLimiter:
         # A Redis that hangs or is gone must fail fast (no retries of its client's own), so
         # that the senders fall back to their shares at once (bot.fallback_limiter).
         redis = Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+            url,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
         )
         return cls(redis, rates, prefix=prefix)
 

@@ -4,6 +4,12 @@ One turn is one transaction of the store: the dedupe record, the state, the effe
 flow (a booking…) and, for channels that send after answering, the replies in the outbox,
 are written together or not at all. The store serialises turns of one sender (a row lock
 on PostgreSQL, the write lock on SQLite), so two messages of one citizen never interleave.
+
+Floods. The store counts each sender's messages in a window of `FLOOD_WINDOW` (on the
+sender's row, in the turn's own write). Beyond `FLOOD_LIMIT` — more than a person types —
+the first extra message gets one kind "slow down" in the citizen's language, and the rest are
+acknowledged to the provider and dropped without a turn: no flow runs, nothing is queued, so
+a burst from one number costs the others next to nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.i18n import RenderedReply, Renderer
@@ -23,6 +29,9 @@ from flows.state import Conversation
 from flows.world import World
 
 log = logging.getLogger(__name__)
+
+FLOOD_WINDOW = timedelta(minutes=1)
+FLOOD_LIMIT = 20  # messages per sender and window
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,18 @@ class TurnSession(Protocol):
     @property
     def world(self) -> World: ...
 
-    def save(self, state: Conversation) -> None: ...
+    @property
+    def burst(self) -> int:
+        """This sender's messages in the current `FLOOD_WINDOW`, this one included."""
+        ...
+
+    def save(self, state: Conversation) -> None:
+        """Write the conversation (and the sender's count)."""
+        ...
+
+    def skip(self) -> None:
+        """No turn: write the sender's count alone."""
+        ...
 
     def enqueue(self, outbound: Outbound) -> None: ...
 
@@ -78,6 +98,7 @@ class TurnOutput:
     lang: str = "fr"
     replies: tuple[RenderedReply, ...] = field(default_factory=tuple)
     failed: bool = False  # the turn was rolled back; the replies are an apology
+    throttled: bool = False  # a flood: no turn ran (the replies, if any, say "slow down")
 
     def __iter__(self) -> Iterator[RenderedReply]:
         return iter(self.replies)
@@ -130,6 +151,8 @@ class Runtime:
         with self.store.open_turn(inbound) as session:
             if session is None:
                 return TurnOutput(duplicate=True)
+            if session.burst > FLOOD_LIMIT:
+                return self._throttled(inbound, session, via_outbox)
             ctx = Context(
                 now=inbound.now,
                 who=session.who,
@@ -148,3 +171,16 @@ class Runtime:
             if via_outbox:
                 session.enqueue(Outbound(inbound.channel, inbound.address, turn.lang, replies))
         return TurnOutput(duplicate=False, lang=turn.lang, replies=replies)
+
+    def _throttled(self, inbound: Inbound, session: TurnSession, via_outbox: bool) -> TurnOutput:
+        """Beyond the flood limit: one "slow down" for the first extra message, then silence."""
+        session.skip()
+        lang = (session.state.lang if session.state else None) or session.who.lang or "fr"
+        if session.burst != FLOOD_LIMIT + 1:
+            return TurnOutput(duplicate=False, lang=lang, throttled=True)
+        # i18n: sent once when one sender writes more than 20 messages in a minute
+        slow_down = msg("common.slow_down")
+        replies = (self.renderer.render_reply(Reply((slow_down,)), lang),)
+        if via_outbox:
+            session.enqueue(Outbound(inbound.channel, inbound.address, lang, replies))
+        return TurnOutput(duplicate=False, lang=lang, replies=replies, throttled=True)

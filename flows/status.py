@@ -6,6 +6,7 @@ Nothing said before verification tells whether a reference exists.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Any
@@ -80,6 +81,18 @@ def describe(result: LookupResult) -> Msg:
     )
 
 
+def _verified(ctx: Context) -> str | None:
+    return ctx.who.phone if ctx.who.phone_verified else None
+
+
+def _minutes_left(result: LookupResult, ctx: Context) -> int:
+    """Whole minutes until the lock ends, rounded up (at least 1)."""
+    if result.locked_until is None:
+        return 1
+    seconds = (result.locked_until - ctx.now).total_seconds()
+    return max(1, math.ceil(seconds / 60))
+
+
 class StatusFlow:
     name = "status"
 
@@ -94,23 +107,26 @@ class StatusFlow:
         reference = normalise_reference(answer.text)
         if reference is None:
             return Stay(say=(msg("status.reference.invalid"),))
-        verified = ctx.who.phone if ctx.who.phone_verified else None
-        result = ctx.world.lookup(reference, None, verified, ctx.now)
-        return self._outcome(result, {"reference": reference})
+        result = ctx.world.lookup(
+            reference, None, _verified(ctx), ctx.now, sender=ctx.who.citizen_id
+        )
+        return self._outcome(result, {"reference": reference}, ctx)
 
     def _on_birth_date(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         born = parse_birth_date(answer.folded, ctx)
         if born is None:
             return Stay(say=(msg("status.birth_date.invalid"),))
-        result = ctx.world.lookup(data["reference"], born, None, ctx.now)
-        return self._outcome(result, data)
+        result = ctx.world.lookup(
+            data["reference"], born, _verified(ctx), ctx.now, sender=ctx.who.citizen_id
+        )
+        return self._outcome(result, data, ctx)
 
     @staticmethod
-    def _outcome(result: LookupResult, data: dict[str, Any]) -> Outcome:
+    def _outcome(result: LookupResult, data: dict[str, Any], ctx: Context) -> Outcome:
         if result.outcome is LookupOutcome.found:
             return Home(say=(describe(result),))
         if result.outcome is LookupOutcome.locked:
-            return Home(say=(msg("status.locked"),))
+            return Home(say=(msg("status.locked", minutes=_minutes_left(result, ctx)),))
         if result.outcome is LookupOutcome.needs_birth_date:
             return Goto("status", "birth_date", data)
         return Stay(say=(msg("status.wrong"),))

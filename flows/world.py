@@ -151,7 +151,12 @@ class Requests(Protocol):
         birth_date: date | None,
         verified_phone: str | None,
         now: datetime,
-    ) -> LookupResult: ...
+        *,
+        sender: int,
+    ) -> LookupResult:
+        """`sender` is the asking citizen: failures count per reference and sender, and the
+        verified owner (`verified_phone` is the request's) is never locked out."""
+        ...
 
 
 class World(Booking, Citizens, Requests, Protocol):

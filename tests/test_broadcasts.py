@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from api import db
 from api.domain import broadcasts
 from api.domain.broadcasts import Segment
+from api.domain.requests import RequestService
 from api.models import (
     Appointment,
     Broadcast,
@@ -174,7 +175,7 @@ class People:
         *,
         citizen_id: int | None = None,
         phone: str | None = None,
-    ) -> None:
+    ) -> str:
         n = next(self._serial)
         with db.write(self.engine) as conn:
             service = conn.execute(sa.select(service_t.c.id).limit(1)).scalar_one()
@@ -187,10 +188,12 @@ class People:
                 citizen_id=citizen_id,
                 phone=phone,
                 full_name="Test",
+                reason="",
                 status=status,
                 created_at=NOW,
                 updated_at=NOW,
             )
+        return f"{post}-2026-{n:06d}"
 
 
 def _insert(conn: Connection, table: sa.Table, **values: Any) -> int:
@@ -271,13 +274,19 @@ def test_posts_follow_the_belongs_to_rule(people: People, demo_engine: Engine) -
     cancelled_abj = people.citizen(country="FR")  # a cancelled booking still says where
     people.appointment(cancelled_abj, "ABJ", NOW + timedelta(days=3), status="cancelled")
     by_phone = people.citizen(country="CI", phone="+22507999000", verified=True)
-    people.request("ACC", phone="+22507999000")  # lodged before they first wrote
+    # lodged with their phone but not linked (typed at a desk): it proves nothing yet
+    unlinked = people.request("ACC", phone="+22507999000")
     unverified = people.citizen(country="CI", phone="+22507999001")
     people.request("ACC", phone="+22507999001")  # an unverified number proves nothing
     in_gh = people.citizen(country="GH")
 
-    assert audience(demo_engine, posts=["ABJ"]) == {in_ci, booked_abj, cancelled_abj, unverified}
-    assert audience(demo_engine, posts=["BKE"]) == {in_ci, request_bke, unverified}
+    ci = {in_ci, unverified, by_phone}
+    assert audience(demo_engine, posts=["ABJ"]) == ci | {booked_abj, cancelled_abj}
+    assert audience(demo_engine, posts=["BKE"]) == ci | {request_bke}
+    assert audience(demo_engine, posts=["ACC"]) == {in_gh}
+    # once they open it from their verified phone, it is theirs: they belong to Accra
+    with db.write(demo_engine) as conn:
+        RequestService(conn).lookup(unlinked, None, "+22507999000", NOW, sender=by_phone)
     assert audience(demo_engine, posts=["ACC"]) == {by_phone, in_gh}
     assert audience(demo_engine, posts=["abj", "ACC"]) == {
         in_ci,
@@ -334,8 +343,11 @@ def test_request_in_statuses(people: People, demo_engine: Engine) -> None:
     received = people.citizen()
     people.request("ABJ", "received", citizen_id=received)
     by_phone = people.citizen(phone="+22507888000", verified=True)
-    people.request("ABJ", "ready", phone="+22507888000")
+    unlinked = people.request("ABJ", "ready", phone="+22507888000")  # not theirs until opened
 
+    assert audience(demo_engine, request={"statuses": ["ready"]}) == {ready_abj, ready_acc}
+    with db.write(demo_engine) as conn:
+        RequestService(conn).lookup(unlinked, None, "+22507888000", NOW, sender=by_phone)
     assert audience(demo_engine, request={"statuses": ["ready"]}) == {
         ready_abj,
         ready_acc,

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,7 @@ def test_upgrade_seed_twice_and_staff_token(tmp_path: Path) -> None:
     assert unknown.stdout == ""
 
 
-def _token_works(tmp_path: Path, token: str) -> bool:
+def _token_works(tmp_path: Path, token: str, later: timedelta = timedelta(0)) -> bool:
     from api.db import create_engine
     from api.domain.staff import staff_for_token
     from api.models import utcnow
@@ -92,7 +93,7 @@ def _token_works(tmp_path: Path, token: str) -> bool:
     )
     try:
         with engine.connect() as conn:
-            return staff_for_token(conn, token, utcnow()) is not None
+            return staff_for_token(conn, token, utcnow() + later) is not None
     finally:
         engine.dispose()
 
@@ -121,6 +122,16 @@ def test_staff_revoke_and_disable_stop_tokens_at_once(tmp_path: Path) -> None:
     unknown = run(tmp_path, "staff", "disable", "nobody@example.org")
     assert unknown.returncode == 1
     assert "Traceback" not in unknown.stderr
+
+
+def test_a_token_can_carry_an_expiry(tmp_path: Path) -> None:
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "staff", "add", "awa@example.org", "--role", "admin").returncode == 0
+    token = run(tmp_path, "staff", "token", "awa@example.org", "--days", "30").stdout.strip()
+    assert _token_works(tmp_path, token)
+    assert _token_works(tmp_path, token, later=timedelta(days=29))
+    assert not _token_works(tmp_path, token, later=timedelta(days=31))  # a month on: nothing
+    assert run(tmp_path, "staff", "token", "awa@example.org", "--days", "0").returncode == 2
 
 
 @pytest.mark.parametrize(

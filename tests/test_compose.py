@@ -78,9 +78,10 @@ def test_secrets_come_from_the_env_file_and_settings_are_known() -> None:
     outside = {"POSTGRES_PASSWORD", "SITE_ADDRESS"}  # PostgreSQL's and Caddy's own
     assert names - outside <= known
     assert {"DATABASE_URL", "CONSOLE_SECRET", "TWILIO_AUTH_TOKEN", "TELEGRAM_BOT_TOKEN"} <= names
+    uvicorn = {"FORWARDED_ALLOW_IPS"}  # read by uvicorn itself
     for name, service in APP_SERVICES.items():
         assert service["env_file"] == ["deploy/production.env"], name
-        assert set(service.get("environment", {})) <= known, name
+        assert set(service.get("environment", {})) <= known | uvicorn, name
     assert "deploy/production.env" in (ROOT / ".gitignore").read_text()
 
 

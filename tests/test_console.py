@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from api import db
 from api.domain.booking import BookingService
-from api.domain.staff import add_staff
+from api.domain.staff import add_staff, disable_staff
 from api.models import (
     Appointment,
     AuditLog,
@@ -32,6 +32,7 @@ from api.models import (
     ConsularRequest,
     OutboxMessage,
     RequestEvent,
+    utcnow,
 )
 
 NOW = "2026-12-01T09:00:00Z"
@@ -191,6 +192,21 @@ def test_login_leads_to_todays_appointments_and_logout_ends_the_session(
     out = client.post("/console/logout", data={"csrf": csrf(page.text)}, follow_redirects=False)
     assert out.headers["location"] == "/console/login"
     assert client.get("/console/appointments", follow_redirects=False).status_code == 303
+    # the logout ended the login on the server: a copy of the old cookie is worth nothing
+    client.cookies.clear()
+    client.cookies.set("console_session", cookie, path="/console")
+    assert client.get("/console/appointments", follow_redirects=False).status_code == 303
+
+
+def test_disabling_an_account_ends_its_console_logins(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    assert login(client, "awa@consulat.bf").status_code == 303
+    with db.write(engine) as conn:
+        disable_staff(conn, "awa@consulat.bf", utcnow())
+        # even switched back on, the login it had is over: she logs in again
+        conn.execute(sa.text("UPDATE staff SET active = true WHERE email = 'awa@consulat.bf'"))
+    assert client.get("/console/appointments", follow_redirects=False).status_code == 303
 
 
 def test_login_returns_to_the_page_asked_for_but_never_to_another_site(
@@ -334,8 +350,11 @@ def test_check_in_marks_the_appointment_attended_and_is_audited(
     assert response.status_code == 303
     assert response.headers["location"] == "/console/appointments?post=ABJ"
     assert status_of(engine, appointment["id"]) == "attended"
+    body = response.cookies["console_session"].partition(".")[0]
+    decoded = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
+    assert "Moussa" not in decoded  # the flash names the appointment, not the person
     after = client.get(response.headers["location"])
-    assert "est noté présent" in after.text
+    assert "présence notée" in after.text
     assert f'id="rdv-{appointment["reference"]}" data-status="attended"' in after.text
     with db.read(engine) as conn:
         audit = conn.execute(sa.select(audit_t).where(audit_t.c.entity == "appointment")).one()
@@ -667,6 +686,33 @@ def test_the_broadcasts_page_lists_the_table(console: tuple[TestClient, Engine])
     assert page.status_code == 200
     assert "Mission consulaire à Bouaké" in page.text
     assert "Brouillon" in page.text
+
+
+def test_an_agent_sees_the_broadcasts_the_api_lets_them_see(
+    console: tuple[TestClient, Engine],
+) -> None:
+    """One rule for both (api.domain.broadcasts.within): the whole segment within their posts."""
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    at = datetime(2026, 11, 30, 8, tzinfo=UTC).replace(tzinfo=None)
+    with db.write(engine) as conn:
+        for title, segment in (
+            ("Pour Abidjan", '{"posts": ["ABJ"]}'),
+            ("Pour Abidjan et Accra", '{"posts": ["ABJ", "ACC"]}'),
+            ("Pour tout le monde", "{}"),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO broadcast (title, texts, segment, status, created_at, cursor,"
+                    " queued) VALUES (:title, '{}', :segment, 'draft', :at, 0, 0)"
+                ),
+                {"title": title, "segment": segment, "at": at},
+            )
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/broadcasts").text
+    assert "Pour Abidjan<" in page
+    assert "Pour Abidjan et Accra" not in page
+    assert "Pour tout le monde" not in page
 
 
 # --- the front door and the simulator page -----------------------------------------------------

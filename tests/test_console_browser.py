@@ -220,7 +220,7 @@ def test_an_agent_checks_a_citizen_in_from_the_console(
         page.screenshot(path=str(shots / "console-appointments.png"), full_page=True)
 
         row.get_by_role("button", name=re.compile("^Enregistrer la présence")).click()
-        expect(page.get_by_role("status")).to_contain_text("est noté présent")
+        expect(page.get_by_role("status")).to_contain_text("présence notée")
         row = page.locator(f"#rdv-{live_app.reference}")
         expect(row).to_have_attribute("data-status", "attended")
         expect(row).to_contain_text("Présent")

@@ -702,7 +702,14 @@ def test_three_wrong_birth_dates_lock_the_reference(world: MemoryWorld) -> None:
     dialog.say("2")
     dialog.say(REQUEST)  # even the right answer waits for the lock to end
     assert dialog.keys == ["status.locked", "menu.main.question"]
-    assert world.lookup(REQUEST, BIRTH_DATE, None, NOW).outcome is LookupOutcome.locked
+    assert world.lookup(REQUEST, BIRTH_DATE, None, NOW, sender=1).outcome is LookupOutcome.locked
+    # the lock is this sender's: someone else, and the verified owner, still get through
+    assert world.lookup(REQUEST, None, None, NOW, sender=2).outcome is (
+        LookupOutcome.needs_birth_date
+    )
+    assert world.lookup(REQUEST, None, "+2250701000001", NOW, sender=3).outcome is (
+        LookupOutcome.found
+    )
     dialog.wait(minutes=16)
     dialog.say("2")
     dialog.say(REQUEST)

@@ -101,7 +101,8 @@ def test_unhandled_error_is_problem_json_and_logs_no_personal_data(
 
 
 def test_openapi_title(sqlite_engine: Engine, tmp_path: Path) -> None:
-    with TestClient(create_app(_settings(tmp_path), sqlite_engine)) as client:
+    settings = _settings(tmp_path).model_copy(update={"api_docs": "public"})
+    with TestClient(create_app(settings, sqlite_engine)) as client:
         spec = client.get("/openapi.json").json()
         docs = client.get("/docs")
     assert spec["info"]["title"] == "Diaspora Bot API"

@@ -1,5 +1,6 @@
 """Consular requests on both stores: references issued under fire, statuses and their
-history, and the chat's status lookup (verified phone, birth date, lock after three misses)."""
+history, and the chat's status lookup (verified phone, birth date, locks per sender and per
+reference, the owner never locked out and told when someone guesses)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from sqlalchemy.engine import Engine
 
 from api.db import read, write
 from api.domain.requests import (
+    CEILING,
+    CEILING_LOCK,
     LOCK_DURATION,
     RequestService,
     TransitionRefused,
@@ -21,6 +24,7 @@ from api.domain.requests import (
 from api.domain.tables import table
 from api.models import LookupGuard, RequestEvent
 from flows.world import LookupOutcome
+from tests.support.people import add_citizen, outbox_rows
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 BORN = date(1990, 3, 12)
@@ -45,9 +49,10 @@ def lookup(
     born: date | None = None,
     phone: str | None = None,
     now: datetime = NOW,
+    sender: int = 1,
 ) -> tuple[LookupOutcome, datetime | None]:
     with write(engine) as conn:
-        result = RequestService(conn).lookup(reference, born, phone, now)
+        result = RequestService(conn).lookup(reference, born, phone, now, sender=sender)
     if result.outcome is LookupOutcome.found:
         assert result.request is not None
         assert result.request.reference == clean_reference(reference)
@@ -170,7 +175,7 @@ def test_an_unknown_reference_asks_the_birth_date_too(demo_engine: Engine) -> No
     assert lookup(demo_engine, "ABJ-2026-000999", BORN)[0] is LookupOutcome.wrong
 
 
-def test_three_wrong_answers_lock_for_fifteen_minutes(demo_engine: Engine) -> None:
+def test_three_wrong_answers_lock_that_sender_for_fifteen_minutes(demo_engine: Engine) -> None:
     reference = lodge(demo_engine)
     wrong = date(1991, 3, 12)
     assert lookup(demo_engine, reference, wrong)[0] is LookupOutcome.wrong
@@ -181,9 +186,9 @@ def test_three_wrong_answers_lock_for_fifteen_minutes(demo_engine: Engine) -> No
     outcome, until = lookup(demo_engine, reference, wrong, now=third)
     assert (outcome, until) == (LookupOutcome.locked, third + LOCK_DURATION)
 
-    # Locked: even the right answer, even the verified phone, even without a birth date.
-    for born, phone in ((BORN, None), (None, PHONE), (None, None)):
-        assert lookup(demo_engine, reference, born, phone, now=third + timedelta(minutes=14)) == (
+    # Locked for that sender: even the right answer, even without a birth date.
+    for born in (BORN, None):
+        assert lookup(demo_engine, reference, born, now=third + timedelta(minutes=14)) == (
             LookupOutcome.locked,
             third + LOCK_DURATION,
         )
@@ -192,8 +197,66 @@ def test_three_wrong_answers_lock_for_fifteen_minutes(demo_engine: Engine) -> No
     assert lookup(demo_engine, reference, wrong, now=after)[0] is LookupOutcome.wrong
     assert lookup(demo_engine, reference, BORN, now=after)[0] is LookupOutcome.found
     with read(demo_engine) as conn:
-        guard = conn.execute(sa.select(guard_t)).one()
+        guard = conn.execute(sa.select(guard_t).where(guard_t.c.sender == "c1")).one()
     assert (guard.failures, guard.locked_until) == (0, None)
+
+
+def test_a_stranger_cannot_lock_the_owner_out(demo_engine: Engine) -> None:
+    reference = lodge(demo_engine)
+    wrong = date(1991, 3, 12)
+    for _ in range(3):
+        lookup(demo_engine, reference, wrong, sender=66)
+    assert lookup(demo_engine, reference, BORN, sender=66)[0] is LookupOutcome.locked
+    # the owner, by their verified phone or by their birth date from their own chat
+    assert lookup(demo_engine, reference, None, PHONE, sender=7)[0] is LookupOutcome.found
+    assert lookup(demo_engine, reference, BORN, PHONE, sender=7)[0] is LookupOutcome.found
+    assert lookup(demo_engine, reference, BORN, sender=8)[0] is LookupOutcome.found
+
+
+def test_a_ceiling_across_senders_locks_all_but_the_verified_owner(demo_engine: Engine) -> None:
+    reference = lodge(demo_engine)
+    outcomes = []
+    for attempt in range(CEILING):  # two tries each, from many accounts
+        born = date(1980, 1, 1) + timedelta(days=attempt)
+        outcomes.append(lookup(demo_engine, reference, born, sender=100 + attempt // 2)[0])
+    assert outcomes == [LookupOutcome.wrong] * (CEILING - 1) + [LookupOutcome.locked]
+    outcome, until = lookup(demo_engine, reference, BORN, sender=500)
+    assert (outcome, until) == (LookupOutcome.locked, NOW + CEILING_LOCK)
+    assert lookup(demo_engine, reference, None, PHONE, sender=7)[0] is LookupOutcome.found
+    with read(demo_engine) as conn:
+        guard = RequestService(conn).guard(reference, NOW)
+    assert (guard.failures, guard.senders, guard.locked_until) == (
+        CEILING,
+        CEILING // 2,
+        NOW + CEILING_LOCK,
+    )
+    later = NOW + CEILING_LOCK
+    assert lookup(demo_engine, reference, BORN, now=later, sender=500)[0] is LookupOutcome.found
+    with read(demo_engine) as conn:
+        assert RequestService(conn).guard(reference, later).locked_until is None
+
+
+def test_the_owner_is_told_once_a_day_that_someone_guesses(demo_engine: Engine) -> None:
+    owner = add_citizen(
+        demo_engine, phone=PHONE, verified=True, identities=(("whatsapp", PHONE, NOW),)
+    )
+    reference = lodge(demo_engine)
+    for day in (0, 0, 1):
+        for attempt in range(3):
+            born = date(1980, 1, 1) + timedelta(days=attempt)
+            lookup(demo_engine, reference, born, now=NOW + timedelta(days=day), sender=66 + day)
+    told = outbox_rows(demo_engine, citizen_id=owner, kind="notification")
+    assert len(told) == 2
+    assert all(row.payload["text"].startswith("Quelqu'un a essayé") for row in told)
+    assert all(reference in row.payload["text"] for row in told)
+    # the owner's own misses do not alarm them
+    for _ in range(3):
+        lookup(demo_engine, reference, date(1970, 1, 1), now=NOW + timedelta(days=3), sender=owner)
+    assert len(outbox_rows(demo_engine, citizen_id=owner, kind="notification")) == 2
+    # and nobody is told about a reference that does not exist
+    for _ in range(3):
+        lookup(demo_engine, "ABJ-2026-000999", BORN, sender=66)
+    assert len(outbox_rows(demo_engine, kind="notification")) == 2
 
 
 def test_a_success_resets_the_count(demo_engine: Engine) -> None:
@@ -205,6 +268,9 @@ def test_a_success_resets_the_count(demo_engine: Engine) -> None:
     for _ in range(2):
         assert lookup(demo_engine, reference, wrong)[0] is LookupOutcome.wrong
     assert lookup(demo_engine, reference, wrong)[0] is LookupOutcome.locked
+    # a success resets that sender's count only, not the count across senders
+    with read(demo_engine) as conn:
+        assert RequestService(conn).guard(reference, NOW).failures == 5
 
 
 def test_unknown_references_lock_like_known_ones(demo_engine: Engine) -> None:
@@ -236,7 +302,7 @@ def test_the_found_request_tells_post_service_and_status(demo_engine: Engine) ->
     reference = lodge(demo_engine)
     with write(demo_engine) as conn:
         RequestService(conn).change_status(reference, "in_progress", "", None, NOW)
-        result = RequestService(conn).lookup(reference, BORN, None, NOW)
+        result = RequestService(conn).lookup(reference, BORN, None, NOW, sender=1)
     assert result.request is not None
     assert result.request.post.code == "ABJ"
     assert result.request.post.timezone == "Africa/Abidjan"

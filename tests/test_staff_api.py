@@ -87,6 +87,36 @@ def test_me_says_who_and_which_posts(api: StaffApi) -> None:
     assert agent["posts"] == ["ACC"]
 
 
+# --- accounts ----------------------------------------------------------------------------------
+
+
+def test_administrators_see_accounts_and_end_access_at_once(api: StaffApi) -> None:
+    listed = api.get("/staff").json()
+    assert sorted(a["role"] for a in listed) == ["admin", "agent", "agent"]
+    agent = next(a for a in listed if a["posts"] == ["ACC"])
+    assert (agent["role"], agent["active"], agent["live_tokens"]) == ("agent", True, 1)
+    assert_problem(api.get("/staff", who="acc"), 403)
+    assert_problem(api.post(f"/staff/{agent['id']}/disable", who="acc"), 403)
+
+    revoked = api.post(f"/staff/{agent['id']}/revoke-tokens")
+    assert revoked.json() == {"revoked": 1}
+    assert_problem(api.get("/me", who="acc"), 401)  # at once
+
+    abj = next(a for a in api.get("/staff").json() if a["posts"] == ["ABJ"])
+    disabled = api.post(f"/staff/{abj['id']}/disable")
+    assert disabled.status_code == 200, disabled.text
+    assert (disabled.json()["active"], disabled.json()["live_tokens"]) == (False, 0)
+    assert_problem(api.get("/me", who="abj"), 401)
+
+    me = api.get("/me").json()
+    assert_problem(api.post(f"/staff/{me['id']}/disable"), 409)  # never lock oneself out
+    assert_problem(api.post("/staff/987654/disable"), 404)
+    assert [(a["action"], a["entity"]) for a in api.audit()] == [
+        ("revoke_tokens", "staff"),
+        ("disable", "staff"),
+    ]
+
+
 # --- posts -------------------------------------------------------------------------------------
 
 

@@ -12,8 +12,9 @@ AND-ed; the values of one criterion are OR-ed; an empty segment is everybody (ad
      "request": {"statuses": ["ready"], "posts": ["ABJ"]}}
 
 A citizen belongs to the posts where they have booked (any appointment, even a cancelled one)
-or have a request (linked to them, or carrying their verified phone); one with neither belongs
-to the posts of their phone number's country (DESIGN.md). `appointment` matches an appointment
+or have a request linked to them; one with neither belongs to the posts of their phone
+number's country (DESIGN.md; `api.domain.membership`). An agent's criteria are scoped to the
+posts their segment names (`check_scope`). `appointment` matches an appointment
 that is not cancelled and starts between `start` 00:00 and `end` 24:00 UTC (consulates open
 in daytime between UTC-5 and UTC+1, so a UTC day is the local day). The audience is the
 citizens, not erased, who have an identity on one of the segment's channels (WhatsApp and
@@ -48,7 +49,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, cast
@@ -60,6 +61,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from api import db
+from api.domain import membership
 from api.models import (
     Appointment,
     AppointmentStatus,
@@ -221,73 +223,44 @@ def check_posts(conn: Connection, segment: Segment) -> dict[str, int]:
     return found
 
 
-def check_scope(conn: Connection, segment: Segment, post_ids: frozenset[int] | None) -> None:
-    """Raise unless the segment stays within these posts (None = an admin: any segment).
+def check_scope(conn: Connection, segment: Segment, post_ids: frozenset[int] | None) -> Segment:
+    """The segment as its author may use it, or raise (None = an admin: any segment as is).
 
     An agent's segment must name its posts (`posts` not empty), and every post it names —
-    in `posts`, `appointment.posts` and `request.posts` — must be one of the agent's."""
+    in `posts`, `appointment.posts` and `request.posts` — must be one of the agent's. Every
+    criterion is then scoped to those posts: an appointment or request criterion that names
+    no post means one at the segment's posts, so that an agent never counts or reaches what
+    another post holds."""
     found = check_posts(conn, segment)
     if post_ids is None:
-        return
+        return segment
     if not segment.posts:
         raise OutsideStaffPosts("an agent's segment must name their posts")
     outside = sorted(code for code, id_ in found.items() if id_ not in post_ids)
     if outside:
         raise OutsideStaffPosts(f"not your post: {', '.join(outside)}")
+    return scoped(segment)
+
+
+def scoped(segment: Segment) -> Segment:
+    """The segment with its appointment and request criteria at its posts when they name none."""
+    changes: dict[str, Any] = {}
+    if segment.appointment is not None and not segment.appointment.posts:
+        changes["appointment"] = segment.appointment.model_copy(
+            update={"posts": list(segment.posts)}
+        )
+    if segment.request is not None and not segment.request.posts:
+        changes["request"] = segment.request.model_copy(update={"posts": list(segment.posts)})
+    return segment.model_copy(update=changes) if changes else segment
 
 
 # --- the audience in SQL -----------------------------------------------------------------------
 
 
-def _requests_of(citizen: sa.FromClause) -> sa.ColumnElement[bool]:
-    """The request is this citizen's: linked to them, or carrying their verified phone (a
-    request lodged before they first wrote is linked on its next change)."""
-    return sa.or_(
-        _request.c.citizen_id == citizen.c.id,
-        sa.and_(
-            _request.c.citizen_id.is_(None),
-            citizen.c.phone_verified.is_(True),
-            _request.c.phone == citizen.c.phone,
-        ),
-    )
-
-
-def _post_ids(codes: Sequence[str]) -> sa.Select[Any]:
-    return sa.select(_post.c.id).where(_post.c.code.in_(codes))
-
-
-def _belongs_to(citizen: sa.FromClause, codes: Sequence[str]) -> sa.ColumnElement[bool]:
-    """DESIGN.md: the posts where they booked or have a request, else their country's."""
-    booked_here = (
-        sa.select(_appointment.c.id)
-        .where(_appointment.c.citizen_id == citizen.c.id)
-        .where(_appointment.c.post_id.in_(_post_ids(codes)))
-        .exists()
-    )
-    request_here = (
-        sa.select(_request.c.id)
-        .where(_requests_of(citizen))
-        .where(_request.c.post_id.in_(_post_ids(codes)))
-        .exists()
-    )
-    booked_anywhere = sa.select(_appointment.c.id).where(_appointment.c.citizen_id == citizen.c.id)
-    request_anywhere = sa.select(_request.c.id).where(_requests_of(citizen))
-    country_posts = sa.select(_post.c.country).where(_post.c.code.in_(codes))
-    return sa.or_(
-        booked_here,
-        request_here,
-        sa.and_(
-            citizen.c.country.in_(country_posts),
-            ~booked_anywhere.exists(),
-            ~request_anywhere.exists(),
-        ),
-    )
-
-
 def _conditions(citizen: sa.FromClause, segment: Segment) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = [citizen.c.erased_at.is_(None)]
     if segment.posts:
-        where.append(_belongs_to(citizen, segment.posts))
+        where.append(membership.belongs_to(citizen, membership.post_ids_of(segment.posts)))
     if segment.countries:
         where.append(citizen.c.country.in_(segment.countries))
     if segment.languages:
@@ -303,15 +276,17 @@ def _conditions(citizen: sa.FromClause, segment: Segment) -> list[sa.ColumnEleme
             _appointment.c.starts_at < ends,
         )
         if crit.posts:
-            query = query.where(_appointment.c.post_id.in_(_post_ids(crit.posts)))
+            query = query.where(_appointment.c.post_id.in_(membership.post_ids_of(crit.posts)))
         where.append(query.exists())
     if segment.request is not None:
         statuses = [s.value for s in segment.request.statuses]
         query = sa.select(_request.c.id).where(
-            _requests_of(citizen), _request.c.status.in_(statuses)
+            membership.requests_of(citizen), _request.c.status.in_(statuses)
         )
         if segment.request.posts:
-            query = query.where(_request.c.post_id.in_(_post_ids(segment.request.posts)))
+            query = query.where(
+                _request.c.post_id.in_(membership.post_ids_of(segment.request.posts))
+            )
         where.append(query.exists())
     return where
 

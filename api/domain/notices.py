@@ -8,6 +8,8 @@ each notice go out once, however often the change is retried.
 Catalog keys used here (each language's catalog holds them):
 - `notify.request_status`: {reference}, {service}, {post}, {status}, {note}
 - `notify.appointment_cancelled`: {reference}, {service}, {post}, {when}, {reason}
+- `notify.request_guessed`: {reference} — someone failed to open it repeatedly; it stays
+  safe, and its owner may follow it from their own phone.
 - `notify.closure`: {reference}, {service}, {post}, {when}, {day}, {reason} — and an
   invitation to book again through the menu (1).
 """
@@ -52,6 +54,14 @@ def request_status_changed(
         note=note(reason),
     )
     _send(conn, citizen_id, message, f"request:{request_id}:{status}", now)
+
+
+def request_guessed(
+    conn: Connection, citizen_id: int, *, request_id: int, reference: str, now: datetime
+) -> None:
+    """Once a day at most: wrong birth dates keep coming for this citizen's reference."""
+    message = msg("notify.request_guessed", reference=reference)
+    _send(conn, citizen_id, message, f"request:{request_id}:guessed:{now.date()}", now)
 
 
 def appointment_cancelled(

@@ -16,13 +16,19 @@ UPDATE (`WHERE status IN (the allowed predecessors)`), each change is appended t
 
 Lookups (the chat's "track a request"). Nothing said before verification tells whether a
 reference exists: without a birth date the answer is `needs_birth_date` for any reference,
-unless the sender's verified phone is the request's. A wrong birth date and an unknown
-reference are the same failure, counted per reference in `lookup_guard` with one conditional
-upsert; the third in a row locks the reference for `LOCK_DURATION`. A success resets the count.
+unless the sender's verified phone is the request's. The verified owner is never locked out:
+their phone is looked at before any lock. A wrong birth date and an unknown reference are the
+same failure, counted in `lookup_guard` with one conditional upsert per row: per reference and
+sender, the third in a row locks that sender out for `LOCK_DURATION` (a success resets it);
+per reference across all senders, `CEILING` failures lock the reference for `CEILING_LOCK`
+for everybody but its owner, so that many accounts guessing together gain little. Counts older
+than `STALE_AFTER` start again. When a lock falls on an existing request, its citizen is told
+(once a day) that someone is guessing, and staff see the counts on the request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -33,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlmodel import SQLModel
 
-from api.domain import notices
+from api.domain import membership, notices
 from api.domain.citizens import normalise_phone
 from api.models import (
     Citizen,
@@ -49,8 +55,12 @@ from api.models import (
 from flows.status import normalise_reference
 from flows.world import LookupOutcome, LookupResult, PostInfo, RequestInfo
 
-MAX_FAILURES = 3
+MAX_FAILURES = 3  # per reference and sender, in a row
 LOCK_DURATION = timedelta(minutes=15)
+CEILING = 10  # per reference, all senders together
+CEILING_LOCK = timedelta(hours=1)
+STALE_AFTER = timedelta(days=1)
+ALL_SENDERS = "*"  # the guard row that counts every sender's failures
 REASON_MAX = 300
 NAME_MAX = 120
 
@@ -111,6 +121,15 @@ class RequestRecord:
     reason: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class GuardRecord:
+    """Failed lookups on one reference: how many, from how many senders, and its lock."""
+
+    failures: int
+    senders: int
+    locked_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -185,9 +204,16 @@ class RequestService:
         birth_date: date | None,
         staff_id: int | None,
         now: datetime,
+        *,
+        link_within: Collection[int] | None = None,
     ) -> ConsularRequest:
         """Lodge a request and issue its reference. Raises UnknownRequest's sibling LookupError
-        for an unknown post or service, ValueError for a bad phone number or an empty name."""
+        for an unknown post or service, ValueError for a bad phone number or an empty name.
+
+        The citizen with that verified phone is linked to it only if they already belong to
+        one of the posts `link_within` (the lodging agent's; None: an administrator), so that
+        a phone number typed at a desk pulls nobody into its scope (`api.domain.membership`).
+        """
         full_name = " ".join(full_name.split())[:NAME_MAX]
         if not full_name:
             raise ValueError("full_name is empty")
@@ -211,6 +237,10 @@ class RequestService:
         serial = self._next_serial(post.id, year)
         reference = f"{post.code}-{year}-{serial:06d}"
         citizen_id = self._citizen_with_phone(e164)
+        if citizen_id is not None and not membership.citizen_in_posts(
+            self.conn, citizen_id, link_within
+        ):
+            citizen_id = None
         values: dict[str, Any] = {
             "reference": reference,
             "post_id": post.id,
@@ -283,15 +313,9 @@ class RequestService:
             raise TransitionRefused(RequestStatus(current), wanted)
         self._append_event(row.id, wanted, reason, staff_id, now)
         request = ConsularRequest.model_validate(row._asdict())
+        # Told even when not linked (what the desk needs), but not linked by a status change.
         citizen_id = request.citizen_id or self._citizen_with_phone(request.phone)
         if citizen_id is not None:
-            if request.citizen_id is None:  # they wrote to the bot after the request was lodged
-                self.conn.execute(
-                    sa.update(_request)
-                    .where(_request.c.id == request.id)
-                    .values(citizen_id=citizen_id)
-                )
-                request.citizen_id = citizen_id
             post = self._post_info(request.post_id)
             service_code = self.conn.execute(
                 sa.select(_service.c.code).where(_service.c.id == request.service_id)
@@ -312,30 +336,68 @@ class RequestService:
     # --- the chat ---------------------------------------------------------------------------
 
     def lookup(
-        self, reference: str, birth_date: date | None, verified_phone: str | None, now: datetime
+        self,
+        reference: str,
+        birth_date: date | None,
+        verified_phone: str | None,
+        now: datetime,
+        *,
+        sender: int,
     ) -> LookupResult:
+        """`sender` is the asking citizen's id: failures count per reference and sender."""
         reference = clean_reference(reference)
+        row = self.conn.execute(record_query().where(_request.c.reference == reference)).first()
+        request = to_record(row) if row else None
+        if request is not None and verified_phone and request.phone == verified_phone:
+            owner = None if request.citizen_id else self._citizen_with_phone(verified_phone)
+            if owner is not None:  # the owner opened it from their phone: now it is theirs
+                self.conn.execute(
+                    sa.update(_request)
+                    .where(_request.c.id == request.id, _request.c.citizen_id.is_(None))
+                    .values(citizen_id=owner)
+                )
+            return self._found(request, sender, now)  # the owner: no lock applies
         locked_until = self.conn.execute(
-            sa.select(_guard.c.locked_until).where(
-                _guard.c.reference == reference, _guard.c.locked_until > now
+            sa.select(sa.func.max(_guard.c.locked_until)).where(
+                _guard.c.reference == reference,
+                _guard.c.sender.in_((_sender_key(sender), ALL_SENDERS)),
+                _guard.c.locked_until > now,
             )
         ).scalar_one_or_none()
         if locked_until is not None:
             return LookupResult(LookupOutcome.locked, locked_until=locked_until)
-
-        row = self.conn.execute(record_query().where(_request.c.reference == reference)).first()
-        request = to_record(row) if row else None
-        if request is not None and verified_phone and request.phone == verified_phone:
-            return self._found(request, now)
         if birth_date is None:
             return LookupResult(LookupOutcome.needs_birth_date)
         if request is not None and request.birth_date == birth_date:
-            return self._found(request, now)
+            return self._found(request, sender, now)
 
-        locked_until = self._count_failure(reference, now)
-        if locked_until is not None and locked_until > now:
-            return LookupResult(LookupOutcome.locked, locked_until=locked_until)
-        return LookupResult(LookupOutcome.wrong)
+        own = self._count_failure(reference, _sender_key(sender), MAX_FAILURES, LOCK_DURATION, now)
+        shared = self._count_failure(reference, ALL_SENDERS, CEILING, CEILING_LOCK, now)
+        locks = [lock for lock in (own, shared) if lock is not None and lock > now]
+        if not locks:
+            return LookupResult(LookupOutcome.wrong)
+        if request is not None and (own == now + LOCK_DURATION or shared == now + CEILING_LOCK):
+            self._tell_owner_of_guessing(request, sender, now)
+        return LookupResult(LookupOutcome.locked, locked_until=max(locks))
+
+    def guard(self, reference: str, now: datetime) -> GuardRecord:
+        """What staff see of the lookups that failed on a reference (no sender is named)."""
+        rows = self.conn.execute(
+            sa.select(_guard).where(_guard.c.reference == clean_reference(reference))
+        ).all()
+        shared = next((r for r in rows if r.sender == ALL_SENDERS), None)
+        own = [r for r in rows if r.sender != ALL_SENDERS and r.failures > 0]
+        return GuardRecord(
+            failures=0
+            if shared is None or shared.updated_at <= now - STALE_AFTER
+            else shared.failures,
+            senders=sum(1 for r in own if r.updated_at > now - STALE_AFTER),
+            locked_until=(
+                shared.locked_until
+                if shared is not None and shared.locked_until and shared.locked_until > now
+                else None
+            ),
+        )
 
     # --- internals --------------------------------------------------------------------------
 
@@ -394,10 +456,14 @@ class RequestService:
             email=row.email,
         )
 
-    def _found(self, request: RequestRecord, now: datetime) -> LookupResult:
+    def _found(self, request: RequestRecord, sender: int, now: datetime) -> LookupResult:
         self.conn.execute(
             sa.update(_guard)
-            .where(_guard.c.reference == request.reference, _guard.c.failures > 0)
+            .where(
+                _guard.c.reference == request.reference,
+                _guard.c.sender == _sender_key(sender),
+                _guard.c.failures > 0,
+            )
             .values(failures=0, locked_until=None, updated_at=now)
         )
         info = RequestInfo(
@@ -410,30 +476,51 @@ class RequestService:
         )
         return LookupResult(LookupOutcome.found, info)
 
-    def _count_failure(self, reference: str, now: datetime) -> datetime | None:
-        """One upsert counts the failure: after an expired lock the count starts again; the
-        third failure sets the lock; a lock still running is left as it is (a concurrent
-        lookup set it meanwhile). Returns the lock, if any."""
+    def _count_failure(
+        self, reference: str, sender: str, limit: int, lock: timedelta, now: datetime
+    ) -> datetime | None:
+        """One upsert counts the failure on one guard row: after an expired lock or a stale
+        count the count starts again; reaching `limit` sets the lock; a lock still running is
+        left as it is (a concurrent lookup set it meanwhile). Returns the lock, if any."""
         at = sa.literal(now, UTCDateTime())
-        lock_until = sa.literal(now + LOCK_DURATION, UTCDateTime())
+        stale = sa.literal(now - STALE_AFTER, UTCDateTime())
+        lock_until = sa.literal(now + lock, UTCDateTime())
         failures = sa.case(
-            (_guard.c.locked_until.is_(None), _guard.c.failures + 1),
-            (_guard.c.locked_until <= at, 1),
-            else_=_guard.c.failures,
+            (_guard.c.locked_until > at, _guard.c.failures),
+            (sa.or_(_guard.c.locked_until <= at, _guard.c.updated_at <= stale), 1),
+            else_=_guard.c.failures + 1,
         )
         locked_until = sa.case(
             (_guard.c.locked_until > at, _guard.c.locked_until),
-            (failures >= MAX_FAILURES, lock_until),
+            (failures >= limit, lock_until),
             else_=sa.null(),
         )
         statement = (
             self._insert()(_guard)
-            .values(reference=reference, failures=1, locked_until=None, updated_at=now)
+            .values(
+                reference=reference,
+                sender=sender,
+                failures=1,
+                locked_until=None,
+                updated_at=now,
+            )
             .on_conflict_do_update(
-                index_elements=[_guard.c.reference],
+                index_elements=[_guard.c.reference, _guard.c.sender],
                 set_={"failures": failures, "locked_until": locked_until, "updated_at": now},
             )
             .returning(_guard.c.locked_until)
         )
         locked: datetime | None = self.conn.execute(statement).scalar_one()
         return locked
+
+    def _tell_owner_of_guessing(self, request: RequestRecord, sender: int, now: datetime) -> None:
+        citizen_id = request.citizen_id or self._citizen_with_phone(request.phone)
+        if citizen_id is None or citizen_id == sender:
+            return
+        notices.request_guessed(
+            self.conn, citizen_id, request_id=request.id, reference=request.reference, now=now
+        )
+
+
+def _sender_key(citizen_id: int) -> str:
+    return f"c{citizen_id}"

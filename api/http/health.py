@@ -1,4 +1,5 @@
-"""Liveness, readiness and Prometheus metrics: `/healthz`, `/readyz`, `/metrics`.
+"""Liveness, readiness and Prometheus metrics: `/healthz`, `/readyz`, `/metrics` (behind
+`METRICS_TOKEN` when it is set).
 
 Each app has a metrics registry of its own (`app.state.metrics`), so that several apps in one
 process (the tests) never share counters. `RequestMetrics` counts requests by route template,
@@ -7,6 +8,7 @@ never by raw path: the label set stays small and no reference or phone number en
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Iterable
@@ -27,12 +29,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.http.problems import route_template
+from api.http.problems import problem, route_template
 from api.models import Lane
 
 logger = logging.getLogger("api.http")
 
 router = APIRouter(tags=["operations"])
+_BEARER = {"WWW-Authenticate": 'Bearer realm="metrics"'}
 
 
 TURN_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -179,5 +182,11 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(request: Request) -> Response:
+    """With METRICS_TOKEN set, only a scraper presenting it (constant-time compare)."""
+    expected = request.app.state.settings.metrics_token
+    if expected:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+            return problem(401, "Unauthorized", "metrics token needed", headers=_BEARER)
     registry: CollectorRegistry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

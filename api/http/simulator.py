@@ -2,7 +2,10 @@
 
 Open while SIMULATOR_ENABLED is true; otherwise the route answers 404. `now` sets the clock of
 that turn only when SIMULATOR_CLOCK is true (scripts and demos), else the server's clock rules;
-`channel` only picks the phone's default country of a demo.
+`channel` only picks the phone's default country of a demo. Each client address may send
+`SIMULATOR_MESSAGES_PER_MINUTE` messages a minute and start `SIMULATOR_USERS_PER_10_MINUTES`
+new users in ten minutes (api.http.address_limits), else 429 with `Retry-After`; lifted under
+SIMULATOR_CLOCK, the test mode.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from api.domain.citizens import normalise_phone
+from api.http.address_limits import AddressLimit, DistinctLimit, client_address
 from api.http.problems import problem
 from api.http.staff.errors import ProblemRoute, responses
 from api.messaging import Messaging
@@ -26,8 +30,24 @@ router = APIRouter(
     prefix="/api/v1/simulator",
     tags=["simulator"],
     route_class=ProblemRoute,
-    responses=responses(404, 413, 422),
+    responses=responses(404, 413, 422, 429),
 )
+
+
+class SimulatorLimits:
+    """The simulator's limits per client address (api.http.address_limits)."""
+
+    def __init__(self, messages_per_minute: int, users_per_10_minutes: int) -> None:
+        self.messages = AddressLimit(messages_per_minute, 60.0)
+        self.users = DistinctLimit(users_per_10_minutes, 600.0)
+
+    def wait(self, address: str, user: str) -> int:
+        """0 when this message may go on, else the seconds to wait (nothing counted)."""
+        return (
+            self.messages.wait(address)
+            or self.users.hit(address, user)
+            or (self.messages.hit(address))
+        )
 
 
 class SimulatorMessage(BaseModel):
@@ -59,6 +79,13 @@ class SimulatorAnswer(BaseModel):
 async def post_message(body: SimulatorMessage, request: Request) -> Response:
     if not request.app.state.settings.simulator_enabled:
         return problem(404, "Not Found", "the simulator is disabled")
+    settings = request.app.state.settings
+    if not settings.simulator_clock:
+        limits: SimulatorLimits = request.app.state.simulator_limits
+        wait = limits.wait(client_address(request), body.user)
+        if wait:
+            detail = "too many messages from this address: try again later"
+            return problem(429, "Too Many Requests", detail, headers={"Retry-After": str(wait)})
     phone = normalise_phone(body.phone) if body.phone else None
     if body.phone and phone is None:
         return problem(422, "Unprocessable Content", "phone is not a valid international number")

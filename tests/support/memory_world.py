@@ -101,8 +101,8 @@ class MemoryWorld:
         self.appointments: dict[int, AppointmentInfo] = {}
         self.owners: dict[int, int] = {}  # appointment id → citizen id
         self.requests: dict[str, StoredRequest] = {}
-        self.failures: Counter[str] = Counter()
-        self.locked_until: dict[str, datetime] = {}
+        self.failures: Counter[tuple[str, int]] = Counter()  # per (reference, sender)
+        self.locked_until: dict[tuple[str, int], datetime] = {}
         self.languages: dict[int, str] = {}
         self.opted_out: dict[int, bool] = {}
         self._random = random.Random(7)
@@ -253,23 +253,31 @@ class MemoryWorld:
     # -- Requests ----------------------------------------------------------------------------
 
     def lookup(
-        self, reference: str, birth_date: date | None, verified_phone: str | None, now: datetime
+        self,
+        reference: str,
+        birth_date: date | None,
+        verified_phone: str | None,
+        now: datetime,
+        *,
+        sender: int,
     ) -> LookupResult:
-        locked_until = self.locked_until.get(reference)
-        if locked_until is not None and locked_until > now:
-            return LookupResult(LookupOutcome.locked, locked_until=locked_until)
+        """The store's rules per sender (its ceiling across senders is tested on the store)."""
         stored = self.requests.get(reference)
         if stored and verified_phone and stored.phone == verified_phone:
-            return LookupResult(LookupOutcome.found, stored.info)
+            return LookupResult(LookupOutcome.found, stored.info)  # the owner is never locked
+        key = (reference, sender)
+        locked_until = self.locked_until.get(key)
+        if locked_until is not None and locked_until > now:
+            return LookupResult(LookupOutcome.locked, locked_until=locked_until)
         if birth_date is None:  # never tell whether the reference exists
             return LookupResult(LookupOutcome.needs_birth_date)
         if stored and stored.birth_date == birth_date:
-            self.failures[reference] = 0
+            self.failures[key] = 0
             return LookupResult(LookupOutcome.found, stored.info)
-        self.failures[reference] += 1
-        if self.failures[reference] >= MAX_FAILURES:
-            self.failures[reference] = 0
-            self.locked_until[reference] = now + LOCK
+        self.failures[key] += 1
+        if self.failures[key] >= MAX_FAILURES:
+            self.failures[key] = 0
+            self.locked_until[key] = now + LOCK
             return LookupResult(LookupOutcome.locked, locked_until=now + LOCK)
         return LookupResult(LookupOutcome.wrong)
 

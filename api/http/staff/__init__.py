@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.http.staff import (
+    accounts,
     appointments,
     audit,
     broadcasts,
@@ -22,7 +23,18 @@ from api.http.staff import (
 PREFIX = "/api/v1"
 
 router = APIRouter(prefix=PREFIX)
-for module in (me, posts, services, hours, appointments, requests, citizens, audit, broadcasts):
+for module in (
+    me,
+    accounts,
+    posts,
+    services,
+    hours,
+    appointments,
+    requests,
+    citizens,
+    audit,
+    broadcasts,
+):
     router.include_router(module.router)
 
 __all__ = ["PREFIX", "router"]

@@ -4,27 +4,31 @@ citizen is told, in their language)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Engine
 
 from api.db import read
-from api.domain import notices
-from api.domain.booking import BookingService
+from api.domain import appointment_desk as domain
+from api.domain.appointment_desk import (
+    AppointmentRecord,
+    Attendance,
+    appointment_table,
+    appointments_query,
+    to_record,
+)
 from api.domain.closures import local_day_bounds
+from api.domain.errors import NotVisible, Refused
 from api.domain.staff import StaffPrincipal
-from api.domain.tables import table
 from api.http.staff.deps import (
     CurrentStaff,
     DbDep,
     NowDep,
     Page,
     PageDep,
-    StaffWrite,
     get_post,
     paginate,
     post_filter,
@@ -33,12 +37,9 @@ from api.http.staff.deps import (
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import ONE_LINE, Day, IdPath
-from api.models import Appointment, AppointmentStatus, Service
+from api.models import AppointmentStatus
 
 router = APIRouter(tags=["appointments"], route_class=ProblemRoute, responses=responses(401, 422))
-
-appointment_table = table(Appointment)
-service_table = table(Service)
 
 
 class AppointmentPublic(BaseModel):
@@ -60,52 +61,28 @@ class CancelBody(BaseModel):
     reason: str = Field(min_length=1, max_length=300, pattern=ONE_LINE)
 
 
-def appointments_query() -> sa.Select[Any]:
-    return sa.select(
-        appointment_table,
-        post_table.c.code.label("post_code"),
-        post_table.c.timezone.label("post_timezone"),
-        service_table.c.code.label("service_code"),
-    ).select_from(
-        appointment_table.join(post_table, post_table.c.id == appointment_table.c.post_id).join(
-            service_table, service_table.c.id == appointment_table.c.service_id
-        )
-    )
-
-
-def to_public(row: Row[Any]) -> AppointmentPublic:
+def to_public(record: AppointmentRecord) -> AppointmentPublic:
     return AppointmentPublic(
-        id=row.id,
-        reference=row.reference,
-        post=row.post_code,
-        service=row.service_code,
-        status=AppointmentStatus(row.status),
-        starts_at=row.starts_at,
-        local_time=row.starts_at.astimezone(ZoneInfo(row.post_timezone)),
-        full_name=row.full_name,
-        citizen_id=row.citizen_id,
-        cancel_reason=row.cancel_reason,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=record.id,
+        reference=record.reference,
+        post=record.post_code,
+        service=record.service_code,
+        status=record.status,
+        starts_at=record.starts_at,
+        local_time=record.local_time,
+        full_name=record.full_name,
+        citizen_id=record.citizen_id,
+        cancel_reason=record.cancel_reason,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
     )
 
 
-def snapshot(appointment: AppointmentPublic) -> dict[str, Any]:
-    return appointment.model_dump(
-        include={"reference", "post", "service", "status", "starts_at", "cancel_reason"}
-    )
-
-
-def get_visible(conn: Connection, staff: StaffPrincipal, appointment_id: int) -> Row[Any]:
-    row = conn.execute(
-        appointments_query().where(
-            appointment_table.c.id == appointment_id,
-            post_filter(staff, appointment_table.c.post_id),
-        )
-    ).first()
-    if row is None:
-        raise ProblemError(404, "no such appointment")
-    return row
+def get_visible(conn: Connection, staff: StaffPrincipal, appointment_id: int) -> AppointmentRecord:
+    try:
+        return domain.visible(conn, staff, appointment_id)
+    except NotVisible:
+        raise ProblemError(404, "no such appointment") from None
 
 
 @router.get(
@@ -154,7 +131,7 @@ def list_appointments(
             query = query.where(appointment_table.c.reference == reference.strip().upper())
         query = query.order_by(appointment_table.c.starts_at, appointment_table.c.id)
         rows, total = paginate(conn, query, page)
-    return page.wrap([to_public(r) for r in rows], total)
+    return page.wrap([to_public(to_record(r)) for r in rows], total)
 
 
 @router.get("/appointments/{appointment_id}", summary="One appointment", responses=responses(404))
@@ -164,16 +141,16 @@ def get_appointment(appointment_id: IdPath, staff: CurrentStaff, db: DbDep) -> A
 
 
 def _attendance(
-    tx: StaffWrite, appointment_id: int, status: Literal["attended", "no_show"]
+    db: Engine, staff: StaffPrincipal, now: datetime, appointment_id: int, status: Attendance
 ) -> AppointmentPublic:
-    before = to_public(get_visible(tx.conn, tx.staff, appointment_id))
-    if BookingService(tx.conn).set_attendance(appointment_id, status, tx.now) is None:
-        if before.status is AppointmentStatus.cancelled:
-            raise ProblemError(409, "the appointment was cancelled")
-        raise ProblemError(409, "a no-show is recorded only once the appointment has started")
-    after = to_public(get_visible(tx.conn, tx.staff, appointment_id))
-    tx.audit(status, "appointment", appointment_id, snapshot(before), snapshot(after))
-    return after
+    try:
+        with staff_write(db, staff, now) as tx:
+            _, after = domain.set_attendance(tx, appointment_id, status)
+    except NotVisible:
+        raise ProblemError(404, "no such appointment") from None
+    except Refused as refused:
+        raise ProblemError(409, refused.detail) from None
+    return to_public(after)
 
 
 @router.post(
@@ -184,8 +161,7 @@ def _attendance(
 def check_in(
     appointment_id: IdPath, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> AppointmentPublic:
-    with staff_write(db, staff, now) as tx:
-        return _attendance(tx, appointment_id, "attended")
+    return _attendance(db, staff, now, appointment_id, "attended")
 
 
 @router.post(
@@ -196,8 +172,7 @@ def check_in(
 def no_show(
     appointment_id: IdPath, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> AppointmentPublic:
-    with staff_write(db, staff, now) as tx:
-        return _attendance(tx, appointment_id, "no_show")
+    return _attendance(db, staff, now, appointment_id, "no_show")
 
 
 @router.post(
@@ -208,15 +183,13 @@ def no_show(
 def cancel(
     appointment_id: IdPath, body: CancelBody, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> AppointmentPublic:
-    reason = " ".join(body.reason.split())
-    if not reason:
-        raise ProblemError(422, "a reason is needed")
-    with staff_write(db, staff, now) as tx:
-        before = to_public(get_visible(tx.conn, staff, appointment_id))
-        info = BookingService(tx.conn).cancel_by_staff(appointment_id, reason, now)
-        if info is None:
-            raise ProblemError(409, f"only a booked appointment can be cancelled ({before.status})")
-        notices.appointment_cancelled(tx.conn, before.citizen_id, info, reason, now)
-        after = to_public(get_visible(tx.conn, staff, appointment_id))
-        tx.audit("cancel", "appointment", appointment_id, snapshot(before), snapshot(after))
-    return after
+    try:
+        with staff_write(db, staff, now) as tx:
+            _, after = domain.cancel(tx, appointment_id, body.reason)
+    except NotVisible:
+        raise ProblemError(404, "no such appointment") from None
+    except Refused as refused:
+        raise ProblemError(
+            422 if refused.code == "reason_needed" else 409, refused.detail
+        ) from None
+    return to_public(after)

@@ -164,9 +164,10 @@ def _agent_codes(conn: Connection, staff: StaffPrincipal) -> frozenset[str] | No
     return frozenset(codes)
 
 
-def _check_scope(conn: Connection, staff: StaffPrincipal, segment: Segment) -> None:
+def _check_scope(conn: Connection, staff: StaffPrincipal, segment: Segment) -> Segment:
+    """The segment scoped to the caller's posts (see `domain.check_scope`), or a problem."""
     try:
-        domain.check_scope(conn, segment, None if staff.is_admin else staff.post_ids)
+        return domain.check_scope(conn, segment, None if staff.is_admin else staff.post_ids)
     except domain.OutsideStaffPosts as exc:
         raise ProblemError(403, str(exc)) from None
     except domain.UnknownPosts as exc:
@@ -211,13 +212,13 @@ def list_all(
 )
 def create(body: BroadcastCreate, staff: CurrentStaff, db: DbDep, now: NowDep) -> BroadcastPublic:
     with staff_write(db, staff, now) as tx:
-        _check_scope(tx.conn, staff, body.segment)
+        segment = _check_scope(tx.conn, staff, body.segment)
         try:
             record = domain.create(
                 tx.conn,
                 title=body.title,
                 texts=_texts(body.texts),
-                segment=body.segment,
+                segment=segment,
                 created_by=staff.id,
                 now=now,
             )
@@ -234,8 +235,7 @@ def create(body: BroadcastCreate, staff: CurrentStaff, db: DbDep, now: NowDep) -
 )
 def count_audience(segment: Segment, staff: CurrentStaff, db: DbDep) -> AudienceCount:
     with read(db) as conn:
-        _check_scope(conn, staff, segment)
-        found = domain.count(conn, segment)
+        found = domain.count(conn, _check_scope(conn, staff, segment))
     return AudienceCount(
         total=found.total,
         reachable=found.reachable,
@@ -260,15 +260,14 @@ def update(
 ) -> BroadcastPublic:
     with staff_write(db, staff, now) as tx:
         _visible(tx.conn, staff, broadcast_id)
-        if body.segment is not None:
-            _check_scope(tx.conn, staff, body.segment)
+        segment = None if body.segment is None else _check_scope(tx.conn, staff, body.segment)
         try:
             before, after = domain.update_draft(
                 tx.conn,
                 broadcast_id,
                 title=body.title,
                 texts=_texts(body.texts) if body.texts is not None else None,
-                segment=body.segment,
+                segment=segment,
             )
         except domain.WrongStatus as exc:
             raise _wrong_status(exc) from None
@@ -295,8 +294,11 @@ def send(
     with staff_write(db, staff, now) as tx:
         before = _visible(tx.conn, staff, broadcast_id)
         # The posts an agent had may have changed since the draft was written.
-        _check_scope(tx.conn, staff, domain.segment_of(before))
+        stored = domain.segment_of(before)
+        segment = _check_scope(tx.conn, staff, stored)
         try:
+            if segment != stored:  # a draft written before criteria were scoped
+                domain.update_draft(tx.conn, broadcast_id, segment=segment)
             after = domain.schedule(tx.conn, broadcast_id, body.send_at if body else None, now)
         except domain.WrongStatus as exc:
             raise _wrong_status(exc) from None

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection, Row
 
 from api.db import read
-from api.domain import privacy
+from api.domain import appointment_desk as appointment_domain
+from api.domain import membership, privacy
 from api.domain.citizens import normalise_phone
 from api.domain.requests import RequestService, record_query, to_record
 from api.domain.staff import StaffPrincipal
@@ -34,7 +35,6 @@ from api.http.staff.deps import (
     PageDep,
     paginate,
     post_filter,
-    post_table,
     staff_write,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
@@ -137,39 +137,11 @@ class ErasurePublic(BaseModel):
 # --- who belongs where ----------------------------------------------------------------------------
 
 
-def _appointments_in(posts: sa.ColumnElement[bool]) -> sa.Exists:
-    return sa.exists().where(appointment_table.c.citizen_id == citizen_table.c.id, posts)
-
-
-def _requests_in(posts: sa.ColumnElement[bool]) -> sa.Exists:
-    return sa.exists().where(
-        sa.or_(
-            request_table.c.citizen_id == citizen_table.c.id,
-            sa.and_(
-                request_table.c.citizen_id.is_(None),
-                citizen_table.c.phone_verified.is_(True),
-                request_table.c.phone == citizen_table.c.phone,
-            ),
-        ),
-        posts,
-    )
-
-
 def citizen_filter(staff: StaffPrincipal) -> sa.ColumnElement[bool]:
     """The citizens an agent may see: those who belong to one of their posts."""
     if staff.is_admin:
         return sa.true()
-    theirs = sorted(staff.post_ids)
-    countries = sa.select(post_table.c.country).where(post_table.c.id.in_(theirs))
-    return sa.or_(
-        _appointments_in(appointment_table.c.post_id.in_(theirs)),
-        _requests_in(request_table.c.post_id.in_(theirs)),
-        sa.and_(
-            ~_appointments_in(sa.true()),
-            ~_requests_in(sa.true()),
-            citizen_table.c.country.in_(countries),
-        ),
-    )
+    return membership.belongs_to(citizen_table, sorted(staff.post_ids))
 
 
 def _visible(conn: Connection, staff: StaffPrincipal, citizen_id: int) -> Row[Any]:
@@ -201,7 +173,7 @@ def _public(conn: Connection, staff: StaffPrincipal, rows: list[Row[Any]]) -> li
         if identity.channel not in channels[identity.citizen_id]:
             channels[identity.citizen_id].append(identity.channel)
     for a in conn.execute(
-        appointment_routes.appointments_query()
+        appointment_domain.appointments_query()
         .where(
             appointment_table.c.citizen_id.in_(ids),
             post_filter(staff, appointment_table.c.post_id),
@@ -218,18 +190,12 @@ def _public(conn: Connection, staff: StaffPrincipal, rows: list[Row[Any]]) -> li
                 starts_at=a.starts_at,
             )
         )
-    by_phone = {r.phone: r.id for r in rows if r.phone and r.phone_verified}
-    linked = request_table.c.citizen_id.in_(ids)
-    unlinked = sa.and_(
-        request_table.c.citizen_id.is_(None), request_table.c.phone.in_(list(by_phone))
-    )
     for row in conn.execute(
         record_query()
-        .where(sa.or_(linked, unlinked), post_filter(staff, request_table.c.post_id))
+        .where(request_table.c.citizen_id.in_(ids), post_filter(staff, request_table.c.post_id))
         .order_by(request_table.c.created_at, request_table.c.id)
     ):
-        owner = row.citizen_id if row.citizen_id is not None else by_phone[row.phone]
-        requests[owner].append(
+        requests[row.citizen_id].append(
             RequestSummary(
                 reference=row.reference,
                 post=row.post_code,
@@ -296,9 +262,9 @@ def export(citizen_id: IdPath, staff: CurrentAdmin, db: DbDep, now: NowDep) -> C
         if held is None:
             raise ProblemError(404, "no such citizen")
         appointments = [
-            appointment_routes.to_public(r)
+            appointment_routes.to_public(appointment_domain.to_record(r))
             for r in conn.execute(
-                appointment_routes.appointments_query()
+                appointment_domain.appointments_query()
                 .where(appointment_table.c.citizen_id == citizen_id)
                 .order_by(appointment_table.c.starts_at, appointment_table.c.id)
             )

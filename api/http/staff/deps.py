@@ -13,9 +13,8 @@ may do at all (create a post, read the audit log, export or erase a citizen) is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -26,11 +25,13 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine, Row
 
 from api.db import write
-from api.domain import audit
-from api.domain.staff import StaffPrincipal, staff_for_token
+from api.domain.audit import StaffWrite, staff_write
+from api.domain.staff import StaffPrincipal, post_filter, staff_for_token
 from api.domain.tables import table
 from api.http.staff.errors import ProblemError
 from api.models import Post, utcnow
+
+__all__ = ["StaffWrite", "post_filter", "staff_write"]  # the domain's, at hand for the routes
 
 T = TypeVar("T")
 
@@ -109,13 +110,6 @@ def current_admin(staff: CurrentStaff) -> StaffPrincipal:
 CurrentAdmin = Annotated[StaffPrincipal, Depends(current_admin)]
 
 
-def post_filter(staff: StaffPrincipal, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    """`column` (a post id) is one the caller may see."""
-    if staff.is_admin:
-        return sa.true()
-    return column.in_(sorted(staff.post_ids))
-
-
 def get_post(conn: Connection, staff: StaffPrincipal, code: str) -> Row[Any]:
     """The post with this code, if the caller may see it; else 404."""
     row = conn.execute(
@@ -170,46 +164,3 @@ def paginate(
     ).scalar_one()
     rows = list(conn.execute(query.limit(page.limit).offset(page.offset)))
     return rows, int(total)
-
-
-# --- writes -----------------------------------------------------------------------------------
-
-
-@dataclass
-class StaffWrite:
-    """One staff write: its connection, who, when — and the audit records it made."""
-
-    conn: Connection
-    staff: StaffPrincipal
-    now: datetime
-    recorded: list[str] = field(default_factory=list)
-
-    def audit(
-        self,
-        action: str,
-        entity: str,
-        entity_id: str | int,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
-    ) -> None:
-        audit.record(
-            self.conn,
-            staff_id=self.staff.id,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            before=before,
-            after=after,
-            now=self.now,
-        )
-        self.recorded.append(action)
-
-
-@contextmanager
-def staff_write(db: Engine, staff: StaffPrincipal, now: datetime) -> Iterator[StaffWrite]:
-    """A write transaction for a staff action; commits only if the action was audited."""
-    with write(db) as conn:
-        tx = StaffWrite(conn, staff, now)
-        yield tx
-        if not tx.recorded:
-            raise RuntimeError("a staff write must record what it did in the audit log")

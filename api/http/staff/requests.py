@@ -4,18 +4,19 @@ their history and told to the citizen."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.engine import Connection
 
 from api.db import read
+from api.domain import request_desk as desk
 from api.domain.citizens import normalise_phone
+from api.domain.errors import NotVisible, Refused
 from api.domain.requests import (
     RequestRecord,
     RequestService,
-    TransitionRefused,
     clean_reference,
     record_query,
     to_record,
@@ -98,6 +99,21 @@ class RequestPublic(BaseModel):
     updated_at: datetime
 
 
+class LookupGuardPublic(BaseModel):
+    """Failed status lookups on the reference in the chat (wrong birth dates), the last day."""
+
+    failures: int = Field(description="Failures from every sender together")
+    senders: int = Field(description="How many different senders failed")
+    locked_until: datetime | None = Field(
+        description="Set when the failures reached the ceiling: nobody but the owner's "
+        "verified phone can look the reference up until then"
+    )
+
+
+class RequestDetail(RequestPublic):
+    lookups: LookupGuardPublic
+
+
 class RequestEventPublic(BaseModel):
     status: RequestStatus
     note: str
@@ -121,27 +137,11 @@ def to_public(record: RequestRecord) -> RequestPublic:
     )
 
 
-def snapshot(record: RequestRecord) -> dict[str, Any]:
-    """What the audit log keeps: the file, not the person (no name, phone, birth date)."""
-    return {
-        "reference": record.reference,
-        "post": record.post_code,
-        "service": record.service_code,
-        "status": record.status.value,
-        "reason": record.reason,
-    }
-
-
 def get_visible(conn: Connection, staff: StaffPrincipal, reference: str) -> RequestRecord:
-    row = conn.execute(
-        record_query().where(
-            request_table.c.reference == clean_reference(reference),
-            post_filter(staff, request_table.c.post_id),
-        )
-    ).first()
-    if row is None:
-        raise ProblemError(404, "no such request")
-    return to_record(row)
+    try:
+        return desk.visible(conn, staff, reference)
+    except NotVisible:
+        raise ProblemError(404, "no such request") from None
 
 
 @router.post(
@@ -153,18 +153,15 @@ def get_visible(conn: Connection, staff: StaffPrincipal, reference: str) -> Requ
 def create_request(
     body: RequestCreate, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> RequestPublic:
-    with staff_write(db, staff, now) as tx:
-        post = get_post(tx.conn, staff, body.post)
-        try:
-            created = RequestService(tx.conn).create(
-                post.code, body.service, body.phone, body.full_name, body.birth_date, staff.id, now
+    try:
+        with staff_write(db, staff, now) as tx:
+            record = desk.lodge(
+                tx, body.post, body.service, body.phone, body.full_name, body.birth_date
             )
-        except LookupError:
-            raise ProblemError(404, "no such service") from None
-        except ValueError as exc:
-            raise ProblemError(422, str(exc)) from None
-        record = get_visible(tx.conn, staff, created.reference)
-        tx.audit("create", "request", record.reference, None, snapshot(record))
+    except NotVisible as missing:
+        raise ProblemError(404, str(missing)) from None
+    except Refused as refused:
+        raise ProblemError(422, refused.detail) from None
     return to_public(record)
 
 
@@ -200,9 +197,18 @@ def list_requests(
 
 
 @router.get("/requests/{reference}", summary="One request", responses=responses(404))
-def get_request(reference: ReferencePath, staff: CurrentStaff, db: DbDep) -> RequestPublic:
+def get_request(
+    reference: ReferencePath, staff: CurrentStaff, db: DbDep, now: NowDep
+) -> RequestDetail:
     with read(db) as conn:
-        return to_public(get_visible(conn, staff, reference))
+        record = get_visible(conn, staff, reference)
+        guard = RequestService(conn).guard(record.reference, now)
+    return RequestDetail(
+        **to_public(record).model_dump(),
+        lookups=LookupGuardPublic(
+            failures=guard.failures, senders=guard.senders, locked_until=guard.locked_until
+        ),
+    )
 
 
 @router.post(
@@ -213,18 +219,15 @@ def get_request(reference: ReferencePath, staff: CurrentStaff, db: DbDep) -> Req
 def change_status(
     reference: ReferencePath, body: StatusChange, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> RequestPublic:
-    with staff_write(db, staff, now) as tx:
-        before = get_visible(tx.conn, staff, reference)
-        try:
-            RequestService(tx.conn).change_status(
-                before.reference, body.status, body.reason, staff.id, now
-            )
-        except TransitionRefused as exc:
-            raise ProblemError(409, str(exc)) from None
-        except ValueError as exc:
-            raise ProblemError(422, str(exc)) from None
-        after = get_visible(tx.conn, staff, before.reference)
-        tx.audit("status", "request", after.reference, snapshot(before), snapshot(after))
+    try:
+        with staff_write(db, staff, now) as tx:
+            _, after = desk.move(tx, reference, body.status, body.reason)
+    except NotVisible:
+        raise ProblemError(404, "no such request") from None
+    except Refused as refused:
+        raise ProblemError(
+            409 if refused.code == "transition_refused" else 422, refused.detail
+        ) from None
     return to_public(after)
 
 

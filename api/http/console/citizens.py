@@ -1,4 +1,4 @@
-"""The staff console's citizens page (administrators): find a citizen by phone, download
+"""Citizens (administrators): find a citizen by phone, download
 everything held about them, erase them; and the audit log as CSV.
 
 Each action is the staff API's own (api.http.staff.citizens, api.http.staff.audit), called
@@ -10,23 +10,31 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Response
+from fastapi import Form, Query, Response
 from fastapi.responses import StreamingResponse
 
-from api.http.console import ConsoleRoute, Desk, DeskDep, FormDesk, IdPath, _not_found, one_line
+from api.http.console.base import (
+    Desk,
+    DeskDep,
+    FormDesk,
+    IdPath,
+    not_found,
+    one_line,
+    section_router,
+)
 from api.http.staff import audit as audit_api
 from api.http.staff import citizens as citizen_api
 from api.http.staff.deps import PageParams
 from api.http.staff.errors import ProblemError
 
-router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+router = section_router()
 
 CONFIRMATION = "EFFACER"
 
 
 def _admin(desk: Desk) -> Desk:
     if not desk.staff.is_admin:  # agents: as if the page did not exist
-        raise _not_found(desk)
+        raise not_found(desk)
     return desk
 
 
@@ -49,7 +57,7 @@ def export(desk: DeskDep, citizen_id: IdPath) -> Response:
     try:
         held = citizen_api.export(citizen_id, desk.staff, desk.engine, desk.now)
     except ProblemError:
-        raise _not_found(desk, "citizen") from None
+        raise not_found(desk, "citizen") from None
     body = json.dumps(held.model_dump(mode="json"), ensure_ascii=False, indent=2)
     return Response(
         body,
@@ -72,7 +80,7 @@ def erase(
         done = citizen_api.erase(citizen_id, desk.staff, desk.engine, desk.now)
     except ProblemError as refused:
         if refused.status == 404:
-            raise _not_found(desk, "citizen") from None
+            raise not_found(desk, "citizen") from None
         desk.session.flash("error", "erased_already")
     else:
         desk.session.flash(

@@ -8,13 +8,15 @@ either, each process draws a random key at start-up, and every console session e
 process restarts (and a session opened on one process is unknown to another: set
 `CONSOLE_SECRET` as soon as more than one `serve` process runs).
 
-What the cookie holds: the staff id, a fingerprint of the password hash (changing the
-password ends every session of that account), the CSRF token of the forms, the time of login
-(a session lasts `SESSION_HOURS`) and the one-shot flash messages. Nothing personal, but it is
+What the cookie holds: the staff id, the random id of its login (`console_login` on the
+server: logging out ends it there, so a copied cookie stops working), a fingerprint of the
+password hash (changing the password ends every session of that account), the CSRF token of
+the forms, the time of login (a session lasts `SESSION_HOURS`) and the one-shot flash
+messages — codes and references, never a citizen's name or phone. Nothing personal, but it is
 readable by whoever holds the cookie: it is signed, not encrypted.
 
-The account is read again on every request: a deactivated account, a password change or a
-post taken away act at once.
+The account and the login are read again on every request: a deactivated account, a logout,
+a password change or a post taken away act at once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -35,11 +38,11 @@ from fastapi import Request, Response
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from api.domain.staff import StaffPrincipal
+from api.domain.staff import StaffPrincipal, login_is_live
 from api.models import StaffRole
 
 COOKIE = "console_session"
-COOKIE_PATH = "/console"
+COOKIE_PATH = "/"  # the console, and the API's documentation when it is staff-only
 SESSION_HOURS = 12
 SECRET_ENV = "CONSOLE_SECRET"  # noqa: S105  (the name of a variable, not a secret)
 MAX_FLASHES = 5
@@ -118,6 +121,7 @@ class ConsoleSession:
     """The decoded cookie. Changes are written back by `save` on the response."""
 
     staff_id: int | None = None
+    login_id: str = ""
     fingerprint: str = ""
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     logged_in_at: int = 0
@@ -142,6 +146,7 @@ class ConsoleSession:
             staff_id = payload.get("sid")
             session = cls(
                 staff_id=int(staff_id) if staff_id is not None else None,
+                login_id=str(payload.get("lid", "")),
                 fingerprint=str(payload.get("pv", "")),
                 csrf=str(payload["csrf"]),
                 logged_in_at=int(payload.get("iat", 0)),
@@ -155,8 +160,9 @@ class ConsoleSession:
             session.log_out()
         return session
 
-    def log_in(self, staff_id: int, fingerprint: str) -> None:
+    def log_in(self, staff_id: int, login_id: str, fingerprint: str) -> None:
         self.staff_id = staff_id
+        self.login_id = login_id
         self.fingerprint = fingerprint
         self.logged_in_at = int(time.time())
         self.csrf = secrets.token_urlsafe(32)  # a token seen before login is not reused
@@ -164,6 +170,7 @@ class ConsoleSession:
 
     def log_out(self) -> None:
         self.staff_id = None
+        self.login_id = ""
         self.fingerprint = ""
         self.logged_in_at = 0
         self.csrf = secrets.token_urlsafe(32)
@@ -190,6 +197,7 @@ class ConsoleSession:
             return
         payload = {
             "sid": self.staff_id,
+            "lid": self.login_id,
             "pv": self.fingerprint,
             "csrf": self.csrf,
             "iat": self.logged_in_at,
@@ -209,10 +217,10 @@ class ConsoleSession:
         )
 
 
-def load_staff(conn: Connection, session: ConsoleSession) -> StaffPrincipal | None:
-    """The logged-in account, read afresh; None when logged out, deactivated or the password
-    changed since login."""
-    if session.staff_id is None:
+def load_staff(conn: Connection, session: ConsoleSession, now: datetime) -> StaffPrincipal | None:
+    """The logged-in account, read afresh; None when logged out (here or from another copy of
+    the cookie), deactivated, or the password changed since login."""
+    if session.staff_id is None or not login_is_live(conn, session.login_id, session.staff_id, now):
         return None
     row = conn.execute(
         sa.select(_staff.c.id, _staff.c.email, _staff.c.role, _staff.c.password_hash).where(
