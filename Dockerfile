@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Diaspora Bot: one slim image for `serve` (and, later, `worker`).
+# Diaspora Bot: one slim image for `serve`, `worker` and the migration job (compose.yaml).
 #   docker build -t diaspora-bot .
 #   docker run -p 8000:8000 -v diaspora-data:/data diaspora-bot
 

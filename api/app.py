@@ -18,9 +18,18 @@ from sqlalchemy.engine import Engine
 from api import worker
 from api.db import create_engine
 from api.domain.outbox import enqueue_replies
-from api.http import console, docs, health, simulator, staff, web_simulator, webhooks
+from api.http import (
+    console,
+    docs,
+    health,
+    simulator,
+    staff,
+    web_simulator,
+    webhooks,
+)
 from api.http.body_limit import BodyLimit, BodyTooLarge, too_large
 from api.http.problems import CatchAllErrors
+from api.http.request_ids import RequestIds
 from api.http.security_headers import SecurityHeaders
 from api.messaging import build_messaging
 from api.settings import Settings, load_settings
@@ -66,7 +75,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = db
     app.state.run_worker = run_worker
-    app.state.metrics = health.Metrics()
+    app.state.metrics = health.Metrics(db)
     app.state.messaging = build_messaging(db, enqueue=enqueue_replies)
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)
@@ -81,6 +90,7 @@ def create_app(
     app.add_middleware(CatchAllErrors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(health.RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(RequestIds)  # outermost: every log line of the request carries its id
 
     # The message routes first: the router tries routes in order, and these carry the load.
     app.include_router(webhooks.router)

@@ -11,10 +11,11 @@ made here follows the same decision, through `ChannelHandlers.call`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -27,8 +28,10 @@ from api.models import utcnow
 from api.settings import Settings
 from bot.channels import telegram as telegram_channel
 from bot.channels import whatsapp as whatsapp_channel
+from bot.fallback_limiter import FallbackRateLimiter
 from bot.i18n import RenderedReply
 from bot.outbox import LocalRateLimiter, RateLimiter, RedisRateLimiter, Sender
+from bot.runtime import Inbound, StoreUnavailable, TurnOutput
 from flows.engine import Kind
 from flows.messages import Reply, msg
 
@@ -39,6 +42,12 @@ T = TypeVar("T")
 WEBHOOK_TELEGRAM = "/webhooks/telegram"
 WEBHOOK_WHATSAPP = "/webhooks/whatsapp"
 WEBHOOK_WHATSAPP_STATUS = "/webhooks/whatsapp/status"
+
+
+class TurnMetrics(Protocol):
+    def turn(self, channel: str, lang: str | None, seconds: float, failure: str | None) -> None:
+        """One turn took `seconds`; `failure` is None, `error` or `database`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -60,17 +69,51 @@ class ChannelHandlers:
         engine: Engine,
         messaging: Messaging,
         clock: Callable[[], datetime] = utcnow,
+        metrics: TurnMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.messaging = messaging
         self.clock = clock
+        self.metrics = metrics
+
+    async def turn(self, inbound: Inbound, *, via_outbox: bool = False) -> TurnOutput:
+        """One turn through the runtime, timed and counted."""
+        started = time.perf_counter()
+        failure: str | None = "database"
+        output: TurnOutput | None = None
+        try:
+            output = await self.call(self.messaging.runtime.handle, inbound, via_outbox=via_outbox)
+            failure = "error" if output.failed else None
+            return output
+        finally:
+            seconds = time.perf_counter() - started
+            lang = output.lang if output is not None else None
+            if output is None or not output.duplicate:
+                if self.metrics is not None:
+                    self.metrics.turn(inbound.channel, lang, seconds, failure)
+                log.info(
+                    "turn on %s: %s",
+                    inbound.channel,
+                    failure or "ok",
+                    extra={
+                        "channel": inbound.channel,
+                        "lang": lang,
+                        "outcome": failure or "ok",
+                        "duration_ms": round(seconds * 1000, 1),
+                    },
+                )
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking database work: inline on SQLite, in the threadpool otherwise."""
-        if self.messaging.inline:
-            return function(*args, **kwargs)
-        return await run_in_threadpool(function, *args, **kwargs)
+        try:
+            if self.messaging.inline:
+                return function(*args, **kwargs)
+            return await run_in_threadpool(function, *args, **kwargs)
+        except Exception as exc:
+            if db.unavailable(exc):
+                raise StoreUnavailable from exc
+            raise
 
     def _write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with db.write(self.engine) as conn:
@@ -111,7 +154,9 @@ class ChannelHandlers:
                     inbound.phone,
                     inbound.now,
                 )
-            output = await self.call(self.messaging.runtime.handle, inbound, via_outbox=True)
+            output = await self.turn(inbound, via_outbox=True)
+        except StoreUnavailable:
+            raise
         except Exception:
             log.exception("telegram update failed")
             return TelegramAnswer(queued, parsed.chat_id, self.apology())
@@ -136,7 +181,9 @@ class ChannelHandlers:
         if inbound is None:
             return whatsapp_channel.empty_twiml()
         try:
-            output = await self.call(self.messaging.runtime.handle, inbound)
+            output = await self.turn(inbound)
+        except StoreUnavailable:
+            raise
         except Exception:
             log.exception("whatsapp message failed")
             return whatsapp_channel.twiml([self.apology()])
@@ -171,9 +218,11 @@ def rates(settings: Settings) -> dict[str, float]:
 
 
 def build_limiter(settings: Settings) -> RateLimiter:
-    """Shared through Redis when REDIS_URL is set (several workers), else in-process."""
+    """Shared through Redis when REDIS_URL is set (several workers), else in-process; while
+    Redis is away, each of the WORKER_COUNT processes keeps to its share."""
     if settings.redis_url:
-        return RedisRateLimiter.from_url(settings.redis_url, rates(settings))
+        shared = RedisRateLimiter.from_url(settings.redis_url, rates(settings))
+        return FallbackRateLimiter(shared, rates(settings), settings.worker_count)
     return LocalRateLimiter(rates(settings))
 
 

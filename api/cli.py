@@ -25,6 +25,7 @@ from api.db import create_engine, write
 from api.i18n_cli import i18n_app
 from api.models import utcnow
 from api.settings import Settings, SettingsError, load_settings
+from bot import logs
 
 app = typer.Typer(
     name="diaspora-bot",
@@ -54,18 +55,22 @@ def fail(message: str, code: int) -> NoReturn:
 _logging_configured = False
 
 
-def configure_logging(level: str) -> None:
-    """Once per process: plain lines on standard error. Never log phones, names or bodies."""
+def configure_logging(level: str, kind: str = "text") -> None:
+    """Once per process: plain lines or JSON objects (LOG_FORMAT) on standard error. Never
+    log phones, names or bodies (bot.logs)."""
     global _logging_configured
     if _logging_configured:
         return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logs.formatter(kind))
     logging.basicConfig(
         level=level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
-    # Alembic says "Context impl SQLiteImpl." on every connection; only `db upgrade` lets it.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Their INFO lines carry URLs with tokens and phone numbers, or say the same thing every
+    # few seconds; Alembic's "Context impl" comes on every connection (`db upgrade` lets it).
+    for name in logs.QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
     _logging_configured = True
 
 
@@ -74,7 +79,7 @@ def settings() -> Settings:
         loaded = load_settings()
     except SettingsError as exc:
         fail(str(exc), 2)
-    configure_logging(loaded.log_level)
+    configure_logging(loaded.log_level, loaded.log_format)
     return loaded
 
 

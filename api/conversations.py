@@ -24,7 +24,7 @@ from api.domain.citizens import country_of
 from api.domain.tables import table
 from api.models import ChannelIdentity, Citizen
 from api.world import NetworkCache, SqlWorld
-from bot.runtime import FLOOD_WINDOW, Inbound, Outbound
+from bot.runtime import FLOOD_WINDOW, Inbound, Outbound, StoreUnavailable
 from flows.engine import Who
 from flows.state import Conversation
 
@@ -172,6 +172,16 @@ class SqlConversationStore:
 
     @contextmanager
     def open_turn(self, inbound: Inbound) -> Iterator[SqlTurnSession | None]:
+        try:
+            with self._turn(inbound) as session:
+                yield session
+        except Exception as exc:
+            if db.unavailable(exc):
+                raise StoreUnavailable from exc
+            raise
+
+    @contextmanager
+    def _turn(self, inbound: Inbound) -> Iterator[SqlTurnSession | None]:
         with db.write(self.engine) as conn:
             if inbound.provider_id and not self._first_delivery(conn, inbound):
                 yield None

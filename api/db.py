@@ -57,6 +57,23 @@ def _sqlite_engine(url: URL, **kw: Any) -> Engine:
     return engine
 
 
+def unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or went away mid-way (a restart, a failover, a pool
+    with no free connection): worth trying again shortly, and nothing was committed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa.exc.OperationalError | sa.exc.InterfaceError):
+            return True
+        if isinstance(current, sa.exc.TimeoutError):  # no connection free in the pool
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
     return conn_or_engine.dialect.name == "sqlite"
 

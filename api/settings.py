@@ -59,7 +59,25 @@ class Settings(BaseSettings):
     telegram_rate_per_second: float = Field(default=30.0, gt=0)
     whatsapp_rate_per_second: float = Field(default=80.0, gt=0)
 
+    # The worker's name in the outbox claims. Stable (one per worker, e.g. `worker-1`), a
+    # restarted worker takes back at once what it held when it died; unset, each process
+    # draws its own and a dead worker's claims wait for their lease to expire.
+    worker_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    # How long a claim is held before another worker may take it back (its worker died).
+    outbox_lease_seconds: float = Field(default=300.0, ge=5)
+    # How many processes send (workers, and `serve` without --no-worker). While Redis does not
+    # answer, each keeps to 1/WORKER_COUNT of each provider limit, so that together they stay
+    # under it.
+    worker_count: int = Field(default=1, ge=1)
+    # `worker` only: serve Prometheus metrics on this port (0: off). `serve` has /metrics.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
     log_level: str = "INFO"
+    # `text` (one readable line) or `json` (one JSON object per line, with a request id).
+    log_format: Literal["text", "json"] = "text"
+    # Personal data: conversation texts and inbound message records older than this are
+    # deleted by the scheduler's `privacy.retention` job.
+    retention_days: int = Field(default=90, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -8,7 +8,9 @@ clocks at once, does no harm, and a restart loses nothing (the jobs are re-regis
 the same ids and the next run catches up with whatever is due):
 - `reminders.send`, every minute — appointment reminders (api.domain.reminders);
 - `broadcasts.due`, every few seconds — announcements whose time has come (api.domain.broadcasts);
-- `inbound.purge`, hourly — provider message ids older than 48 hours (the dedupe set).
+- `inbound.purge`, hourly — provider message ids older than 48 hours (the dedupe set);
+- `privacy.retention`, hourly — conversation texts older than RETENTION_DAYS
+  (api.domain.retention).
 
 Telegram polling is for a developer with a real token and no public URL: run one poller per
 bot (one `serve`, or one `worker`), never more — Telegram hands each update to one caller.
@@ -25,24 +27,28 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from sqlalchemy.engine import Engine
 
 from api import db
 from api.channels import ChannelHandlers, build_limiter, connect_telegram, rates, whatsapp_sender
+from api.domain import retention
 from api.domain.outbox import SqlOutboxStore, enqueue_replies
 from api.domain.reminders import send_reminders
 from api.messaging import Messaging, build_messaging
 from api.models import InboundMessage, utcnow
 from api.settings import Settings
 from bot.channels import telegram as telegram_channel
-from bot.outbox import DEFAULT_LEASE, OutboxSender, RateLimiter, Sender
+from bot.fallback_limiter import FallbackRateLimiter
+from bot.outbox import OutboxItem, OutboxSender, RateLimiter, Sender, SendResult, reason
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,49 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+class WorkerMetrics:
+    """The worker's instruments: sends by channel, outcome and reason; the scheduler's lag
+    and failed runs; whether the rate limits run on their per-process shares (Redis away).
+    In the registry of `serve`'s /metrics when the worker runs there, else in its own
+    (METRICS_PORT)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.sends = Counter(
+            "diaspora_outbox_sends",
+            "Outbox messages handed to a provider or settled, by channel, outcome (sent, "
+            "retry, throttled, unreachable, failed, skipped) and reason.",
+            ["channel", "outcome", "reason"],
+            registry=registry,
+        )
+        self.scheduler_lag = Gauge(
+            "diaspora_scheduler_lag_seconds",
+            "How late the last run of each scheduled job started.",
+            ["job"],
+            registry=registry,
+        )
+        self.job_failures = Counter(
+            "diaspora_scheduler_job_failures",
+            "Runs of a scheduled job that raised.",
+            ["job"],
+            registry=registry,
+        )
+        self.limits_degraded = Gauge(
+            "diaspora_rate_limits_local",
+            "1 while this process sends on its share of the limits (Redis does not answer).",
+            registry=registry,
+        )
+
+    def outcome(self, item: OutboxItem, result: SendResult) -> None:
+        self.sends.labels(item.channel, result.outcome.value, reason(result)).inc()
+
+    def job_event(self, event: JobExecutionEvent) -> None:
+        lag = (datetime.now(UTC) - event.scheduled_run_time).total_seconds()
+        self.scheduler_lag.labels(event.job_id).set(max(0.0, lag))
+        if event.exception is not None:
+            self.job_failures.labels(event.job_id).inc()
+
+
 class Worker:
     """Everything that runs in the background of one process. `await start()`, `await stop()`."""
 
@@ -76,19 +125,21 @@ class Worker:
         limiter: RateLimiter | None = None,
         scheduler: bool = True,
         poll_interval: float = 0.5,
-        lease: timedelta = DEFAULT_LEASE,
+        lease: timedelta | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.metrics = metrics or WorkerMetrics(CollectorRegistry(auto_describe=True))
         self.messaging = messaging or build_messaging(engine, enqueue=enqueue_replies)
         self.handlers = ChannelHandlers(settings, engine, self.messaging, clock)
         self._given_senders = senders
         self._limiter = limiter
         self.with_scheduler = scheduler
         self.poll_interval = poll_interval
-        self.lease = lease
-        self.id = worker_id()
+        self.lease = lease or timedelta(seconds=settings.outbox_lease_seconds)
+        self.id = settings.worker_id or worker_id()
         self.outbox: OutboxSender | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.telegram: telegram_channel.TelegramSender | None = None
@@ -110,14 +161,20 @@ class Worker:
             if isinstance(sender, telegram_channel.TelegramSender):
                 self.telegram = sender
         if senders or telegram_wanted:
+            limiter = self._limiter or build_limiter(self.settings)
+            if isinstance(limiter, FallbackRateLimiter):
+                degraded = limiter
+                self.metrics.limits_degraded.set_function(lambda: float(degraded.degraded))
             self.outbox = OutboxSender(
                 SqlOutboxStore(self.engine),
                 senders,
-                self._limiter or build_limiter(self.settings),
+                limiter,
                 worker_id=self.id,
+                stable_id=self.settings.worker_id is not None,
                 rates=rates(self.settings),
                 poll_interval=self.poll_interval,
                 lease=self.lease,
+                on_outcome=self.metrics.outcome,
             )
             self._sending = asyncio.create_task(self.outbox.run())
         if telegram_wanted:
@@ -204,6 +261,7 @@ class Worker:
         from api.domain import broadcasts
 
         scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_listener(self.metrics.job_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         options: dict[str, Any] = {
             "replace_existing": True,
             "coalesce": True,
@@ -220,6 +278,9 @@ class Worker:
             **options,
         )
         scheduler.add_job(self.purge_job, IntervalTrigger(hours=1), id="inbound.purge", **options)
+        scheduler.add_job(
+            self.retention_job, IntervalTrigger(hours=1), id=retention.JOB_ID, **options
+        )
         return scheduler
 
     async def reminders_job(self) -> int:
@@ -239,6 +300,19 @@ class Worker:
     async def purge_job(self) -> int:
         return await asyncio.to_thread(purge_inbound_ids, self.engine, utcnow())
 
+    async def retention_job(self) -> retention.Purged:
+        purged = await asyncio.to_thread(
+            retention.purge_expired, self.engine, utcnow(), self.settings.retention_days
+        )
+        if purged.messages or purged.conversations:
+            log.info(
+                "retention: %d messages and %d conversations older than %d days deleted",
+                purged.messages,
+                purged.conversations,
+                self.settings.retention_days,
+            )
+        return purged
+
 
 # -- in the web process -------------------------------------------------------------------------
 
@@ -249,7 +323,12 @@ async def _in_process(app: FastAPI) -> AsyncIterator[None]:
     if not getattr(app.state, "run_worker", False):
         yield
         return
-    worker = Worker(app.state.settings, app.state.engine, messaging=app.state.messaging)
+    metrics = getattr(app.state, "worker_metrics", None)
+    if metrics is None:  # once per app: a second lifespan must not register them again
+        metrics = app.state.worker_metrics = WorkerMetrics(app.state.metrics.registry)
+    worker = Worker(
+        app.state.settings, app.state.engine, messaging=app.state.messaging, metrics=metrics
+    )
     await worker.start()
     app.state.worker = worker
     try:
@@ -279,6 +358,8 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 async def run_forever(settings: Settings, engine: Engine) -> None:
     """`diaspora-bot worker`: until SIGINT or SIGTERM."""
     worker = Worker(settings, engine)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=worker.metrics.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -59,6 +59,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from bot import logs
+
 log = logging.getLogger(__name__)
 
 # Lanes, in priority order (smaller first). The table stores the number.
@@ -80,7 +82,14 @@ DEFAULT_LEASE = timedelta(minutes=5)
 PATIENCE = 2.0
 # While a slot waits for an answer, look again this often (seconds).
 ANSWER_POLL = 0.01
-REDIS_TIMEOUT = 5.0  # seconds, for connecting to Redis and for each of its answers
+# Outcomes that cannot be recorded (the database is away) are tried again, this often at
+# first, then twice as long each time up to the maximum (seconds).
+WRITE_RETRY_FIRST = 0.2
+WRITE_RETRY_MAX = 5.0
+# Seconds, for connecting to Redis and for each of its answers: never wait on Redis for ever,
+# and fail soon enough that the senders fall back to their shares of the limits at once
+# (bot.fallback_limiter) rather than stall.
+REDIS_TIMEOUT = 1.0
 
 
 def utcnow() -> datetime:
@@ -121,6 +130,12 @@ class OutboxItem:
     @property
     def choices(self) -> tuple[str, ...]:
         return tuple(str(c) for c in self.payload.get("choices") or ())
+
+    @property
+    def request_id(self) -> str | None:
+        """The id of the request whose handling queued this message (logs only)."""
+        rid = self.payload.get("request_id")
+        return str(rid) if rid else None
 
 
 class Outcome(StrEnum):
@@ -174,8 +189,18 @@ class OutboxStore(Protocol):
         """Give back claimed messages that were never handed to a provider."""
         ...
 
+    def release_claim(self, worker: str, channel: str, claimed_at: datetime) -> int:
+        """Give back what the claim made by `worker` at `claimed_at` took, if it was committed
+        after all (its answer was lost): none of it was handed to a provider."""
+        ...
+
     def reclaim_stale(self, now: datetime, lease: timedelta) -> int:
         """Put back messages claimed longer than `lease` ago (their worker died)."""
+        ...
+
+    def reclaim_own(self, worker: str, now: datetime) -> int:
+        """Put back what `worker` holds: called by a worker starting under a stable id, whose
+        previous life died holding those claims."""
         ...
 
 
@@ -436,10 +461,16 @@ class RedisRateLimiter:
         cls, url: str, rates: Mapping[str, float], *, prefix: str = "diaspora"
     ) -> RedisRateLimiter:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        # Never wait on Redis for ever: a hung server fails the call, and the sender retries.
+        # A Redis that hangs or is gone must fail fast (no retries of its client's own), so
+        # that the senders fall back to their shares at once (bot.fallback_limiter).
         redis = Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+            url,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
         )
         return cls(redis, rates, prefix=prefix)
 
@@ -501,15 +532,21 @@ class OutboxSender:
         limiter: RateLimiter,
         *,
         worker_id: str | None = None,
+        stable_id: bool = False,
         rates: Mapping[str, float] | None = None,
         poll_interval: float = 0.5,
         lease: timedelta = DEFAULT_LEASE,
         concurrency: int = 16,
         clock: Callable[[], datetime] = utcnow,
+        on_outcome: Callable[[OutboxItem, SendResult], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_outcome = on_outcome  # metrics: called for every outcome, on the loop
         self.limiter = limiter
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        # One process at a time under this id (WORKER_ID): its claims at start-up are a dead
+        # predecessor's and are taken back at once (`OutboxStore.reclaim_own`).
+        self.stable_id = stable_id and worker_id is not None
         self.poll_interval = poll_interval
         self.lease = lease
         self.clock = clock
@@ -564,6 +601,16 @@ class OutboxSender:
         """Claim, send and record until `stop()`; then finish the messages in flight."""
         self._running = True
         self._loop = asyncio.get_running_loop()
+        if self.stable_id:
+            try:
+                count = await asyncio.to_thread(
+                    self.store.reclaim_own, self.worker_id, self.clock()
+                )
+            except Exception:  # the database is away: the lease will do it
+                log.exception("outbox: could not take back this worker's earlier claims")
+            else:
+                if count:
+                    log.warning("outbox: %d claims of this worker's previous run taken back", count)
         self._loops = [asyncio.create_task(self._channel_loop(name)) for name in self.channels]
         self._loops.append(asyncio.create_task(self._reclaim_loop()))
         writer = asyncio.create_task(self._writer())
@@ -600,21 +647,37 @@ class OutboxSender:
 
     # -- internals ----------------------------------------------------------------------------
 
-    async def _claim(self, channel: str) -> list[OutboxItem]:
+    async def _claim(self, channel: str, now: datetime | None = None) -> list[OutboxItem]:
         state = self.channels[channel]
         items = await asyncio.to_thread(
-            self.store.claim, self.worker_id, channel, state.batch, self.clock()
+            self.store.claim, self.worker_id, channel, state.batch, now or self.clock()
         )
         return sorted(items, key=lambda i: (i.lane, i.id))
 
     async def _channel_loop(self, channel: str) -> None:
         state = self.channels[channel]
+        # Claims whose answer was lost (the database went away mid-way): they may have been
+        # committed all the same. Nothing of them was sent; they are given back once the
+        # database answers again, rather than held until their lease runs out.
+        lost: list[datetime] = []
         while not self._stopping.is_set():
+            now = self.clock()
             try:
-                items = await self._claim(channel)
-            except Exception:
-                log.exception("outbox claim failed on %s", channel)
+                while lost:
+                    await asyncio.to_thread(
+                        self.store.release_claim, self.worker_id, channel, lost[0]
+                    )
+                    lost.pop(0)
+                items = await self._claim(channel, now)
+            except Exception as exc:  # the database is away: say so once, then keep trying
+                if not lost:
+                    log.warning("outbox claim failed on %s: %s", channel, type(exc).__name__)
+                if not lost or lost[-1] != now:
+                    lost.append(now)
                 items = []
+            else:
+                if lost:
+                    log.warning("outbox claims work again on %s", channel)
             if items:
                 try:
                     await self._dispatch(channel, items)
@@ -658,6 +721,7 @@ class OutboxSender:
         await self._completions.join()
 
     async def _send_one(self, state: _Channel, item: OutboxItem, permit: Permit) -> None:
+        logs.request_id.set(item.request_id)  # this task's own context
         try:
             result = await self._attempt(state.sender, item)
         except Exception as exc:  # a sender bug or a network error it did not map
@@ -686,7 +750,24 @@ class OutboxSender:
         return await sender.send(item, self.clock())
 
     def _record(self, item: OutboxItem, result: SendResult) -> None:
+        # One line per message; announcements (a million at a time) only at DEBUG.
+        log.log(
+            logging.DEBUG if item.lane >= LANE_BULK else logging.INFO,
+            "outbox %d on %s: %s",
+            item.id,
+            item.channel,
+            result.outcome.value,
+            extra={
+                "outbox_id": item.id,
+                "channel": item.channel,
+                "lane": item.lane,
+                "outcome": result.outcome.value,
+                "reason": reason(result) or None,
+            },
+        )
         self.counts[result.outcome] += 1
+        if self.on_outcome is not None:
+            self.on_outcome(item, result)
         self._completions.put_nowait(Completion(item, result))
 
     async def _writer(self) -> None:
@@ -707,11 +788,31 @@ class OutboxSender:
         return batch
 
     async def _write(self, batch: list[Completion]) -> None:
+        """Record, and while the database does not answer (a restart, a failover) try again
+        until it does: a message sent but not recorded would be sent again. Only past the
+        lease, when the claims may be someone else's anyway, are the outcomes given up."""
+        give_up = time.monotonic() + self.lease.total_seconds()
+        delay = WRITE_RETRY_FIRST
         try:
-            await asyncio.to_thread(self.store.complete, self.worker_id, batch, self.clock())
-        except Exception:
-            # Unrecorded: the claims expire and the messages are sent again (see above).
-            log.exception("outbox: could not record %d outcomes", len(batch))
+            while True:
+                try:
+                    await asyncio.to_thread(
+                        self.store.complete, self.worker_id, batch, self.clock()
+                    )
+                    return
+                except Exception as exc:
+                    if time.monotonic() + delay > give_up:
+                        # Unrecorded: the claims expire, the messages are in doubt (see above).
+                        log.exception("outbox: could not record %d outcomes", len(batch))
+                        return
+                    if delay == WRITE_RETRY_FIRST:
+                        log.warning(
+                            "outbox: cannot record %d outcomes yet (%s); retrying",
+                            len(batch),
+                            type(exc).__name__,
+                        )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WRITE_RETRY_MAX)
         finally:
             for _ in batch:
                 self._completions.task_done()
@@ -748,6 +849,24 @@ def _by_rule(item: OutboxItem) -> SendResult | None:
     if item.lane >= LANE_BULK and item.opted_out:
         return SendResult.skipped("opted_out")
     return None
+
+
+def reason(result: SendResult) -> str:
+    """A small, closed name for why a message went the way it did (a metrics label)."""
+    if result.outcome is Outcome.skipped:
+        return result.error if result.error in SKIP_REASONS else "other"
+    if result.outcome is Outcome.unreachable:
+        return "carrier_opt_out" if result.carrier_opt_out else "blocked"
+    if result.outcome is Outcome.retry:
+        return "in_doubt" if result.in_doubt else "temporary"
+    if result.outcome is Outcome.throttled:
+        return "rate_limited"
+    if result.outcome is Outcome.failed:
+        return "permanent"
+    return ""
+
+
+SKIP_REASONS = frozenset({"opted_out", "unreachable", "outside_window"})
 
 
 def next_attempt(attempts: int, now: datetime) -> datetime | None:

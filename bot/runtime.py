@@ -104,6 +104,12 @@ class TurnOutput:
         return iter(self.replies)
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached (its database restarts): nothing of the turn was written.
+    Not the citizen's problem to hear about: the channel asks the provider to deliver the
+    message again later (HTTP 503), and the retry is processed afresh."""
+
+
 class _TurnFailed(Exception):
     """A flow failed; carries the language to apologise in."""
 
@@ -127,10 +133,14 @@ class Runtime:
 
         If anything fails, the transaction is rolled back — no state, effect or dedupe record
         is half-written, so the provider's retry is processed afresh — and the citizen gets a
-        short apology instead of silence; the log gets the error, never the message.
+        short apology instead of silence; the log gets the error, never the message. When the
+        store itself is away (`StoreUnavailable`), there is nobody to apologise for: it is
+        raised, and the channel has the provider try again.
         """
         try:
             return self._turn(inbound, via_outbox)
+        except StoreUnavailable:
+            raise
         except Exception as exc:
             log.exception("turn failed on channel %s", inbound.channel)
             lang = exc.lang if isinstance(exc, _TurnFailed) else "fr"

@@ -10,10 +10,8 @@ of a broadcast and restarted: everybody still gets the announcement exactly once
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from api.models import ChannelIdentity, Citizen, OutboxMessage
 from api.seed import seed_demo
 from tests.conftest import _engine_for, empty_tables
 from tests.fakes import FakeTelegramAPI, FakeTwilioAPI
+from tests.support.topology import command
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -103,14 +102,6 @@ def send_now(engine: Engine) -> int:
     return record.id
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("diaspora-bot")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("diaspora-bot")
-    return [found] if found else [sys.executable, "-m", "api.cli"]
-
-
 class Workers:
     """`diaspora-bot worker` processes pointed at the fakes, PostgreSQL and Redis."""
 
@@ -144,7 +135,7 @@ class Workers:
     def start(self) -> subprocess.Popen[bytes]:
         log = (self.cwd / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [*_command(), "worker"],
+            [*command(), "worker"],
             cwd=self.cwd,
             env=self.env,
             stdout=subprocess.DEVNULL,

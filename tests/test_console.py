@@ -775,3 +775,53 @@ def test_with_console_secret_a_session_outlives_the_process(
     with fresh_app() as unkeyed:  # a random key of its own: the session is unknown there
         unkeyed.cookies.set("console_session", cookie, path="/console")
         assert unkeyed.get("/console/appointments", follow_redirects=False).status_code == 303
+
+
+# --- citizens: export and erasure; the audit log ------------------------------------------------
+
+
+def test_an_administrator_exports_and_erases_a_citizen_from_the_console(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    booked = book(engine, "ABJ", "2026-12-02T09:00:00", whatsapp="+2250701000009")
+    login(client, make_staff(engine, "admin@mae.bf", "admin"))
+
+    page = client.get("/console/citizens", params={"phone": "+225 07 01 00 00 09"})
+    assert page.status_code == 200
+    assert "+2250701000009" in page.text
+    exported = client.get(f"/console/citizens/{booked['citizen_id']}/export")
+    assert exported.status_code == 200
+    assert "attachment" in exported.headers["Content-Disposition"]
+    held = exported.json()
+    assert held["citizen"]["phone"] == "+2250701000009"
+    assert [a["reference"] for a in held["appointments"]] == [booked["reference"]]
+
+    url = f"/console/citizens/{booked['citizen_id']}/erase"
+    refused = client.post(url, data={"csrf": csrf(page.text), "confirm": "oui"})
+    assert "tapez EFFACER" in refused.text
+    erased = client.post(url, data={"csrf": csrf(page.text), "confirm": "effacer"})
+    assert "Citoyen effacé" in erased.text
+    with db.read(engine) as conn:
+        phone, erased_at = conn.execute(
+            sa.select(citizen_t.c.phone, citizen_t.c.erased_at).where(
+                citizen_t.c.id == booked["citizen_id"]
+            )
+        ).one()
+        actions = list(conn.execute(sa.select(audit_t.c.action)).scalars())
+    assert (phone, erased_at is not None) == (None, True)
+    assert "erase" in actions
+
+    audit = client.get("/console/audit.csv")
+    assert audit.status_code == 200
+    lines = audit.text.splitlines()
+    assert lines[0] == "id,at,staff_email,action,entity,entity_id,before,after"
+    assert any(",erase,citizen," in line and "admin@mae.bf" in line for line in lines[1:])
+
+
+def test_agents_have_no_citizens_page(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    login(client, make_staff(engine, "awa@consulat.bf", "agent", "ABJ"))
+    assert client.get("/console/citizens").status_code == 404
+    assert client.get("/console/audit.csv").status_code == 404
+    assert "/console/citizens" not in client.get("/console/appointments").text

@@ -7,6 +7,9 @@ problem+json; every staff write leaves an audit row.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -708,6 +711,31 @@ def test_audit_log_for_administrators(api: StaffApi) -> None:
     assert_problem(api.get("/audit", who="acc"), 403)
 
 
+def test_the_whole_audit_log_as_csv(api: StaffApi) -> None:
+    api.post("/posts/ACC/closures", who="acc", json={"day": "2026-12-15"})
+    api.call("PATCH", "/posts/ACC/services/cnib", json={"fee_note": "50 GHS"})
+    answer = api.get("/audit/export")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [(r["action"], r["entity"]) for r in rows] == [
+        ("create", "closure"),
+        ("update", "offer"),
+    ]
+    assert json.loads(rows[1]["after"])["fee_note"] == "50 GHS"
+    assert (
+        len(
+            list(
+                csv.reader(
+                    io.StringIO(api.get("/audit/export", params={"since": "2030-01-01"}).text)
+                )
+            )
+        )
+        == 1
+    )
+    assert_problem(api.get("/audit/export", who="acc"), 403)
+
+
 # --- an agent of Accra against Abidjan's data, route by route ---------------------------------
 
 
@@ -754,6 +782,7 @@ def _calls(ids: dict[str, Any]) -> list[tuple[str, str, str, Any, int]]:
         ("GET", "/citizens/{citizen_id}/export", f"/citizens/{c}/export", None, 403),
         ("DELETE", "/citizens/{citizen_id}", f"/citizens/{c}", None, 403),
         ("GET", "/audit", "/audit", None, 403),
+        ("GET", "/audit/export", "/audit/export", None, 403),
     ]  # fmt: skip
 
 

@@ -18,7 +18,10 @@ Sending (`SqlOutboxStore`, implementing bot.outbox.OutboxStore, one short transa
 - `complete` — the outcomes: `sent` with the provider's message id (recorded even when the
   claim had expired meanwhile, so that a slow send is not sent again), retry with back-off
   (5 s, 30 s, 2 min, 10 min, then failed), skipped with a reason, failed, or unreachable.
-- `reclaim_stale` — rows left in `sending` by a worker that died go back to `pending`.
+- `reclaim_stale` — rows left in `sending` by a worker that died go back to `pending`;
+  `reclaim_own` — the same at once, for a worker restarted under its stable `WORKER_ID`;
+  `release_claim` — a claim whose answer was lost (the database went away), if it was
+  committed after all.
 
 In doubt (`in_doubt_since`): a row whose send may have reached the provider without its answer
 being recorded — its lease expired (`reclaim_stale`), or the call broke after the request went
@@ -45,6 +48,7 @@ from sqlmodel import SQLModel
 
 from api import db
 from api.models import ChannelIdentity, Citizen, Lane, OutboxMessage, OutboxStatus, utcnow
+from bot import logs
 from bot.channels import split_text, text_limit
 from bot.i18n import RenderedReply, Renderer
 from bot.outbox import (
@@ -109,6 +113,9 @@ def _row(
     citizen_id: int | None = None,
     dedupe_key: str | None = None,
 ) -> dict[str, Any]:
+    rid = logs.request_id.get()
+    if rid is not None:  # the sender logs under the id of the request that caused it
+        payload = {**payload, "request_id": rid}
     return {
         "lane": lane,
         "kind": kind,
@@ -475,11 +482,37 @@ class SqlOutboxStore:
                 .values(status=PENDING, claimed_by=None, claimed_at=None)
             )
 
+    def release_claim(self, worker: str, channel: str, claimed_at: datetime) -> int:
+        with db.write(self.engine) as conn:
+            result = conn.execute(
+                sa.update(outbox)
+                .where(
+                    outbox.c.status == SENDING,
+                    outbox.c.claimed_by == worker,
+                    outbox.c.channel == channel,
+                    outbox.c.claimed_at == claimed_at,
+                )
+                .values(status=PENDING, claimed_by=None, claimed_at=None)
+            )
+        return int(result.rowcount or 0)
+
     def reclaim_stale(self, now: datetime, lease: timedelta) -> int:
         """Claims older than `lease` belong to a dead worker: back to pending, counted as an
         attempt (a message that kills every worker that tries it must stop at some point), and
         in doubt since that claim began: the dead worker may have sent it without recording."""
-        stale = sa.and_(outbox.c.status == SENDING, outbox.c.claimed_at < now - lease)
+        return self._reclaim(
+            sa.and_(outbox.c.status == SENDING, outbox.c.claimed_at < now - lease), now
+        )
+
+    def reclaim_own(self, worker: str, now: datetime) -> int:
+        """A worker starting under a stable id: what that id still holds was held by its
+        previous life, which is dead (one process per id). Taken back at once, in doubt, as
+        `reclaim_stale` would once the lease ran out."""
+        return self._reclaim(
+            sa.and_(outbox.c.status == SENDING, outbox.c.claimed_by == worker), now
+        )
+
+    def _reclaim(self, stale: sa.ColumnElement[bool], now: datetime) -> int:
         with db.write(self.engine) as conn:
             given_up = conn.execute(
                 sa.update(outbox)

@@ -11,15 +11,26 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Metric,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http.problems import problem, route_template
+from api.models import Lane
 
 logger = logging.getLogger("api.http")
 
@@ -27,10 +38,15 @@ router = APIRouter(tags=["operations"])
 _BEARER = {"WWW-Authenticate": 'Bearer realm="metrics"'}
 
 
-class Metrics:
-    """The app's own registry and the instruments that later work adds to it."""
+TURN_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-    def __init__(self) -> None:
+
+class Metrics:
+    """The app's own registry and its instruments. Labels are small closed sets (route
+    templates, channels, languages, lanes, outcomes): never an address, a reference or a text.
+    """
+
+    def __init__(self, engine: Engine | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             "diaspora_http_requests",
@@ -38,6 +54,79 @@ class Metrics:
             ["route", "status"],
             registry=self.registry,
         )
+        self.turns = Counter(
+            "diaspora_turns",
+            "Conversation turns handled by this process, by channel and the citizen's language.",
+            ["channel", "lang"],
+            registry=self.registry,
+        )
+        self.turn_failures = Counter(
+            "diaspora_turn_failures",
+            "Turns that failed: `error` (the citizen got an apology) or `database` (503, the "
+            "provider delivers again).",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
+        self.turn_seconds = Histogram(
+            "diaspora_turn_seconds",
+            "Time of one turn through the store (dedupe, state, flow, save), by channel.",
+            ["channel"],
+            buckets=TURN_BUCKETS,
+            registry=self.registry,
+        )
+        if engine is not None:
+            self.registry.register(StoreCollector(engine))
+
+    def turn(self, channel: str, lang: str | None, seconds: float, failure: str | None) -> None:
+        self.turn_seconds.labels(channel).observe(seconds)
+        if failure is not None:
+            self.turn_failures.labels(channel, failure).inc()
+        else:
+            self.turns.labels(channel, lang or "fr").inc()
+
+
+class StoreCollector(Collector):
+    """What the database holds, read at each scrape (the same on every replica: aggregate
+    with `max`, not `sum`): the outbox's depth per channel and lane, bookings ever made,
+    and whether the database answers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("diaspora_database_up", "1 when the database answered the scrape.")
+        depth = GaugeMetricFamily(
+            "diaspora_outbox_depth",
+            "Messages waiting in the outbox or being sent, by channel and lane.",
+            labels=["channel", "lane"],
+        )
+        bookings = CounterMetricFamily(
+            "diaspora_bookings", "Appointments ever booked (any status since).", labels=[]
+        )
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(_OUTBOX_DEPTH).all()
+                booked = conn.execute(_BOOKINGS).scalar_one()
+        except Exception as exc:
+            logger.warning("metrics: the database does not answer (%s)", type(exc).__name__)
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        for channel, lane, count in rows:
+            depth.add_metric([str(channel), LANES.get(int(lane), str(lane))], int(count))
+        bookings.add_metric([], int(booked))
+        return [up, depth, bookings]
+
+
+LANES = {lane.value: lane.name for lane in Lane}
+_OUTBOX_DEPTH = sa.text(
+    "SELECT channel, lane, count(*) FROM outbox "
+    "WHERE status IN ('pending', 'sending') GROUP BY channel, lane"
+)
+_BOOKINGS = sa.text("SELECT count(*) FROM appointment")
 
 
 class RequestMetrics:

@@ -15,9 +15,20 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.db import unavailable as database_unavailable
+from bot.runtime import StoreUnavailable
+
 PROBLEM_JSON = "application/problem+json"
 
 logger = logging.getLogger("api.http")
+
+# What a 503 asks the caller to wait while the database does not answer (seconds).
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database is away: the runtime said so, or the database driver did."""
+    return isinstance(exc, StoreUnavailable) or database_unavailable(exc)
 
 
 class ProblemResponse(JSONResponse):
@@ -73,6 +84,24 @@ class CatchAllErrors:
         try:
             await self.app(scope, receive, watch)
         except Exception as exc:
+            if unavailable(exc):
+                # The database is away (a restart): 503 and a Retry-After, so that a provider
+                # delivers the webhook again and a client tries again; nothing was committed.
+                logger.warning(
+                    "database unavailable on %s %s: %s",
+                    scope.get("method", "?"),
+                    route_template(scope),
+                    type(exc).__name__,
+                )
+                if not started:
+                    response = problem(
+                        503,
+                        "Service Unavailable",
+                        "the database does not answer; try again shortly",
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                    )
+                    await response(scope, receive, send)
+                return
             stack = "".join(traceback.format_tb(exc.__traceback__))
             logger.error(
                 "unhandled %s on %s %s\n%s",

@@ -48,7 +48,9 @@ def handlers(request: Request) -> ChannelHandlers:
     state = request.app.state
     found: ChannelHandlers | None = getattr(state, "channel_handlers", None)
     if found is None:
-        found = ChannelHandlers(state.settings, state.engine, state.messaging, state.clock)
+        found = ChannelHandlers(
+            state.settings, state.engine, state.messaging, state.clock, metrics=state.metrics
+        )
         state.channel_handlers = found
     return found
 
