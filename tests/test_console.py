@@ -670,6 +670,67 @@ def test_a_closure_is_added_and_that_days_bookings_are_cancelled(
     assert "déjà passé" in past.text
 
 
+def test_a_check_in_on_the_wrong_line_is_undone_with_a_reason(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    today = book(engine, "ABJ", "2026-12-01T10:00", name="Moussa Traoré")
+    tomorrow = book(engine, "ABJ", "2026-12-02T10:00")
+    login(client, "awa@consulat.bf")
+    early = client.post(
+        f"/console/appointments/{tomorrow['id']}/attended", data={"csrf": token(client)}
+    )
+    assert "que le jour du rendez-vous" in early.text
+    assert status_of(engine, tomorrow["id"]) == "booked"
+    client.post(f"/console/appointments/{today['id']}/attended", data={"csrf": token(client)})
+    page = client.get("/console/appointments").text
+    assert f'action="/console/appointments/{today["id"]}/undo-attendance"' in page
+    refused = client.post(
+        f"/console/appointments/{today['id']}/undo-attendance", data={"csrf": token(client)}
+    )
+    assert "Indiquez pourquoi" in refused.text
+    assert status_of(engine, today["id"]) == "attended"
+    undone = client.post(
+        f"/console/appointments/{today['id']}/undo-attendance",
+        data={"csrf": token(client), "reason": "mauvaise ligne"},
+    )
+    assert "de nouveau « Réservé »" in undone.text
+    assert status_of(engine, today["id"]) == "booked"
+    with db.read(engine) as conn:
+        actions = conn.execute(sa.select(audit_t.c.action).order_by(audit_t.c.id)).scalars()
+        assert list(actions)[-2:] == ["attended", "undo_attendance"]
+
+
+def test_a_request_goes_one_step_back_from_its_page(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/requests/new")
+    created = client.post(
+        "/console/requests",
+        data={
+            "csrf": csrf(page.text),
+            "post": "ABJ",
+            "service": "passport",
+            "full_name": "Awa",
+            "birth_date": "1990-03-12",
+        },
+        follow_redirects=False,
+    )
+    detail = created.headers["location"]
+    reference = detail.rsplit("/", 1)[1]
+    for status in ("in_progress", "ready"):
+        client.post(f"{detail}/status", data={"csrf": token(client), "status": status})
+    page = client.get(detail).text
+    assert "revenir à « En cours »" in page or "Revenir à l'étape précédente" in page
+    back = client.post(
+        f"{detail}/step-back", data={"csrf": token(client), "reason": "passeport absent"}
+    )
+    assert f"Dossier {reference} : revenu à l'étape" in back.text
+    assert "correction: passeport absent" in back.text  # in the history
+
+
 def test_the_broadcasts_page_lists_the_table(console: tuple[TestClient, Engine]) -> None:
     client, engine = console
     make_staff(engine, "admin@mae.bf", "admin")

@@ -399,7 +399,11 @@ def test_check_in_no_show_and_cancel(demo_engine: Engine) -> None:
     first = api.book(awa, index=0)
     second = api.book(awa, service="cnib", index=1)
 
-    checked = api.post(f"/appointments/{first['id']}/check-in")
+    # A check-in is for the appointment's day (3 December at Abidjan), not two days before.
+    early = assert_problem(api.post(f"/appointments/{first['id']}/check-in"), 409)
+    assert "day of the appointment" in early["detail"]
+    on_the_day = staff_api(demo_engine, now=NOW + timedelta(days=2))
+    checked = on_the_day.post(f"/appointments/{first['id']}/check-in")
     assert checked.status_code == 200, checked.text
     assert checked.json()["status"] == "attended"
     # Too early for a no-show: it has not started.
@@ -425,18 +429,71 @@ def test_check_in_no_show_and_cancel(demo_engine: Engine) -> None:
     # After the start, a no-show is recorded (and corrects an earlier check-in).
     later = staff_api(demo_engine, now=NOW + timedelta(days=3))
     assert later.post(f"/appointments/{first['id']}/no-show").json()["status"] == "no_show"
+    # A correction is for the appointment's day only, and needs its reason.
+    assert_problem(
+        later.post(f"/appointments/{first['id']}/undo-attendance", json={"reason": "x"}), 409
+    )
+    assert_problem(on_the_day.post(f"/appointments/{first['id']}/undo-attendance", json={}), 422)
+    undone = on_the_day.post(
+        f"/appointments/{first['id']}/undo-attendance", json={"reason": "wrong line"}
+    )
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["status"] == "booked"
+    assert_problem(
+        on_the_day.post(f"/appointments/{first['id']}/undo-attendance", json={"reason": "x"}), 409
+    )
 
     actions = [(a["action"], a["entity"], a["entity_id"]) for a in api.audit()]
     assert actions == [
         ("attended", "appointment", str(first["id"])),
         ("cancel", "appointment", str(second["id"])),
         ("no_show", "appointment", str(first["id"])),
+        ("undo_attendance", "appointment", str(first["id"])),
     ]
     # The audit log keeps the appointment, never the person.
     assert all("full_name" not in (a["after"] or {}) for a in api.audit())
 
 
 # --- requests ----------------------------------------------------------------------------------
+
+
+def test_a_request_steps_back_with_a_reason_and_the_citizen_told_only_if_misinformed(
+    api: StaffApi,
+) -> None:
+    awa = api.citizen(PHONE)
+    told = api.lodge(phone=PHONE)
+    for status in ("in_progress", "ready"):
+        api.post(f"/requests/{told}/status", json={"status": status})
+    back = api.post(f"/requests/{told}/step-back", who="abj", json={"reason": "pas dans la boîte"})
+    assert back.status_code == 200, back.text
+    assert back.json()["status"] == "in_progress"
+    messages = api.outbox(awa)
+    assert [m["dedupe_key"].split(":")[2] for m in messages] == [
+        "in_progress",
+        "ready",
+        "corrected",
+    ]
+    assert_told(messages[-1], "notify.request_corrected", told, "pas dans la boîte")
+    # ready again: told again (each change is its own notice)
+    api.post(f"/requests/{told}/status", json={"status": "ready"})
+    assert len(api.outbox(awa)) == 4
+    history = api.get(f"/requests/{told}/history").json()
+    assert [e["status"] for e in history][-2:] == ["in_progress", "ready"]
+    assert history[-2]["note"] == "correction: pas dans la boîte"
+
+    # nobody was told it was ready: the correction is not announced either
+    silent = api.lodge(phone=None)
+    for status in ("in_progress", "ready"):
+        api.post(f"/requests/{silent}/status", json={"status": status})
+    assert api.post(f"/requests/{silent}/step-back", json={"reason": "erreur"}).status_code == 200
+    assert len(api.outbox()) == 4
+    assert_problem(api.post(f"/requests/{silent}/step-back", json={}), 422)
+    api.post(f"/requests/{silent}/step-back", json={"reason": "encore"})  # → received
+    assert_problem(api.post(f"/requests/{silent}/step-back", json={"reason": "x"}), 409)
+    assert_problem(api.post(f"/requests/{told}/step-back", who="acc", json={"reason": "x"}), 404)
+    steps = [a for a in api.audit() if a["action"] == "step_back"]
+    assert len(steps) == 3
+    assert steps[0]["after"]["correction"] == "pas dans la boîte"
 
 
 def test_requests_create_issue_consecutive_references(api: StaffApi) -> None:
@@ -515,7 +572,7 @@ def test_request_status_changes_history_and_notifications(api: StaffApi) -> None
     messages = api.outbox(awa)
     request_id = api.get(f"/requests/{reference}").json()
     assert request_id["citizen_id"] == awa
-    assert [m["dedupe_key"].split(":")[-1] for m in messages] == [
+    assert [m["dedupe_key"].split(":")[2] for m in messages] == [
         "in_progress",
         "ready",
         "rejected",
@@ -639,7 +696,8 @@ def test_erase_removes_the_person_and_keeps_the_statistics(api: StaffApi) -> Non
     awa = api.citizen(PHONE)
     past = api.book(awa, index=0)
     upcoming = api.book(awa, service="cnib", day=date(2026, 12, 4))
-    api.post(f"/appointments/{past['id']}/check-in")
+    on_its_day = staff_api(api.engine, now=NOW + timedelta(days=2))
+    assert on_its_day.post(f"/appointments/{past['id']}/check-in").status_code == 200
     reference = api.lodge(phone=PHONE)
     api.post(f"/requests/{reference}/status", json={"status": "in_progress"})
     assert len(api.outbox(awa)) == 1  # waiting to be sent
@@ -772,11 +830,15 @@ def _calls(ids: dict[str, Any]) -> list[tuple[str, str, str, Any, int]]:
          404),
         ("POST", "/appointments/{appointment_id}/cancel", f"/appointments/{a}/cancel",
          {"reason": "x"}, 404),
+        ("POST", "/appointments/{appointment_id}/undo-attendance",
+         f"/appointments/{a}/undo-attendance", {"reason": "x"}, 404),
         ("POST", "/requests", "/requests", request, 404),
         ("GET", "/requests", "/requests?post=ABJ", None, 404),
         ("GET", "/requests/{reference}", f"/requests/{r}", None, 404),
         ("POST", "/requests/{reference}/status", f"/requests/{r}/status",
          {"status": "in_progress"}, 404),
+        ("POST", "/requests/{reference}/step-back", f"/requests/{r}/step-back",
+         {"reason": "x"}, 404),
         ("GET", "/requests/{reference}/history", f"/requests/{r}/history", None, 404),
         ("GET", "/citizens/{citizen_id}", f"/citizens/{c}", None, 404),
         ("GET", "/citizens/{citizen_id}/export", f"/citizens/{c}/export", None, 403),
@@ -853,8 +915,8 @@ def test_the_agent_of_abidjan_and_the_administrator_may(api: StaffApi, who: str)
     for number, (method, template, refused) in enumerate(templates, start=10):
         if who != "admin" and refused == 403:
             continue
-        if template.endswith("/no-show"):
-            continue  # the appointment has not started yet: 409, tested above
+        if template.endswith(("/no-show", "/check-in", "/undo-attendance", "/step-back")):
+            continue  # they need a state this fixture has not (its day, a status): tested above
         ids = _abidjan(api, f"+22507010000{number}", day=3 + number % 2)
         path, body = next((c[2], c[3]) for c in _calls(ids) if c[:2] == (method, template))
         response = api.call(method, path, who=who, json=DAKAR if path == "/posts" else body)

@@ -108,12 +108,25 @@ def visible(conn: Connection, staff: StaffPrincipal, appointment_id: int) -> App
     return to_record(row)
 
 
+def _on_its_day(record: AppointmentRecord, now: datetime) -> bool:
+    """Is it the appointment's day at its post (in the post's time zone)?"""
+    return now.astimezone(record.local_time.tzinfo).date() == record.local_time.date()
+
+
 def set_attendance(
     tx: StaffWrite, appointment_id: int, status: Attendance
 ) -> tuple[AppointmentRecord, AppointmentRecord]:
-    """The citizen came (`attended`) or did not (`no_show`, once the time has passed);
-    (before, after). Refused `cancelled` or `too_early`."""
+    """The citizen came (`attended`, on the appointment's day only) or did not (`no_show`,
+    once the time has passed); (before, after). Refused `not_today`, `cancelled` or
+    `too_early`."""
     before = visible(tx.conn, tx.staff, appointment_id)
+    if status == "attended" and not _on_its_day(before, tx.now):
+        raise Refused(
+            "not_today",
+            "a check-in is recorded on the day of the appointment only",
+            before.reference,
+            day=before.local_time.date().isoformat(),
+        )
     if BookingService(tx.conn).set_attendance(appointment_id, status, tx.now) is None:
         if before.status is AppointmentStatus.cancelled:
             raise Refused("cancelled", "the appointment was cancelled", before.reference)
@@ -146,4 +159,33 @@ def cancel(
     notices.appointment_cancelled(tx.conn, before.citizen_id, info, reason, tx.now)
     after = visible(tx.conn, tx.staff, appointment_id)
     tx.audit("cancel", "appointment", appointment_id, snapshot(before), snapshot(after))
+    return before, after
+
+
+def undo_attendance(
+    tx: StaffWrite, appointment_id: int, reason: str
+) -> tuple[AppointmentRecord, AppointmentRecord]:
+    """Undo a check-in or a no-show made by mistake, within the appointment's day, with a
+    reason for the audit log; (before, after). Refused `reason_needed`, `not_recorded` (it
+    was neither) or `day_over`."""
+    reason = " ".join(reason.split())[:REASON_MAX]
+    before = visible(tx.conn, tx.staff, appointment_id)
+    if not reason:
+        raise Refused("reason_needed", "a reason is needed", before.reference)
+    if before.status not in (AppointmentStatus.attended, AppointmentStatus.no_show):
+        raise Refused("not_recorded", "neither a check-in nor a no-show to undo", before.reference)
+    if not _on_its_day(before, tx.now):
+        raise Refused(
+            "day_over", "a check-in or no-show is undone within its day", before.reference
+        )
+    if BookingService(tx.conn).undo_attendance(appointment_id, tx.now) is None:
+        raise Refused("not_recorded", "neither a check-in nor a no-show to undo", before.reference)
+    after = visible(tx.conn, tx.staff, appointment_id)
+    tx.audit(
+        "undo_attendance",
+        "appointment",
+        appointment_id,
+        snapshot(before),
+        {**snapshot(after), "reason": reason},
+    )
     return before, after

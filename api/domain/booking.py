@@ -457,6 +457,19 @@ class BookingService:
             return None
         return self.get_appointment(appointment_id)
 
+    def undo_attendance(self, appointment_id: int, now: datetime) -> AppointmentInfo | None:
+        """Back to booked after a check-in or a no-show recorded by mistake. None when the
+        appointment was neither."""
+        now = _aware_utc(now, "now")
+        result = self.conn.execute(
+            sa.update(_appt)
+            .where(_appt.c.id == appointment_id, _appt.c.status.in_((ATTENDED, NO_SHOW)))
+            .values(status=BOOKED, updated_at=now)
+        )
+        if result.rowcount == 0:
+            return None
+        return self.get_appointment(appointment_id)
+
     def reschedule(
         self, citizen_id: int, appointment_id: int, starts_at: datetime, now: datetime
     ) -> BookingResult:

@@ -123,3 +123,31 @@ def move(
     after = visible(tx.conn, tx.staff, before.reference)
     tx.audit("status", "request", after.reference, snapshot(before), snapshot(after))
     return before, after
+
+
+def step_back(tx: StaffWrite, reference: str, reason: str) -> tuple[RequestRecord, RequestRecord]:
+    """A correction, one step back with a reason (the citizen is told only if they had been
+    told the step it leaves); (before, after). Refused `reason_needed` or `no_step_back`."""
+    before = visible(tx.conn, tx.staff, reference)
+    try:
+        RequestService(tx.conn).step_back(before.reference, reason, tx.staff.id, tx.now)
+    except UnknownRequest:
+        raise NotVisible("request") from None
+    except TransitionRefused as refused:
+        raise Refused(
+            "no_step_back",
+            f"a request that is {refused.current.value} has no step back",
+            before.reference,
+            current=refused.current.value,
+        ) from None
+    except ValueError as exc:
+        raise Refused("reason_needed", str(exc), before.reference) from None
+    after = visible(tx.conn, tx.staff, before.reference)
+    tx.audit(
+        "step_back",
+        "request",
+        after.reference,
+        snapshot(before),
+        {**snapshot(after), "correction": " ".join(reason.split())[:300]},
+    )
+    return before, after

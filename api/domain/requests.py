@@ -65,6 +65,11 @@ REASON_MAX = 300
 NAME_MAX = 120
 
 FINAL = frozenset({RequestStatus.delivered, RequestStatus.rejected})
+# A correction goes one step back: the passport was not in the box after all.
+BACK_TO = {
+    RequestStatus.in_progress: RequestStatus.received,
+    RequestStatus.ready: RequestStatus.in_progress,
+}
 
 # The statuses a request may come from, for each status it may go to.
 ALLOWED_FROM: dict[RequestStatus, frozenset[RequestStatus]] = {
@@ -311,27 +316,74 @@ class RequestService:
             if current is None:
                 raise UnknownRequest(reference)
             raise TransitionRefused(RequestStatus(current), wanted)
-        self._append_event(row.id, wanted, reason, staff_id, now)
+        event_id = self._append_event(row.id, wanted, reason, staff_id, now)
         request = ConsularRequest.model_validate(row._asdict())
         # Told even when not linked (what the desk needs), but not linked by a status change.
         citizen_id = request.citizen_id or self._citizen_with_phone(request.phone)
         if citizen_id is not None:
-            post = self._post_info(request.post_id)
-            service_code = self.conn.execute(
-                sa.select(_service.c.code).where(_service.c.id == request.service_id)
-            ).scalar_one()
             notices.request_status_changed(
                 self.conn,
                 citizen_id,
                 request_id=int(row.id),
+                event_id=event_id,
                 reference=request.reference,
-                service_code=service_code,
-                post=post,
+                service_code=self._service_code(request.service_id),
+                post=self._post_info(request.post_id),
                 status=wanted.value,
                 reason=reason,
                 now=now,
             )
         return request
+
+    def step_back(
+        self, reference: str, reason: str, staff_id: int | None, now: datetime
+    ) -> tuple[RequestStatus, ConsularRequest]:
+        """A correction: one step back (ready → in_progress, in_progress → received), with a
+        reason kept in the history; (the status left, the request). The citizen is told only
+        if they had been told the status it leaves. Raises UnknownRequest, TransitionRefused
+        (nothing to step back from), ValueError (no reason)."""
+        reason = " ".join(reason.split())[:REASON_MAX]
+        if not reason:
+            raise ValueError("a correction needs a reason")
+        reference = clean_reference(reference)
+        current = self.conn.execute(
+            sa.select(_request.c.status).where(_request.c.reference == reference)
+        ).scalar_one_or_none()
+        if current is None:
+            raise UnknownRequest(reference)
+        left = RequestStatus(current)
+        back = BACK_TO.get(left)
+        if back is None:
+            raise TransitionRefused(left, left)
+        row = self.conn.execute(
+            sa.update(_request)
+            .where(_request.c.reference == reference, _request.c.status == left.value)
+            .values(status=back.value, updated_at=now)
+            .returning(*_request.c)
+        ).first()
+        if row is None:  # moved meanwhile
+            raise TransitionRefused(left, back)
+        event_id = self._append_event(row.id, back, f"correction: {reason}", staff_id, now)
+        request = ConsularRequest.model_validate(row._asdict())
+        citizen_id = request.citizen_id or self._citizen_with_phone(request.phone)
+        if citizen_id is not None and notices.was_told(self.conn, int(row.id), left.value):
+            notices.request_corrected(
+                self.conn,
+                citizen_id,
+                request_id=int(row.id),
+                event_id=event_id,
+                reference=request.reference,
+                status=back.value,
+                reason=reason,
+                now=now,
+            )
+        return left, request
+
+    def _service_code(self, service_id: int) -> str:
+        code: str = self.conn.execute(
+            sa.select(_service.c.code).where(_service.c.id == service_id)
+        ).scalar_one()
+        return code
 
     # --- the chat ---------------------------------------------------------------------------
 
@@ -436,12 +488,15 @@ class RequestService:
         note: str,
         staff_id: int | None,
         now: datetime,
-    ) -> None:
-        self.conn.execute(
-            sa.insert(_event).values(
+    ) -> int:
+        event_id = self.conn.execute(
+            sa.insert(_event)
+            .values(
                 request_id=request_id, status=status.value, note=note, staff_id=staff_id, at=now
             )
-        )
+            .returning(_event.c.id)
+        ).scalar_one()
+        return int(event_id)
 
     def _post_info(self, post_id: int) -> PostInfo:
         row = self.conn.execute(sa.select(_post).where(_post.c.id == post_id)).one()

@@ -16,9 +16,8 @@ from sqlalchemy.engine import Connection
 from api import db
 from api.domain import appointment_desk
 from api.domain.appointment_desk import Attendance
-from api.domain.audit import staff_write
 from api.domain.closures import local_day_bounds
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import Refused
 from api.domain.tables import table
 from api.http.console.base import (
     APPOINTMENT_STATUSES,
@@ -27,12 +26,13 @@ from api.http.console.base import (
     DeskDep,
     FormDesk,
     IdPath,
+    flash_refused,
     french_day,
     local_today,
     not_found,
-    not_visible,
     one_line,
     parse_day,
+    perform,
     pick_post,
     safe_next,
     section_router,
@@ -56,6 +56,7 @@ class AppointmentLine:
     status: str
     cancel_reason: str
     started: bool
+    today: bool  # the appointment's day at its post: check-in and corrections allowed
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def _appointments_of_day(
                 status=row.status,
                 cancel_reason=row.cancel_reason,
                 started=row.starts_at <= now,
+                today=day == local_today(post, now),
             )
         )
     return DayOfPost(post, day, french_day(day), lines, counts)
@@ -157,13 +159,12 @@ def appointments(
 def _attendance(desk: Desk, appointment_id: int, status: Attendance, back: str) -> Response:
     """`POST /api/v1/appointments/{id}/check-in|no-show`, as a form."""
     try:
-        with staff_write(desk.engine, desk.staff, desk.now) as tx:
-            _, after = appointment_desk.set_attendance(tx, appointment_id, status)
-    except NotVisible as missing:
-        raise not_visible(desk, missing) from None
+        _, after = perform(
+            desk, lambda tx: appointment_desk.set_attendance(tx, appointment_id, status)
+        )
     except Refused as refused:
-        code = "was_cancelled" if refused.code == "cancelled" else "no_show_too_early"
-        desk.session.flash("error", code, reference=refused.reference)
+        codes = {"cancelled": "was_cancelled", "not_today": "check_in_not_today"}
+        flash_refused(desk, refused, codes, "no_show_too_early")
     else:
         desk.session.flash("ok", status, reference=after.reference)  # no name in the cookie
     return desk.redirect(safe_next(back))
@@ -192,15 +193,32 @@ def cancel_appointment(
 ) -> Response:
     """`POST /api/v1/appointments/{id}/cancel`, as a form: cancel, tell the citizen, audit."""
     try:
-        with staff_write(desk.engine, desk.staff, desk.now) as tx:
-            _, after = appointment_desk.cancel(tx, appointment_id, one_line(reason, 300))
-    except NotVisible as missing:
-        raise not_visible(desk, missing) from None
+        _, after = perform(
+            desk, lambda tx: appointment_desk.cancel(tx, appointment_id, one_line(reason, 300))
+        )
     except Refused as refused:
-        if refused.code == "reason_needed":
-            desk.session.flash("error", "cancel_reason_needed")
-        else:
-            desk.session.flash("error", "not_booked", reference=refused.reference)
+        flash_refused(desk, refused, {"reason_needed": "cancel_reason_needed"}, "not_booked")
     else:
         desk.session.flash("ok", "cancelled", reference=after.reference)
+    return desk.redirect(safe_next(back))
+
+
+@router.post("/appointments/{appointment_id}/undo-attendance", response_model=None)
+def undo_attendance(
+    desk: FormDesk,
+    appointment_id: IdPath,
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    back: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """`POST /api/v1/appointments/{id}/undo-attendance`, as a form: back to booked, audited."""
+    try:
+        _, after = perform(
+            desk,
+            lambda tx: appointment_desk.undo_attendance(tx, appointment_id, one_line(reason, 300)),
+        )
+    except Refused as refused:
+        codes = {"reason_needed": "correction_reason_needed", "day_over": "correction_day_over"}
+        flash_refused(desk, refused, codes, "nothing_to_undo")
+    else:
+        desk.session.flash("ok", "attendance_undone", reference=after.reference)
     return desk.redirect(safe_next(back))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path as FilePath
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection, Engine, Row
 
 from api import db
-from api.domain.errors import NotVisible
+from api.domain.audit import StaffWrite, staff_write
+from api.domain.errors import NotVisible, Refused
 from api.domain.staff import StaffPrincipal
 from api.domain.tables import table
 from api.http.console.session import ConsoleSession, load_staff
@@ -38,6 +39,7 @@ HOME = "/console/appointments"
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 
 AnyRow = Row[*tuple[Any, ...]]
+T = TypeVar("T")
 
 _post = table(Post)
 _service = table(Service)
@@ -145,6 +147,22 @@ def not_found(desk: Desk, what: str = "page") -> Interrupt:
 def not_visible(desk: Desk, missing: NotVisible) -> Interrupt:
     """What a use case's NotVisible is at the console: the "not found" page."""
     return not_found(desk, missing.what)
+
+
+def perform(desk: Desk, action: Callable[[StaffWrite], T]) -> T:
+    """Run one use case in a staff write; NotVisible becomes the "not found" page, Refused is
+    left to the route (`flash_refused`)."""
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            return action(tx)
+    except NotVisible as missing:
+        raise not_visible(desk, missing) from None
+
+
+def flash_refused(desk: Desk, refused: Refused, codes: Mapping[str, str], default: str) -> None:
+    """A refusal as a flash message: its code put in the console's words (`_text.html`)."""
+    message = codes.get(refused.code, default)
+    desk.session.flash("error", message, reference=refused.reference, **refused.params)
 
 
 def safe_next(target: str | None) -> str:

@@ -20,6 +20,7 @@ from api.domain.citizens import normalise_phone
 from api.domain.errors import NotVisible, Refused
 from api.domain.requests import (
     ALLOWED_FROM,
+    BACK_TO,
     RequestRecord,
     RequestService,
     clean_reference,
@@ -34,9 +35,11 @@ from api.http.console.base import (
     DeskDep,
     FormDesk,
     all_services,
+    flash_refused,
     not_visible,
     one_line,
     parse_day,
+    perform,
     pick_post,
     section_router,
     visible_posts,
@@ -232,6 +235,7 @@ def request_detail(desk: DeskDep, reference: Annotated[str, Path(max_length=40)]
         emails=emails,
         statuses=REQUEST_STATUSES,
         next_statuses=next_statuses(record.status),
+        back_to=BACK_TO.get(record.status),
         tz=ZoneInfo(post.timezone),
     )
 
@@ -248,15 +252,31 @@ def change_request_status(
         desk.session.flash("error", "choose_status")
         return desk.redirect(f"/console/requests/{clean_reference(reference)}")
     try:
-        with staff_write(desk.engine, desk.staff, desk.now) as tx:
-            _, after = request_desk.move(tx, reference, status, reason)
-    except NotVisible as missing:
-        raise not_visible(desk, missing) from None
+        _, after = perform(desk, lambda tx: request_desk.move(tx, reference, status, reason))
     except Refused as refused:
-        if refused.code == "transition_refused":
-            desk.session.flash("error", "transition_refused", **refused.params)
-        else:
-            desk.session.flash("error", "rejection_reason_needed")
+        codes = {"transition_refused": "transition_refused"}
+        flash_refused(desk, refused, codes, "rejection_reason_needed")
         return desk.redirect(f"/console/requests/{clean_reference(reference)}")
     desk.session.flash("ok", "status_changed", reference=after.reference, status=status)
+    return desk.redirect(f"/console/requests/{after.reference}")
+
+
+@router.post("/requests/{reference}/step-back", response_model=None)
+def step_back(
+    desk: FormDesk,
+    reference: Annotated[str, Path(max_length=40)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """`POST /api/v1/requests/{reference}/step-back`, as a form: a correction with its reason."""
+    here = f"/console/requests/{clean_reference(reference)}"
+    try:
+        _, after = perform(
+            desk, lambda tx: request_desk.step_back(tx, reference, one_line(reason, 300))
+        )
+    except Refused as refused:
+        flash_refused(desk, refused, {"reason_needed": "correction_reason_needed"}, "no_step_back")
+        return desk.redirect(here)
+    desk.session.flash(
+        "ok", "request_stepped_back", reference=after.reference, status=after.status.value
+    )
     return desk.redirect(f"/console/requests/{after.reference}")

@@ -21,7 +21,7 @@ from api.domain.appointment_desk import (
     to_record,
 )
 from api.domain.closures import local_day_bounds
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import NotVisible
 from api.domain.staff import StaffPrincipal
 from api.http.staff.deps import (
     CurrentStaff,
@@ -31,9 +31,9 @@ from api.http.staff.deps import (
     PageDep,
     get_post,
     paginate,
+    perform,
     post_filter,
     post_table,
-    staff_write,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import ONE_LINE, Day, IdPath
@@ -143,13 +143,7 @@ def get_appointment(appointment_id: IdPath, staff: CurrentStaff, db: DbDep) -> A
 def _attendance(
     db: Engine, staff: StaffPrincipal, now: datetime, appointment_id: int, status: Attendance
 ) -> AppointmentPublic:
-    try:
-        with staff_write(db, staff, now) as tx:
-            _, after = domain.set_attendance(tx, appointment_id, status)
-    except NotVisible:
-        raise ProblemError(404, "no such appointment") from None
-    except Refused as refused:
-        raise ProblemError(409, refused.detail) from None
+    _, after = perform(db, staff, now, lambda tx: domain.set_attendance(tx, appointment_id, status))
     return to_public(after)
 
 
@@ -183,13 +177,33 @@ def no_show(
 def cancel(
     appointment_id: IdPath, body: CancelBody, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> AppointmentPublic:
-    try:
-        with staff_write(db, staff, now) as tx:
-            _, after = domain.cancel(tx, appointment_id, body.reason)
-    except NotVisible:
-        raise ProblemError(404, "no such appointment") from None
-    except Refused as refused:
-        raise ProblemError(
-            422 if refused.code == "reason_needed" else 409, refused.detail
-        ) from None
+    _, after = perform(
+        db,
+        staff,
+        now,
+        lambda tx: domain.cancel(tx, appointment_id, body.reason),
+        unprocessable={"reason_needed"},
+    )
+    return to_public(after)
+
+
+class UndoBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=300, pattern=ONE_LINE)
+
+
+@router.post(
+    "/appointments/{appointment_id}/undo-attendance",
+    summary="Undo a check-in or a no-show made by mistake (within the appointment's day)",
+    responses=responses(404, 409),
+)
+def undo_attendance(
+    appointment_id: IdPath, body: UndoBody, staff: CurrentStaff, db: DbDep, now: NowDep
+) -> AppointmentPublic:
+    _, after = perform(
+        db,
+        staff,
+        now,
+        lambda tx: domain.undo_attendance(tx, appointment_id, body.reason),
+        unprocessable={"reason_needed"},
+    )
     return to_public(after)

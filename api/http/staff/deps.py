@@ -13,7 +13,7 @@ may do at all (create a post, read the audit log, export or erase a citizen) is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from api.db import write
 from api.domain.audit import StaffWrite, staff_write
+from api.domain.errors import NotVisible, Refused
 from api.domain.staff import StaffPrincipal, post_filter, staff_for_token
 from api.domain.tables import table
 from api.http.staff.errors import ProblemError
@@ -164,3 +165,23 @@ def paginate(
     ).scalar_one()
     rows = list(conn.execute(query.limit(page.limit).offset(page.offset)))
     return rows, int(total)
+
+
+def perform(
+    db: Engine,
+    staff: StaffPrincipal,
+    now: datetime,
+    action: Callable[[StaffWrite], T],
+    *,
+    unprocessable: Collection[str] = (),
+) -> T:
+    """Run one use case in a staff write and put what it raises in the API's words:
+    NotVisible is a 404; Refused a 422 when its code is in `unprocessable`, else a 409."""
+    try:
+        with staff_write(db, staff, now) as tx:
+            return action(tx)
+    except NotVisible as missing:
+        raise ProblemError(404, str(missing)) from None
+    except Refused as refused:
+        status = 422 if refused.code in unprocessable else 409
+        raise ProblemError(status, refused.detail) from None

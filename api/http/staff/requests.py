@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from api.db import read
 from api.domain import request_desk as desk
 from api.domain.citizens import normalise_phone
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import NotVisible
 from api.domain.requests import (
     RequestRecord,
     RequestService,
@@ -31,8 +31,8 @@ from api.http.staff.deps import (
     PageDep,
     get_post,
     paginate,
+    perform,
     post_filter,
-    staff_write,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import ONE_LINE, PostCode, ReferencePath, ServiceCode
@@ -153,15 +153,15 @@ def get_visible(conn: Connection, staff: StaffPrincipal, reference: str) -> Requ
 def create_request(
     body: RequestCreate, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> RequestPublic:
-    try:
-        with staff_write(db, staff, now) as tx:
-            record = desk.lodge(
-                tx, body.post, body.service, body.phone, body.full_name, body.birth_date
-            )
-    except NotVisible as missing:
-        raise ProblemError(404, str(missing)) from None
-    except Refused as refused:
-        raise ProblemError(422, refused.detail) from None
+    record = perform(
+        db,
+        staff,
+        now,
+        lambda tx: desk.lodge(
+            tx, body.post, body.service, body.phone, body.full_name, body.birth_date
+        ),
+        unprocessable={"invalid"},
+    )
     return to_public(record)
 
 
@@ -219,15 +219,36 @@ def get_request(
 def change_status(
     reference: ReferencePath, body: StatusChange, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> RequestPublic:
-    try:
-        with staff_write(db, staff, now) as tx:
-            _, after = desk.move(tx, reference, body.status, body.reason)
-    except NotVisible:
-        raise ProblemError(404, "no such request") from None
-    except Refused as refused:
-        raise ProblemError(
-            409 if refused.code == "transition_refused" else 422, refused.detail
-        ) from None
+    _, after = perform(
+        db,
+        staff,
+        now,
+        lambda tx: desk.move(tx, reference, body.status, body.reason),
+        unprocessable={"reason_needed", "unknown_status"},
+    )
+    return to_public(after)
+
+
+class Correction(BaseModel):
+    reason: str = Field(min_length=1, max_length=300, pattern=ONE_LINE)
+
+
+@router.post(
+    "/requests/{reference}/step-back",
+    summary="Correct a mistake: one step back (ready → in_progress → received), with a reason",
+    description="The citizen is told only if they had been told the step it leaves.",
+    responses=responses(404, 409),
+)
+def step_back(
+    reference: ReferencePath, body: Correction, staff: CurrentStaff, db: DbDep, now: NowDep
+) -> RequestPublic:
+    _, after = perform(
+        db,
+        staff,
+        now,
+        lambda tx: desk.step_back(tx, reference, body.reason),
+        unprocessable={"reason_needed"},
+    )
     return to_public(after)
 
 
