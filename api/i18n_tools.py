@@ -522,6 +522,7 @@ _LONG_REASON = (
 
 def sample_values() -> dict[str, list[Any]]:
     """Realistic, long values for each parameter name; the longest rendering is kept."""
+    half = Msg("contacts.hours.clock_minutes", {"hour": 12, "minute": "30"})
     day = date(2026, 9, 30)  # a Wednesday in September: long names in most languages
     # Msg(), not msg(): these samples must not count as uses of the keys in messages.pot
     item = Msg(
@@ -554,6 +555,22 @@ def sample_values() -> dict[str, list[Any]]:
         "service": [Msg(f"service.{code}") for code in _SERVICES],
         "status": [Msg(f"status.{s}") for s in _STATUSES],
         "weekday": [Msg(f"weekday.{d}") for d in _WEEKDAYS],
+        "days": [
+            Msg("contacts.hours.days", {"first": Msg(f"weekday.{a}"), "last": Msg(f"weekday.{b}")})
+            for a in _WEEKDAYS
+            for b in _WEEKDAYS
+        ],
+        "times": [
+            Msg(
+                "contacts.hours.and",
+                {
+                    "first": Msg("contacts.hours.interval", {"opens": half, "closes": half}),
+                    "second": Msg("contacts.hours.interval", {"opens": half, "closes": half}),
+                },
+            )
+        ],
+        "hour": [23],
+        "minute": ["30"],
     }
 
 
@@ -610,7 +627,7 @@ def _replies(renderer: Renderer, lang: str) -> Iterator[tuple[str, list[Msg], li
     done = m("booking.confirmed", "reference", "service", "post", "address", "day", "time")
     yield "confirmed", [done, m("menu.main.question")], menu
     contacts = [m("contacts.details", "post", "address", "phone", "email")]
-    contacts += [m("contacts.hours", "weekday", "opens", "closes")] * 7
+    contacts += [m("contacts.hours.line", "days", "times")] * 4
     contacts += [m("contacts.timezone", "timezone"), m("menu.main.question")]
     yield "contacts", contacts, menu
     found = m("status.found", "reference", "service", "post", "status", "reason")

@@ -47,11 +47,19 @@ class AppointmentsFlow:
             upcoming = ctx.world.upcoming(ctx.who.citizen_id, ctx.now)
             if not upcoming:
                 return Home(say=(msg("appointments.none"),))
+            lines: list[Msg] = []
+            wanted = data.get("reference")
+            if wanted:  # "annuler RDV-ABC123": straight to that appointment
+                found = next((a for a in upcoming if a.reference == wanted), None)
+                if found is not None:
+                    return self._chosen(ctx, data, found.id)
+                lines.append(msg("appointments.reference_unknown", reference=wanted))
             options = tuple(
                 Option(str(a.id), _describe(a), (a.reference.lower(), a.reference[4:].lower()))
                 for a in upcoming
             )
-            return Ask((msg("appointments.list.question", count=len(upcoming)),), options)
+            lines.append(msg("appointments.list.question", count=len(upcoming)))
+            return Ask(tuple(lines), options)
         appointment = self._find(ctx, data)
         if appointment is None:
             return Goto("appointments", "list", say=(msg("appointments.gone"),))
@@ -67,7 +75,7 @@ class AppointmentsFlow:
         if step == "list":
             if answer.picked is None:
                 return _not_understood(answer)
-            return Goto("appointments", "actions", {"id": int(answer.picked)})
+            return self._chosen(ctx, data, int(answer.picked))
         if step == "actions":
             return self._on_action(ctx, data, answer)
         agreed = {"yes": True, "no": False}.get(answer.picked or "")
@@ -82,25 +90,37 @@ class AppointmentsFlow:
             return Home(say=(msg("appointments.cancelled", item=_describe(appointment)),))
         return Home(say=(msg("appointments.gone"),))
 
+    def _chosen(self, ctx: Context, data: dict[str, Any], appointment_id: int) -> Outcome:
+        """An appointment chosen: its actions, or straight the one a sentence asked for."""
+        then = data.get("then")
+        if then == "cancel":
+            return Goto("appointments", "cancel", {"id": appointment_id})
+        if then == "reschedule":
+            return self._reschedule(ctx, {"id": appointment_id})
+        return Goto("appointments", "actions", {"id": appointment_id})
+
+    def _reschedule(self, ctx: Context, data: dict[str, Any]) -> Outcome:
+        appointment = self._find(ctx, data)
+        if appointment is None:
+            return Goto("appointments", "list", say=(msg("appointments.gone"),))
+        return Goto(
+            "booking",
+            "day",
+            {
+                "post": appointment.post.code,
+                "service": appointment.service_code,
+                "name": appointment.full_name,
+                "reschedule": appointment.id,
+            },
+        )
+
     def _on_action(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         if answer.picked == "back":
             return Goto("appointments", "list")
         if answer.picked == "cancel":
             return Goto("appointments", "cancel", data)
         if answer.picked == "reschedule":
-            appointment = self._find(ctx, data)
-            if appointment is None:
-                return Goto("appointments", "list", say=(msg("appointments.gone"),))
-            return Goto(
-                "booking",
-                "day",
-                {
-                    "post": appointment.post.code,
-                    "service": appointment.service_code,
-                    "name": appointment.full_name,
-                    "reschedule": appointment.id,
-                },
-            )
+            return self._reschedule(ctx, data)
         return _not_understood(answer)
 
     def help(self, step: str) -> Msg:

@@ -2,6 +2,12 @@
 
 The same steps reschedule an appointment: with `reschedule` in the data, post, service and
 name are known, and the confirmation moves the appointment instead of booking a new one.
+
+What a sentence already said fills the data before a step is asked ("passeport à Abidjan
+demain": `post`, `service`, `want_day`): each question whose answer is known, and valid, is
+skipped; a wish that cannot be met (a day that is full) is said, and the question asked.
+With `understood` in the data, the questions restate what is known ("Passeport à Abidjan :
+quel jour ?").
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from flows.choices import (
     yes_no_options,
 )
 from flows.engine import Answer, Ask, Context, Goto, Home, Outcome, Stay
+from flows.menu import read
 from flows.messages import Msg, Option, msg, raw
-from flows.understanding import parse_date, parse_time, yes_no
+from flows.understanding import Understood, parse_date, parse_time, yes_no
 from flows.world import BookingOutcome, SlotOption
 
+# the slot of the data that each step's own answer fills
+OWN_SLOT = {"post": "post", "service": "service", "day": "want_day", "time": "want_time"}
 DAYS_SHOWN = 6
 TIMES_SHOWN = 12
 ALTERNATIVES = 4
@@ -54,18 +63,37 @@ class BookingFlow:
         posts = sorted_posts(ctx)
         if not posts:
             return Home(say=(msg("booking.no_posts"),))
+        known = data.get("post")
+        if known and any(p.code == known for p in posts):
+            return Goto("booking", "service", data)
+        rest = {k: v for k, v in data.items() if k != "post"}
+        if rest.get("service"):
+            question = msg("booking.post.question_for", service=service_name(rest["service"]))
+            return Ask((question,), post_options(posts))
         return Ask((msg("booking.post.question"),), post_options(posts))
 
     def _ask_service(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
         offers = ctx.world.services(data["post"])
         if not offers:
             return Goto("booking", "post", say=(msg("booking.no_services"),))
+        codes = [offer.code for offer in offers]
+        if data.get("service") in codes:
+            return Goto("booking", "day", data)
         post = ctx.world.post(data["post"])
         where = raw(post.name if post else data["post"])
-        codes = [offer.code for offer in offers]
         return Ask((msg("booking.service.question", post=where),), service_options(codes))
 
     def _ask_day(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        lines: list[Msg] = []
+        if data.get("want_day"):  # a day the sentence named: take it if it is open
+            want = date.fromisoformat(data["want_day"])
+            data = {k: v for k, v in data.items() if k != "want_day"}
+            if ctx.world.open_times(data["post"], data["service"], want, ctx.now):
+                return Goto("booking", "time", {**data, "day": want.isoformat()})
+            nearby = self._days_near(ctx, data, want)
+            if nearby:
+                data["days"] = [d.isoformat() for d in nearby]
+                lines.append(msg("booking.day_unavailable", day=want))
         days = [date.fromisoformat(d) for d in data.get("days") or ()]
         if not days:
             days = ctx.world.open_days(data["post"], data["service"], ctx.now, DAYS_SHOWN)
@@ -74,8 +102,11 @@ class BookingFlow:
                 return Home(say=(msg("booking.no_days"),))
             return Goto("booking", "service", {"post": data["post"]}, say=(msg("booking.no_days"),))
         options = tuple(Option(d.isoformat(), day_label(d)) for d in days)
-        question = msg("booking.day.question", service=service_name(data["service"]))
-        return Ask((question,), options)
+        if data.get("understood"):
+            question = msg("booking.day.question_at", **self._known(ctx, data))
+        else:
+            question = msg("booking.day.question", service=service_name(data["service"]))
+        return Ask((*lines, question), options)
 
     def _ask_time(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
         day = date.fromisoformat(data["day"])
@@ -83,6 +114,15 @@ class BookingFlow:
         if not slots:
             rest = {k: v for k, v in data.items() if k not in {"day", "days", "times"}}
             return Goto("booking", "day", rest, say=(msg("booking.day_full", day=day),))
+        lines: list[Msg] = []
+        if data.get("want_time"):  # a time the sentence named: take it if it is free
+            want = time.fromisoformat(data["want_time"])
+            data = {k: v for k, v in data.items() if k != "want_time"}
+            exact = [s for s in slots if s.local.time() == want]
+            if exact:
+                return self._after_time(data, exact[0].starts_at.isoformat())
+            data["times"] = [s.starts_at.isoformat() for s in self._nearest(slots, want)]
+            lines.append(msg("booking.time_unavailable", time=want))
         wanted = data.get("times")
         if wanted:
             slots = [s for s in slots if s.starts_at.isoformat() in wanted] or slots
@@ -90,7 +130,11 @@ class BookingFlow:
             Option(s.starts_at.isoformat(), msg("common.time", time=s.local.time()))
             for s in slots[:TIMES_SHOWN]
         )
-        return Ask((msg("booking.time.question", day=day),), options)
+        if data.get("understood"):
+            question = msg("booking.time.question_at", day=day, **self._known(ctx, data))
+        else:
+            question = msg("booking.time.question", day=day)
+        return Ask((*lines, question), options)
 
     def _ask_name(self, ctx: Context, data: dict[str, Any]) -> Ask:
         return Ask((msg("booking.name.question"),))
@@ -117,7 +161,28 @@ class BookingFlow:
         handler = getattr(self, f"_on_{step}", None)
         if handler is None:
             return Home()
+        if step in OWN_SLOT and answer.number is None:
+            merged = self._sentence(step, ctx, data, answer)
+            if merged is not None:
+                return merged
         return handler(ctx, data, answer)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _sentence(step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome | None:
+        """A sentence that says more than this step asks ("demain à 9h" at the day): all of
+        it goes into the data, and the steps it answers are skipped."""
+        said: Understood = read(ctx, answer)
+        slots = said.slots
+        if data.get("reschedule"):  # moving an appointment keeps its post and service
+            slots = {k: v for k, v in slots.items() if k not in {"post", "service"}}
+        if not set(slots) - {OWN_SLOT[step]}:
+            return None
+        keep = {k: v for k, v in data.items() if k not in {"days", "times"}}
+        if "post" in slots and slots["post"] != keep.get("post"):
+            keep = {k: v for k, v in keep.items() if k not in {"day", "time"}}
+        if "want_day" in slots:
+            keep = {k: v for k, v in keep.items() if k not in {"day", "time"}}
+        return Goto("booking", "post", {**keep, **slots, "understood": True})
 
     @staticmethod
     def _not_understood(answer: Answer, count: int) -> Stay:
@@ -193,6 +258,9 @@ class BookingFlow:
             or any(ch.isdigit() for ch in name)
         ):
             return Stay(say=(msg("booking.name.invalid"),))
+        said = read(ctx, answer)
+        if said.intent or said.request or said.booking:  # "je veux annuler" is no name
+            return Stay(say=(msg("booking.name.invalid"),))
         return Goto("booking", "confirm", {**data, "name": name})
 
     def _on_confirm(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
@@ -248,6 +316,15 @@ class BookingFlow:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _known(ctx: Context, data: dict[str, Any]) -> dict[str, Msg]:
+        """What a sentence said, restated in the question: "Passeport à Abidjan : quel jour ?"."""
+        post = ctx.world.post(data["post"])
+        return {
+            "service": service_name(data["service"]),
+            "post": raw(post.city if post else data["post"]),
+        }
 
     @staticmethod
     def _slots(ctx: Context, data: dict[str, Any], day: date) -> list[SlotOption]:

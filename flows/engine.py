@@ -17,12 +17,46 @@ from flows.lexicon import Lexicon, Lexicons
 from flows.messages import Msg, Option, Reply, msg
 from flows.state import Conversation, StoredOption
 from flows.text import clean, expand, fold
-from flows.understanding import detect_language, is_one_of, match_option, number
+from flows.understanding import (
+    detect_language,
+    is_one_of,
+    match_option,
+    named_language,
+    number,
+    politeness,
+    understand,
+)
 from flows.world import World
 
 LANGUAGES = ("fr", "mos", "dyu", "ff", "en")  # the language menu, in this order everywhere
 IDLE_TIMEOUT = timedelta(minutes=30)
-MAX_REDIRECTS = 6
+MAX_REDIRECTS = 8
+# What a step says when it did not understand its answer: the engine then tries the message
+# as a sentence at the main menu ("je veux suivre ma demande" in the middle of a booking).
+CONFUSED = frozenset(
+    {
+        "common.not_understood",
+        "booking.name.invalid",
+        "status.reference.invalid",
+        "status.birth_date.invalid",
+    }
+)
+UNREAD: dict[str, Msg] = {
+    "common.cannot_read": msg("common.cannot_read"),
+    "common.not_understood": msg("common.not_understood"),
+}
+# the same, at a step without choices: no number is asked for, the step's help follows
+UNREAD_TEXT: dict[str, Msg] = {
+    "common.cannot_read": msg("common.cannot_read.text"),
+    "common.not_understood": msg("common.not_understood.text"),
+}
+GREETED: dict[str, Msg] = {
+    "any": msg("common.greeted"),
+    "morning": msg("common.greeted.morning"),
+    "midday": msg("common.greeted.midday"),
+    "evening": msg("common.greeted.evening"),
+    "night": msg("common.greeted.night"),
+}
 
 
 class Kind(StrEnum):
@@ -153,6 +187,21 @@ class Turn:
         return self.state.lang or "fr"
 
 
+def folded_message(text: str, ctx: Context) -> str:
+    """A message as the steps compare it: folded, SMS spellings of the chain expanded."""
+    shortcuts: dict[str, str] = {}
+    for lex in reversed(ctx.chain):
+        shortcuts.update(lex.shortcuts)
+    return expand(fold(text), shortcuts)
+
+
+def first_sentence(menu: Flow, text: str, ctx: Context) -> Goto | None:
+    """Where a sentence leads from the main menu when it asks for something, else None."""
+    answer = Answer(text=text, folded=folded_message(text, ctx), number=None, picked=None)
+    outcome = menu.answer("main", ctx, {}, answer)
+    return outcome if isinstance(outcome, Goto) else None
+
+
 class Engine:
     def __init__(self, flows: list[Flow]) -> None:
         self.flows = {flow.name: flow for flow in flows}
@@ -171,14 +220,11 @@ class Engine:
         if incoming.kind is Kind.contact:
             return self._go(state, ctx, Stay(say=(msg("common.contact_linked"),)))
         if incoming.kind is not Kind.text:
-            return self._go(state, ctx, Stay(say=(msg("common.cannot_read"),)))
+            return self._go(state, ctx, self._unread(state, "common.cannot_read"))
         text = clean(incoming.text)
-        shortcuts: dict[str, str] = {}
-        for lex in reversed(ctx.chain):
-            shortcuts.update(lex.shortcuts)
-        folded = expand(fold(text), shortcuts)
+        folded = folded_message(text, ctx)
         if not folded:
-            return self._go(state, ctx, Stay(say=(msg("common.not_understood"),)))
+            return self._go(state, ctx, self._unread(state, "common.not_understood"))
         if state.lang is None and state.flow == "language":
             detected = self._detect(text, ctx)
             if detected and detected != "fr":  # still choosing: a greeting in Mooré picks it
@@ -190,7 +236,32 @@ class Engine:
         flow = self.flows.get(state.flow)
         if flow is None:
             return self._go(state, ctx, Home())
-        return self._go(state, ctx, flow.answer(state.step, ctx, dict(state.data), answer))
+        outcome = flow.answer(state.step, ctx, dict(state.data), answer)
+        if (
+            isinstance(outcome, Stay)
+            and outcome.say
+            and outcome.say[0].key in CONFUSED
+            and state.flow != "menu"
+        ):
+            # not this step's answer: maybe a sentence that asks for something else, by an
+            # intent or a reference ("je veux suivre ma demande", "RDV-ABC123"); a bare date
+            # or city is not enough to leave the step
+            said = understand(answer.text, folded, ctx.chain, ctx.now.date())
+            if said.intent or said.request or said.booking:
+                elsewhere = self.flows["menu"].answer("main", ctx, {}, answer)
+                if not isinstance(elsewhere, Stay):
+                    # a sentence typed at the language menu is in French: that is the choice
+                    outcome = replace(elsewhere, lang=elsewhere.lang or state.lang or ctx.lang)
+        return self._go(state, ctx, outcome)
+
+    def _unread(self, state: Conversation, key: str) -> Stay:
+        """Not understood, or not text: with choices on screen, the number works; without,
+        the step's help says what it expects (a name, a reference, a date of birth)."""
+        if state.options:
+            return Stay(say=(UNREAD[key],))
+        flow = self.flows.get(state.flow)
+        hint = flow.help(state.step) if flow else msg("menu.main.help")
+        return Stay(say=(UNREAD_TEXT[key], hint))
 
     def _first_contact(self, incoming: Incoming, ctx: Context) -> Turn:
         if ctx.who.lang:  # known from another channel, or the state was lost
@@ -198,12 +269,28 @@ class Engine:
             return self._go(
                 Conversation(lang=ctx.lang), ctx, Home(say=(msg("common.welcome_back"),))
             )
-        detected = self._detect(incoming.text, ctx) if incoming.kind is Kind.text else None
+        text = clean(incoming.text) if incoming.kind is Kind.text else ""
+        lexicons = [ctx.lexicons.by_lang[code] for code in ctx.lexicons.languages]
+        named = named_language(folded_message(text, ctx), lexicons)  # "dioula", "english"
+        if named:
+            return self._go(Conversation(), ctx, Home(say=(msg("common.welcome"),), lang=named))
+        detected = self._detect(text, ctx) if text else None
         if detected and detected != "fr":
-            return self._go(Conversation(), ctx, Home(say=(msg("common.welcome"),), lang=detected))
+            welcome = (msg("common.welcome"),)
+            routed = self._first_sentence(text, replace(ctx, lang=detected))
+            if routed is not None:  # "I want to book a passport appointment in New York"
+                routed = replace(routed, say=welcome + routed.say, lang=detected)
+                return self._go(Conversation(), ctx, routed)
+            return self._go(Conversation(), ctx, Home(say=welcome, lang=detected))
         ctx = replace(ctx, lang="fr")
-        start = Goto("language", "choose", {"first": True}, say=(msg("common.welcome"),))
+        data: dict[str, Any] = {"first": True}
+        if text and self._first_sentence(text, ctx) is not None:
+            data["pending"] = text  # "je veux un passeport à Abidjan": done once French is chosen
+        start = Goto("language", "choose", data, say=(msg("common.welcome"),))
         return self._go(Conversation(lang=None), ctx, start)
+
+    def _first_sentence(self, text: str, ctx: Context) -> Goto | None:
+        return first_sentence(self.flows["menu"], text, ctx)
 
     @staticmethod
     def _detect(text: str, ctx: Context) -> str | None:
@@ -232,9 +319,15 @@ class Engine:
             ctx.world.set_opted_out(ctx.who.citizen_id, False)
             return Stay(say=(msg("common.resumed"),))
         if state.flow != "language":
-            for code, lex in ctx.lexicons.by_lang.items():
-                if folded == fold(lex.name) and code != ctx.lang:
-                    return Stay(say=(msg("language.set"),), lang=code)
+            lexicons = [ctx.lexicons.by_lang[code] for code in ctx.lexicons.languages]
+            code = named_language(folded, lexicons)
+            if code is not None and code != ctx.lang:
+                return Stay(say=(msg("language.set"),), lang=code)
+        greeting, _thanks, only_polite = politeness(folded, chain)
+        if only_polite:  # "bonjour", "merci beaucoup": answered, and the step again
+            if greeting is not None:
+                return Stay(say=(GREETED.get(greeting, GREETED["any"]),))
+            return Stay(say=(msg("common.thanked"),))
         return None
 
     @staticmethod

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from flows.engine import Answer, Ask, Context, Home, Outcome, Stay
+from flows.engine import Answer, Ask, Context, Home, Outcome, Stay, first_sentence
+from flows.menu import MenuFlow
 from flows.messages import Msg, Option, msg, raw
 from flows.text import fold
 
@@ -21,7 +23,12 @@ class LanguageFlow:
 
     def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         if answer.picked in ctx.lexicons.by_lang:
-            return Home(say=(msg("language.set"),), lang=answer.picked)
+            chosen = str(answer.picked)
+            if data.get("pending"):  # the first message asked for something: do it now
+                routed = first_sentence(MenuFlow(), str(data["pending"]), replace(ctx, lang=chosen))
+                if routed is not None:
+                    return replace(routed, say=(msg("language.set"), *routed.say), lang=chosen)
+            return Home(say=(msg("language.set"),), lang=chosen)
         if answer.number is not None:
             count = len(ctx.lexicons.languages)
             return Stay(say=(msg("common.not_an_option", count=count),))

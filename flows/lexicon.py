@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from flows.text import fold
+from flows.text import expand, fold
 
 REQUIRED = (
     "language",
@@ -34,15 +35,50 @@ REQUIRED = (
     "intents",
     "services",
 )
-INTENTS = ("book", "track", "my_appointments", "info", "contacts", "language")
+# The main menu's six doors, then what a sentence may ask beyond them (cancel, reschedule,
+# talk to a person): flows.intents decides where each one leads.
+INTENTS = (
+    "book",
+    "track",
+    "my_appointments",
+    "info",
+    "contacts",
+    "language",
+    "cancel",
+    "reschedule",
+    "human",
+)
+# Times of day a greeting may belong to ("any" for "bonjour", "salut", "i ni ce"…)
+PERIODS = ("any", "morning", "midday", "evening", "night")
+# What a message naming only a service (and maybe a post or a day) asks for: each lexicon
+# states it as `bare_service`.
+BARE_SERVICE = ("book", "info")
 
 
 class LexiconError(ValueError):
     pass
 
 
-def _words(values: Iterable[Any]) -> frozenset[str]:
-    return frozenset(w for w in (fold(str(v)) for v in values if v is not None) if w)
+def _words(values: Iterable[Any], shortcuts: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Folded words; with `shortcuts`, also as the engine expands a message ("prendre rdv" is
+    compared as "prendre rendez vous" too, since "rdv" in the message is expanded)."""
+    folded = {w for w in (fold(str(v)) for v in values if v is not None) if w}
+    if shortcuts:
+        folded |= {expand(w, shortcuts) for w in folded}
+    return frozenset(folded)
+
+
+def _greeting_periods(raw: Any, language: str, shortcuts: Mapping[str, str]) -> dict[str, str]:
+    """Greetings as a list (all "any") or a mapping period → list, folded → period."""
+    table = dict(raw) if isinstance(raw, Mapping) else {"any": raw}
+    unknown = set(table) - set(PERIODS)
+    if unknown:
+        raise LexiconError(f"lexicon {language}: greeting periods are {PERIODS}, not {unknown}")
+    return {
+        word: str(period)
+        for period, words in table.items()
+        for word in _words(words or (), shortcuts)
+    }
 
 
 @dataclass(frozen=True)
@@ -68,7 +104,32 @@ class Lexicon:
     months: Mapping[str, int]  # folded word → 1..12
     intents: Mapping[str, frozenset[str]]
     services: Mapping[str, frozenset[str]]
+    # folded greeting → its time of day (PERIODS); `greetings` holds them all
+    greeting_periods: Mapping[str, str] = field(default_factory=dict)
+    thanks: frozenset[str] = frozenset()
+    # words that may come with a greeting or thanks and ask nothing ("monsieur", "beaucoup")
+    polite: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()  # the language's own name, as people spell it
+    bare_service: str = "book"
+    places: Mapping[str, frozenset[str]] = field(default_factory=dict)  # city → other names
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def polite_heads(self) -> frozenset[str]:
+        """The first words of greetings, thanks and polite phrases: a message without any of
+        them is no politeness, and is not compared phrase by phrase (every turn asks)."""
+        phrases = (*self.greeting_periods, *self.thanks, *self.polite)
+        return frozenset(phrase.split()[0] for phrase in phrases)
+
+    @cached_property
+    def name_words(self) -> frozenset[str]:
+        """Every word of the language's names ("dioula", "kan"): a message without one does
+        not name it."""
+        return frozenset(word for name in self.names for word in name.split())
+
+    @cached_property
+    def polite_longest_first(self) -> tuple[str, ...]:
+        return tuple(sorted(self.polite | self.thanks, key=len, reverse=True))
 
     def words(self, category: str, name: str) -> frozenset[str]:
         """The words of a category ("services", "intents") that name one thing."""
@@ -84,6 +145,11 @@ class Lexicon:
         months = list(raw["months"])
         if len(weekdays) != 7 or len(months) != 12:
             raise LexiconError(f"lexicon {raw['language']}: needs 7 weekdays and 12 months")
+        shortcuts = {fold(str(k)): fold(str(v)) for k, v in dict(raw["shortcuts"]).items()}
+        periods = _greeting_periods(raw["greetings"], str(raw["language"]), shortcuts)
+        bare = str(raw.get("bare_service") or "book")
+        if bare not in BARE_SERVICE:
+            raise LexiconError(f"lexicon {raw['language']}: bare_service is one of {BARE_SERVICE}")
         numbers: dict[str, int] = {}
         for number, words in dict(raw["numbers"]).items():
             for word in _words(words):
@@ -92,9 +158,10 @@ class Lexicon:
             language=str(raw["language"]),
             name=str(raw["name"]),
             review=str(raw["review"]),
-            greetings=_words(raw["greetings"]),
+            greetings=frozenset(periods),
+            greeting_periods=periods,
             markers=_words(raw["markers"]),
-            shortcuts={fold(str(k)): fold(str(v)) for k, v in dict(raw["shortcuts"]).items()},
+            shortcuts=shortcuts,
             yes=_words(raw["yes"]),
             no=_words(raw["no"]),
             menu=_words(raw["menu"]),
@@ -108,8 +175,15 @@ class Lexicon:
             next=_words(raw["next"]),
             weekdays={w: i for i, names in enumerate(weekdays) for w in _words(names)},
             months={w: i + 1 for i, names in enumerate(months) for w in _words(names)},
-            intents={k: _words(dict(raw["intents"]).get(k) or ()) for k in INTENTS},
-            services={str(k): _words(v or ()) for k, v in dict(raw["services"]).items()},
+            intents={k: _words(dict(raw["intents"]).get(k) or (), shortcuts) for k in INTENTS},
+            services={str(k): _words(v or (), shortcuts) for k, v in dict(raw["services"]).items()},
+            thanks=_words(raw.get("thanks") or (), shortcuts),
+            polite=_words(raw.get("polite") or (), shortcuts),
+            names=_words([raw["name"], *(raw.get("names") or ())]),
+            bare_service=bare,
+            places={
+                fold(str(k)): _words(v or ()) for k, v in dict(raw.get("places") or {}).items()
+            },
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from flows.choices import service_name
 from flows.engine import Answer, Ask, Context, Goto, Home, Outcome, Stay
 from flows.messages import Msg, msg, raw
+from flows.understanding import request_reference
 from flows.world import LookupOutcome, LookupResult
 
 REFERENCE = re.compile(r"^([A-Z]{3})[\s\-_/.]*(\d{4})[\s\-_/.]*(\d{1,6})$")
@@ -96,17 +97,25 @@ def _minutes_left(result: LookupResult, ctx: Context) -> int:
 class StatusFlow:
     name = "status"
 
-    def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask:
+    def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
         if step == "birth_date":
             return Ask((msg("status.birth_date.question"),))
+        if data.get("given"):  # the reference came in a sentence: look it up at once
+            outcome = self._look_up(ctx, str(data["given"]))
+            if isinstance(outcome, Stay):  # a wrong one: said, and the question asked
+                return Goto("status", "reference", say=outcome.say)
+            return outcome
         return Ask((msg("status.reference.question"),))
 
     def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         if step == "birth_date":
             return self._on_birth_date(ctx, data, answer)
-        reference = normalise_reference(answer.text)
+        reference = normalise_reference(answer.text) or request_reference(answer.text)
         if reference is None:
             return Stay(say=(msg("status.reference.invalid"),))
+        return self._look_up(ctx, reference)
+
+    def _look_up(self, ctx: Context, reference: str) -> Outcome:
         result = ctx.world.lookup(
             reference, None, _verified(ctx), ctx.now, sender=ctx.who.citizen_id
         )

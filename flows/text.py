@@ -37,6 +37,7 @@ _SPECIAL = str.maketrans(
     }
 )
 _NON_WORD = re.compile(r"[^a-z0-9?]+")
+_QUESTION = re.compile(r"\?+")  # "pret?" → "pret ?": the word is a word, the "?" a "?"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 
@@ -56,7 +57,7 @@ def fold(text: str) -> str:
     text = text[:MAX_INPUT].translate(_SPECIAL)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    return " ".join(_NON_WORD.sub(" ", text).split())
+    return " ".join(_QUESTION.sub(" ? ", _NON_WORD.sub(" ", text)).split())
 
 
 def expand(folded: str, shortcuts: Mapping[str, str]) -> str:

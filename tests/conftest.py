@@ -171,3 +171,18 @@ def app_factory(monkeypatch: pytest.MonkeyPatch) -> Any:
                 yield client, Fakes(telegram=telegram, twilio=twilio)
 
     return factory
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The accuracy of understanding per language (tests/test_first_messages.py)."""
+    lines = [
+        str(value)
+        for key in ("passed", "failed")
+        for report in terminalreporter.stats.get(key, [])
+        for name, value in getattr(report, "user_properties", ())
+        if name == "understanding_accuracy" and getattr(report, "when", "") == "call"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "understanding accuracy")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

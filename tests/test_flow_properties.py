@@ -250,6 +250,15 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
     ("expired", None, "+2250701000001", then(says("1"), idle(31), says("1"))),
     ("contact shared", None, "+2250701000001", send(Kind.contact)),
     ("menu errors", None, "+2250701000001", says("9", "blabla")),
+    # whole sentences, greetings and thanks (issue 14)
+    ("sentence service", None, "+2250701000001", says("passeport")),
+    ("sentence post", None, "+2250701000001", says("passeport a abidjan")),
+    ("sentence day", None, "+2250701000001", says("passeport a abidjan demain")),
+    ("sentence time", None, "+2250701000001", says("passeport a abidjan demain a 7h")),
+    ("sentence human", None, "+2250701000001", says("je veux parler a un agent")),
+    ("sentence unknown rdv", book_for, "+2250701000001", says("annuler RDV-XYZ234")),
+    ("politeness", None, "+2250701000001",
+     says("bonjour", "bonsoir", "good morning", "good afternoon", "bonne nuit", "merci")),
 ]  # fmt: skip
 
 # Keys that no conversation with MemoryWorld reaches (an empty network, weekend hours, a failed
@@ -260,6 +269,9 @@ UNREACHED = (
     msg("weekday.saturday"),
     msg("weekday.sunday"),
     msg("common.error"),
+    msg("contacts.hours.clock_minutes", hour=8, minute="30"),
+    msg("contacts.hours.list", first=msg("weekday.monday"), second=msg("weekday.wednesday")),
+    msg("contacts.hours.days", first=msg("weekday.tuesday"), last=msg("weekday.thursday")),
 )
 
 

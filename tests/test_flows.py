@@ -7,12 +7,14 @@ says otherwise; `MemoryWorld` holds the consular network (two seats per 30-minut
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
 
-from flows.engine import Kind
+from flows.engine import Answer, Kind
+from flows.menu import read
+from flows.text import fold
 from flows.world import LookupOutcome
 from tests.support.dialog import (
     BIRTH_DATE,
@@ -25,6 +27,7 @@ from tests.support.dialog import (
     at_menu,
     book_for,
     reach,
+    renderer,
 )
 from tests.support.memory_world import MemoryWorld
 
@@ -82,7 +85,7 @@ def test_first_contact_in_french_or_no_language_gets_the_language_menu(
     ("first", "lang"),
     [
         ("Hello", "en"),
-        ("Good morning, I need a passport", "en"),
+        ("Good morning", "en"),
         ("Ne y yibeoogo", "mos"),
         ("ney yibeogo", "mos"),
     ],
@@ -187,7 +190,8 @@ def test_typing_a_language_name_mid_booking_keeps_the_progress(
         ("suivi de mon dossier", "status.reference"),
         ("2", "status.reference"),
         ("documents", "info.service"),
-        ("quels papiers pour le passeport", "info.service"),
+        ("quels papiers pour le passeport", "info.details"),
+        ("quels papiers", "info.service"),
         ("horaires", "contacts.post"),
         ("langue", "language.choose"),
         ("6", "language.choose"),
@@ -452,7 +456,7 @@ def test_an_invalid_name_is_asked_again(world: MemoryWorld, name: str) -> None:
     before = dialog.state
     dialog.say(name)
     assert dialog.keys[-1] == "booking.name.question"
-    assert dialog.keys[0] in {"booking.name.invalid", "common.not_understood"}
+    assert dialog.keys[0] in {"booking.name.invalid", "common.not_understood.text"}
     assert dialog.state == before
 
 
@@ -634,13 +638,25 @@ def at_reference(world: MemoryWorld, **options: Any) -> Dialog:
     return dialog
 
 
-@pytest.mark.parametrize("text", ["abc", "123", "RDV-ABC123", "ABJ-26-1", "🙂"])
+@pytest.mark.parametrize("text", ["abc", "123", "ABJ-26-1", "🙂"])
 def test_an_invalid_reference_is_asked_again(world: MemoryWorld, text: str) -> None:
     dialog = at_reference(world)
     dialog.say(text)
     assert dialog.keys[-1] == "status.reference.question"
-    assert dialog.keys[0] in {"status.reference.invalid", "common.not_understood"}
+    assert dialog.keys[0] in {
+        "status.reference.invalid",
+        "common.not_understood",
+        "common.not_understood.text",
+    }
     assert dialog.step == "status.reference"
+
+
+def test_a_booking_reference_at_the_request_step_means_the_appointment(
+    world: MemoryWorld,
+) -> None:
+    dialog = at_reference(world)
+    dialog.say("RDV-ABC123")
+    assert dialog.keys == ["appointments.none", "menu.main.question"]
 
 
 @pytest.mark.parametrize("text", [REQUEST, "abj 2026 123", "ABJ/2026/000123", "abj-2026-123"])
@@ -766,19 +782,15 @@ def test_contacts_and_opening_hours(world: MemoryWorld) -> None:
     assert dialog.keys == ["contacts.post.question"]
     assert dialog.values == ["ABJ", "BKE", "PAR", "NYC"]
     dialog.say("abidjn")
+    # one line per distinct pattern: "lundi–vendredi 8 h–12 h et 13 h–15 h"
     assert dialog.keys == [
         "contacts.details",
-        *["contacts.hours"] * 10,
+        "contacts.hours.line",
         "contacts.timezone",
         "menu.main.question",
     ]
-    hours = [line.params for line in dialog.lines if line.key == "contacts.hours"]
-    assert (hours[0]["weekday"].key, hours[0]["opens"], hours[0]["closes"]) == (
-        "weekday.monday",
-        time(8),
-        time(12),
-    )
-    assert hours[-1]["weekday"].key == "weekday.friday"
+    text = renderer().render(dialog.line("contacts.hours.line"), "fr")
+    assert text == "lundi–vendredi 8 h–12 h et 13 h–15 h"
 
 
 def test_contacts_reject_other_numbers(world: MemoryWorld) -> None:
@@ -844,10 +856,16 @@ def test_what_the_bot_cannot_read_gets_a_kind_answer_and_the_same_step(
     dialog = reach(step, world)
     before = dialog.state
     dialog.send(kind)
-    assert dialog.keys == ["common.cannot_read", *step.asks]
+    if before[0:2] in FREE_TEXT_STEPS:  # no choices: no number asked, the step's hint instead
+        assert dialog.keys[0] == "common.cannot_read.text"
+        assert dialog.keys[1].endswith(".help")
+        assert dialog.keys[2:] == step.asks
+    else:
+        assert dialog.keys == ["common.cannot_read", *step.asks]
     assert dialog.state == before
 
 
+FREE_TEXT_STEPS = {("booking", "name"), ("status", "reference"), ("status", "birth_date")}
 NOISE = ["", "   ", "🙂🙂🙂", "\x00\x07\x1b[31m", "\u200b\u200f", "zq " * 1700, "😀" * 5000]
 
 
@@ -913,3 +931,210 @@ def test_the_state_is_kept_as_json(world: MemoryWorld) -> None:
     assert dialog.stored["flow"] == "booking"
     assert dialog.stored["updated_at"] == NOW.isoformat()
     assert dialog.conversation == dialog.last.state
+
+
+# -- whole sentences, greetings and thanks (issue 14) -------------------------------------------
+
+
+def test_a_sentence_at_the_menu_fills_the_booking_and_restates_it(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("Je veux un passeport à Abidjan demain")
+    assert dialog.keys == ["booking.time.question_at"]
+    assert dialog.state[:2] == ("booking", "time")
+    assert dialog.data["post"] == "ABJ"
+    assert dialog.data["service"] == "passport"
+    assert dialog.data["day"] == "2026-12-02"
+
+
+def test_what_is_missing_is_asked_with_what_is_understood(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("passeport a abidjan")
+    assert dialog.keys == ["booking.day.question_at"]
+    text = renderer().render(dialog.line("booking.day.question_at"), "fr")
+    assert text == "Passeport à Abidjan : quel jour ?"
+
+
+def test_a_bare_service_books_it_by_the_lexicons_rule(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("passport")
+    assert dialog.keys == ["booking.post.question_for"]
+    assert dialog.state == ("booking", "post", {"service": "passport", "understood": True})
+    dialog.say("abidjan")
+    assert dialog.step == "booking.day"
+
+
+def test_a_sentence_with_a_free_time_goes_straight_to_the_name(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("rdv cnib abidjan demain a 9h")
+    assert dialog.step == "booking.name"
+    assert dialog.data["time"] == "2026-12-02T09:00:00+00:00"
+
+
+def test_a_time_that_is_not_free_offers_the_nearest(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("passeport abidjan demain 7h")
+    assert dialog.keys == ["booking.time_unavailable", "booking.time.question_at"]
+
+
+def test_a_sentence_at_a_booking_step_fills_the_rest(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("abidjan passeport demain")
+    assert dialog.step == "booking.time"
+    assert (dialog.data["post"], dialog.data["service"]) == ("ABJ", "passport")
+
+
+def test_a_request_reference_at_the_menu_is_looked_up(world: MemoryWorld) -> None:
+    world.add_request(REQUEST, birth_date=BIRTH_DATE)
+    dialog = at_menu(world)
+    dialog.say("ou en est mon dossier abj 2026 123")
+    assert dialog.state == ("status", "birth_date", {"reference": REQUEST})
+
+
+def test_cancel_with_a_booking_reference_goes_to_that_appointment(world: MemoryWorld) -> None:
+    reference = book_for(world)
+    dialog = at_menu(world)
+    dialog.say(f"je veux annuler mon rdv {reference}")
+    assert dialog.keys == ["appointments.cancel.question"]
+
+
+def test_cancel_without_a_reference_lists_then_asks_to_confirm(world: MemoryWorld) -> None:
+    book_for(world)
+    dialog = at_menu(world)
+    dialog.say("annuler mon rdv")
+    assert dialog.keys == ["appointments.list.question"]
+    dialog.say("1")
+    assert dialog.keys == ["appointments.cancel.question"]
+
+
+def test_hours_of_a_named_post(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("horaires du consulat d'abidjan")
+    assert dialog.keys[0] == "contacts.details"
+    assert dialog.step == "menu.main"
+
+
+def test_talking_to_a_person_gets_the_contacts_kindly(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("je veux parler a un agent")
+    assert dialog.keys == ["menu.human", "contacts.post.question"]
+
+
+@pytest.mark.parametrize(
+    ("first", "lang"),
+    [("dioula", "dyu"), ("Mooré", "mos"), ("english", "en"), ("francais", "fr"), ("peul", "ff")],
+)
+def test_a_first_message_that_names_a_language_takes_it(
+    world: MemoryWorld, first: str, lang: str
+) -> None:
+    dialog = Dialog(world)
+    turn = dialog.say(first)
+    assert dialog.keys == ["common.welcome", "menu.main.question"]
+    assert turn.lang == lang
+
+
+@pytest.mark.parametrize("first", ["I ni ce", "i ni cɛ", "Anitché", "I ni sogoma", "Aw ni ce"])
+def test_the_everyday_dioula_greetings_take_dioula(world: MemoryWorld, first: str) -> None:
+    dialog = Dialog(world)
+    turn = dialog.say(first)
+    assert dialog.keys == ["common.welcome", "menu.main.question"]
+    assert turn.lang == "dyu"
+
+
+def test_a_french_first_sentence_is_done_once_french_is_chosen(world: MemoryWorld) -> None:
+    dialog = Dialog(world)
+    dialog.say("Je veux un passeport à Abidjan demain")
+    assert dialog.keys == ["common.welcome", "language.choose.question"]
+    dialog.say("1")
+    assert dialog.keys == ["language.set", "booking.time.question_at"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Bonjour", "common.greeted"),
+        ("bonsoir monsieur", "common.greeted.evening"),
+        ("Ne y yibeoogo", "common.greeted.morning"),
+        ("merci", "common.thanked"),
+        ("merci beaucoup", "common.thanked"),
+        ("thank you", "common.thanked"),
+        ("barka", "common.thanked"),
+        ("a jaraama", "common.thanked"),
+    ],
+)
+def test_politeness_mid_booking_is_answered_and_the_step_repeated(
+    world: MemoryWorld, text: str, key: str
+) -> None:
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")
+    before = dialog.state
+    dialog.say(text)
+    assert dialog.keys == [key, "booking.service.question"]
+    assert dialog.state == before
+
+
+def at_name(world: MemoryWorld) -> Dialog:
+    dialog = at_menu(world)
+    dialog.say("rdv passeport abidjan demain 9h")
+    assert dialog.step == "booking.name"
+    return dialog
+
+
+def test_thanks_at_the_name_step_is_no_name(world: MemoryWorld) -> None:
+    dialog = at_name(world)
+    dialog.say("merci")
+    assert dialog.keys == ["common.thanked", "booking.name.question"]
+
+
+@pytest.mark.parametrize("text", ["🙂", "\x00"])
+def test_the_name_step_never_asks_for_a_number(world: MemoryWorld, text: str) -> None:
+    dialog = at_name(world)
+    dialog.say(text)
+    assert dialog.keys == [
+        "common.not_understood.text",
+        "booking.name.help",
+        "booking.name.question",
+    ]
+
+
+def test_a_new_intent_mid_flow_is_followed(world: MemoryWorld) -> None:
+    dialog = at_booking_day(world)
+    dialog.say("je veux plutot suivre ma demande")
+    assert dialog.step == "status.reference"
+
+
+def test_ok_thanks_at_the_menu_is_answered(world: MemoryWorld) -> None:
+    dialog = at_menu(world)
+    dialog.say("ok merci")
+    assert dialog.keys == ["common.thanked", "menu.main.question"]
+
+
+def test_a_french_sentence_at_the_language_menu_takes_french(world: MemoryWorld) -> None:
+    dialog = Dialog(world)
+    dialog.say("Bonjour")
+    turn = dialog.say("je veux prendre un rdv")
+    assert dialog.step == "booking.post"
+    assert turn.lang == "fr"
+    assert world.languages == {1: "fr"}
+
+
+def test_tomorrow_in_a_sentence_is_tomorrow_where_the_post_is(world: MemoryWorld) -> None:
+    # 22:00 in New York on Monday 30 November is already Tuesday 1 December in UTC
+    late = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    dialog = Dialog(world, phone="+12125550123", now=late, lang="en")
+    text = "passport appointment new york tomorrow"
+    answer = Answer(text=text, folded=fold(text), number=None, picked=None)
+    assert read(dialog.context(), answer).day == date(2026, 12, 1)
+    dialog = Dialog(world, phone="+2250701000001", now=late)
+    text = "rdv abidjan demain"
+    answer = Answer(text=text, folded=fold(text), number=None, picked=None)
+    assert read(dialog.context(), answer).day == date(2026, 12, 2)
+
+
+def test_an_english_first_sentence_is_done_at_once_in_english(world: MemoryWorld) -> None:
+    dialog = Dialog(world, phone="+12125550123")
+    turn = dialog.say("Hello, I need a passport appointment in New York")
+    assert dialog.keys == ["common.welcome", "booking.day.question_at"]
+    assert turn.lang == "en"
+    assert world.languages == {1: "en"}

@@ -14,13 +14,20 @@ from bot.locales import load_lexicons
 from flows.lexicon import Lexicon
 from flows.text import MAX_INPUT, clean, contains_phrase, expand, fold
 from flows.understanding import (
+    Place,
+    Understood,
+    booking_reference,
     detect_language,
     intent,
     is_one_of,
     match_option,
+    named_language,
     number,
     parse_date,
     parse_time,
+    politeness,
+    request_reference,
+    understand,
     yes_no,
 )
 
@@ -343,7 +350,9 @@ def test_not_a_time(typed: str) -> None:
         ("rendez vous", "book"),
         ("Bjr jv prendre rdv stp", "book"),
         ("mes rendez-vous", "my_appointments"),  # the longer phrase wins over "rendez-vous"
-        ("je veux annuler mon rdv", "my_appointments"),
+        ("je veux annuler mon rdv", "cancel"),  # a verb that changes something wins
+        ("reporter mon rdv", "reschedule"),
+        ("je veux parler à un agent", "human"),
         ("suivi", "track"),
         ("statut de ma demande", "track"),
         ("où en est mon dossier", "track"),
@@ -520,3 +529,160 @@ ALL = [LEXICONS.by_lang[code] for code in LEXICONS.languages]
 )
 def test_detect_language(typed: str, lang: str | None) -> None:
     assert detect_language(fold(clean(typed)), ALL) == lang
+
+
+# -- whole sentences ---------------------------------------------------------------------------
+
+PLACES = (
+    Place("ABJ", ("abidjan",)),
+    Place("BKE", ("bouake",)),
+    Place("PAR", ("paris",)),
+    Place("NYC", ("new york",)),
+)
+
+
+def said(text: str, lang: str = "fr") -> Understood:
+    return understand(text, ask(text, lang), chain(lang), TODAY, PLACES)
+
+
+def test_a_sentence_gives_its_intent_and_slots() -> None:
+    found = said("Bjr, je veux un rdv passeport à Abidjan demain à 9h30 stp")
+    assert (found.intent, found.service, found.post) == ("book", "passport", "ABJ")
+    assert (found.day, found.time) == (date(2026, 12, 2), time(9, 30))
+    assert found.slots == {
+        "post": "ABJ",
+        "service": "passport",
+        "want_day": "2026-12-02",
+        "want_time": "09:30",
+    }
+
+
+@pytest.mark.parametrize(
+    ("typed", "reference"),
+    [
+        ("ABJ-2026-000123", "ABJ-2026-000123"),
+        ("abj 2026 123", "ABJ-2026-000123"),
+        ("mon dossier c'est bke/2026/45 svp", "BKE-2026-000045"),
+        ("je veux un rdv demain", None),
+        ("le 12 12 2026", None),
+    ],
+)
+def test_request_references_anywhere_in_a_message(typed: str, reference: str | None) -> None:
+    assert request_reference(typed) == reference
+    found = said(typed)
+    if reference:  # its letters and digits are neither a post nor a date
+        assert (found.request, found.post, found.day) == (reference, None, None)
+
+
+@pytest.mark.parametrize(
+    ("typed", "reference"),
+    [
+        ("RDV-7K3M9P", "RDV-7K3M9P"),
+        ("annuler rdv 7k3m9p", "RDV-7K3M9P"),
+        ("RDVABC123", "RDV-ABC123"),
+        ("rdv-abcdeo", "RDV-ABCDE0"),  # O read as 0 (Crockford)
+        ("rdv demain", None),  # six letters apart from "rdv" are a word
+        ("rdv abidja", None),
+    ],
+)
+def test_booking_references(typed: str, reference: str | None) -> None:
+    assert booking_reference(typed) == reference
+
+
+@pytest.mark.parametrize(
+    ("typed", "post"),
+    [
+        ("rdv a abidjn", "ABJ"),  # a near-misspelling
+        ("consulat de New-York", "NYC"),
+        ("rdv ny", "NYC"),  # the lexicon's other names (places)
+        ("abidjan ou bouake", None),  # two posts: asked
+        ("je pars demain", None),
+    ],
+)
+def test_posts_in_a_sentence(typed: str, post: str | None) -> None:
+    assert said(typed).post == post
+
+
+@pytest.mark.parametrize(
+    ("typed", "service"),
+    [
+        ("pasport", "passport"),
+        ("la carte consulaire", "consular_card"),
+        ("travel document", "laissez_passer"),
+        ("passeport et cnib", None),  # two services: asked
+    ],
+)
+def test_services_in_a_sentence(typed: str, service: str | None) -> None:
+    assert said(typed, "en" if "travel" in typed else "fr").service == service
+
+
+@pytest.mark.parametrize(
+    ("typed", "day"),
+    [
+        ("rdv lundi prochain", date(2026, 12, 7)),
+        ("pour le 12", date(2026, 12, 12)),
+        ("rdv apres demain", date(2026, 12, 3)),
+        ("annuler mon rdv", None),  # "mon" is not Monday inside a sentence
+        ("2 passeports", None),
+        ("sam", date(2026, 12, 5)),  # alone, an abbreviation is a weekday
+    ],
+)
+def test_dates_in_a_sentence(typed: str, day: date | None) -> None:
+    assert said(typed).day == day
+
+
+@pytest.mark.parametrize(
+    ("typed", "lang", "period", "thanks", "only"),
+    [
+        ("Bonjour", "fr", "any", False, True),
+        ("bonsoir madame", "fr", "evening", False, True),
+        ("merci beaucoup", "fr", None, True, True),
+        ("Ne y yibeoogo", "mos", "morning", False, True),
+        ("I ni wula", "dyu", "evening", False, True),
+        ("a ni ce kosobe", "dyu", None, True, True),  # thanks holding a greeting's words
+        ("Jam waali", "ff", "morning", False, True),
+        ("good afternoon sir", "en", "midday", False, True),
+        ("bonjour je veux un rdv", "fr", "any", False, False),
+        ("ok merci", "fr", None, True, False),  # "ok" answers a question
+        ("svp", "fr", None, False, False),
+    ],
+)
+def test_politeness(typed: str, lang: str, period: str | None, thanks: bool, only: bool) -> None:
+    assert politeness(ask(typed, lang), chain(lang)) == (period, thanks, only)
+
+
+@pytest.mark.parametrize(
+    ("typed", "lang"),
+    [
+        ("dioula", "dyu"),
+        ("Julakan", "dyu"),
+        ("en mooré", "mos"),
+        ("MOORE", "mos"),
+        ("english please", "en"),
+        ("Français", "fr"),
+        ("peul", "ff"),
+        ("je parle dioula et francais", None),
+        ("bonjour", None),
+    ],
+)
+def test_a_message_that_names_a_language(typed: str, lang: str | None) -> None:
+    lexicons = [LEXICONS.by_lang[code] for code in LEXICONS.languages]
+    assert named_language(ask(typed), lexicons) == lang
+
+
+def test_every_lexicon_states_its_bare_service_rule() -> None:
+    for lexicon in LEXICONS.by_lang.values():
+        assert lexicon.bare_service in {"book", "info"}
+
+
+def test_a_reference_of_an_unknown_post_is_none_in_a_sentence() -> None:
+    assert said("les 2026 3 passeports").request is None
+    assert said("abj 2026 3").request == "ABJ-2026-000003"
+
+
+@pytest.mark.parametrize(
+    ("typed", "moment"),
+    [("rdv a 14:30", time(14, 30)), ("vers 9h", time(9, 0)), ("le 12.12.2026", None)],
+)
+def test_times_in_a_sentence(typed: str, moment: time | None) -> None:
+    assert said(typed).time == moment
