@@ -16,6 +16,12 @@ time a call may take to reach the provider, plus one probe interval):
   may still take a local one, and until the local ones have left the window.
 A Redis outage therefore costs each channel a few seconds of sending twice, and never a
 message beyond the limit.
+
+The one case this cannot cover: Redis away for some processes only (a network partition
+between one host and Redis). Those send on their shares while the others keep the whole
+shared rate, so together they may pass the limit by those shares until the partition ends;
+the provider's 429 then pauses the channel (bot.outbox). A connection merely left broken by a
+Redis restart is not such a case: the Redis client retries once on a new connection first.
 """
 
 from __future__ import annotations

@@ -86,10 +86,11 @@ ANSWER_POLL = 0.01
 # first, then twice as long each time up to the maximum (seconds).
 WRITE_RETRY_FIRST = 0.2
 WRITE_RETRY_MAX = 5.0
-# Seconds, for connecting to Redis and for each of its answers: never wait on Redis for ever,
-# and fail soon enough that the senders fall back to their shares of the limits at once
-# (bot.fallback_limiter) rather than stall.
-REDIS_TIMEOUT = 1.0
+# Seconds, for connecting to Redis and for each of its answers: never wait on Redis for ever
+# (a Redis that is stopped refuses at once; only one that hangs takes this long before the
+# senders fall back to their shares, bot.fallback_limiter). Not shorter: a busy machine must
+# not take a slow answer for an outage.
+REDIS_TIMEOUT = 5.0
 
 
 def utcnow() -> datetime:
@@ -464,13 +465,16 @@ class RedisRateLimiter:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        # A Redis that hangs or is gone must fail fast (no retries of its client's own), so
-        # that the senders fall back to their shares at once (bot.fallback_limiter).
+        # A Redis that hangs or is gone must fail fast, so that the senders fall back to their
+        # shares at once (bot.fallback_limiter); one immediate retry, on a new connection,
+        # so that a connection left broken by a Redis restart is not taken for an outage
+        # (a process that falls back while the others still share Redis would add its share
+        # to their full rate).
         redis = Redis.from_url(
             url,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 1),
         )
         return cls(redis, rates, prefix=prefix)
 

@@ -81,8 +81,9 @@ def test_redis_away_each_process_keeps_to_its_share_after_a_quiet_time() -> None
     assert limiter.fallbacks == 1
     assert shared.acquired == 0
     assert starts[0] - failed_at >= 0.2  # the quiet time: the last shared slots age out
-    # 40/s shared by 2 processes: 20/s here, 10 slots at least 0.5 s apart in all.
-    assert starts[-1] - starts[0] >= 10 / 20 - 0.01
+    # 40/s shared by 2 processes: 20/s here, 11 slots 10 intervals apart in all (a late
+    # wake-up keeps the schedule, so the first start may be up to one interval late).
+    assert starts[-1] - starts[0] >= 9 / 20 - 0.01
     assert limiter.shares == {"whatsapp": 20.0, "telegram": 10.0}
 
 

@@ -468,7 +468,7 @@ def test_every_outbound_client_has_timeouts() -> None:
     assert _finite(twilio.http.timeout)
     limiter = RedisRateLimiter.from_url("redis://127.0.0.1:6379/0", {"telegram": 30})
     kwargs = limiter.redis.connection_pool.connection_kwargs
-    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (1.0, 1.0)
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (5.0, 5.0)
     engine = create_engine(make_url("postgresql+psycopg://u@127.0.0.1:9/db"))
     seen: dict[str, Any] = {}
 

@@ -471,6 +471,39 @@ class WhatsAppCitizen:
         return self.answers[-1]
 
 
+class PatientCitizen(WhatsAppCitizen):
+    """Delivered as Twilio would with retries on the webhook (`#rc=`): a message answered 503
+    is posted again, same MessageSid, until it is answered. `before_each` runs before every
+    message (a test holds the walk there while it takes the database away)."""
+
+    def __init__(
+        self, topology: Topology, phone: str, before_each: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(topology, phone)
+        self.before_each = before_each
+        self.refused = 0  # 503s seen
+        self.sent = 0
+        self.waiting = False  # held in `before_each`, no message under way
+
+    def send(self, text: str) -> str:
+        if self.before_each is not None:
+            self.waiting = True
+            self.before_each()
+            self.waiting = False
+        sid = f"SM{uuid.uuid4().hex}"
+        deadline = time.monotonic() + STARTUP * 2
+        while True:
+            response = self.topology.whatsapp(self.phone, text, sid=sid)
+            if response.status_code != 503:
+                break
+            self.refused += 1
+            assert time.monotonic() < deadline, "the webhook never answered again"
+            time.sleep(0.2)
+        self.sent += 1
+        self.answers.append("\n\n".join(twiml_bodies(response)))
+        return self.answers[-1]
+
+
 class TelegramCitizen:
     """A citizen on Telegram: Updates to the webhooks, answers sent by the workers."""
 
@@ -515,7 +548,9 @@ class TelegramCitizen:
         )
 
 
-def book(citizen: WhatsAppCitizen | TelegramCitizen, service: int, name: str) -> str:
+def book(
+    citizen: WhatsAppCitizen | TelegramCitizen, service: int, name: str, *, time_choice: int = 1
+) -> str:
     """Walk the booking conversation to its confirmation question; return that question."""
     citizen.send("Bonjour")  # French greeting: the language menu
     citizen.send("1")  # Français: the main menu
@@ -523,7 +558,7 @@ def book(citizen: WhatsAppCitizen | TelegramCitizen, service: int, name: str) ->
     citizen.send("1")  # the first post
     citizen.send(str(service))
     citizen.send("1")  # the first open day
-    citizen.send("1")  # the first open time
+    citizen.send(str(time_choice))  # the first open time, or a later one
     return citizen.send(name)
 
 
