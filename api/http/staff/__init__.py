@@ -18,6 +18,7 @@ from api.http.staff import (
     posts,
     requests,
     services,
+    translations,
 )
 
 PREFIX = "/api/v1"
@@ -34,6 +35,7 @@ for module in (
     citizens,
     audit,
     broadcasts,
+    translations,
 ):
     router.include_router(module.router)
 

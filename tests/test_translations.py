@@ -1,0 +1,120 @@
+"""Translations reviewed by their speakers: the staff API, the checks on save, the bot's use
+of a reviewed text at its next turn on every channel and in every process."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from api.db import write
+from api.domain.staff import add_staff, issue_token
+from api.domain.translations import SqlOverlay
+from api.models import utcnow
+from bot.i18n import Renderer
+from flows.messages import msg
+from tests.support.offline import offline  # noqa: F401  (fixture)
+from tests.support.staff_api import StaffApi, staff_api
+from tests.test_telegram import TelegramUser
+from tests.test_whatsapp import NOW, Phone
+
+pytestmark = pytest.mark.usefixtures("offline")
+
+PROBLEM = "application/problem+json"
+KEY = "menu.main.question"
+
+
+def translator_token(engine: Engine, *langs: str) -> str:
+    email = f"translator-{uuid.uuid4().hex[:8]}@test.bf"
+    with write(engine) as conn:
+        add_staff(conn, email, "translator", [], None, now=utcnow(), languages=langs)
+        return issue_token(conn, email, utcnow())
+
+
+@pytest.fixture
+def api(demo_engine: Engine) -> StaffApi:
+    result = staff_api(demo_engine)
+    result.tokens["mos"] = translator_token(demo_engine, "mos", "en")
+    return result
+
+
+def put(api: StaffApi, lang: str, key: str, who: str = "mos", **body: Any) -> Any:
+    return api.call("PUT", f"/translations/{lang}/{key}", who, json=body)
+
+
+def test_a_translator_reviews_their_languages_only(api: StaffApi) -> None:
+    listed = api.get("/translations/mos", who="mos")
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    item = next(i for i in body["items"] if i["key"] == KEY)
+    assert item["status"] == "draft"
+    assert item["source"].startswith("Que souhaitez-vous faire")
+    assert {"key", "source", "text", "status"} <= set(item)
+
+    for who, lang in (("mos", "dyu"), ("acc", "mos")):
+        refused = api.get(f"/translations/{lang}", who=who)
+        assert refused.status_code == 403
+        assert refused.headers["content-type"].startswith(PROBLEM)
+    assert api.get("/translations/dyu", who="admin").status_code == 200
+
+
+def test_approving_moves_the_entry_to_reviewed_and_is_audited(api: StaffApi) -> None:
+    current = next(
+        i for i in api.get("/translations/mos", who="mos").json()["items"] if i["key"] == KEY
+    )
+    saved = put(api, "mos", KEY, text=current["text"], reviewed=True, comment="ok")
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["status"] == "reviewed"
+    reviewed = api.get("/translations/mos?status=reviewed", who="mos").json()["items"]
+    assert KEY in {i["key"] for i in reviewed}
+    drafts = api.get("/translations/mos?status=draft", who="mos").json()["items"]
+    assert KEY not in {i["key"] for i in drafts}
+    audit = api.get("/audit?entity=translation").json()["items"]
+    assert any(row["action"] == "translation.review" for row in audit)
+
+
+def test_a_missing_or_extra_placeholder_is_refused_with_the_reason(api: StaffApi) -> None:
+    key = "booking.day.question"  # "… {service} …"
+    missing = put(api, "en", key, text="Which day?", reviewed=True)
+    assert missing.status_code == 422
+    assert "{service}" in missing.json()["detail"]
+    extra = put(api, "en", key, text="Which day for {service} at {post}?", reviewed=True)
+    assert extra.status_code == 422
+    assert "{post}" in extra.json()["detail"]
+    too_long = put(api, "en", key, text="{service} " + "x" * 1700, reviewed=True)
+    assert too_long.status_code == 422
+    assert "WhatsApp" in too_long.json()["detail"]
+    assert put(api, "fr", key, who="admin", text="{service}", reviewed=True).status_code == 422
+
+
+def test_a_reviewed_text_is_used_in_another_process_within_its_poll(demo_engine: Engine) -> None:
+    other = Renderer(overlay=SqlOverlay(demo_engine), poll_seconds=0)
+    before = other.render(msg(KEY), "en")
+    api = staff_api(demo_engine)
+    assert (
+        put(api, "en", KEY, who="admin", text="What now? 1 to 6.", reviewed=True).status_code == 200
+    )
+    assert other.render(msg(KEY), "en") == "What now? 1 to 6."
+    assert before != "What now? 1 to 6."
+
+
+def test_the_next_turn_uses_the_reviewed_text_on_every_channel(
+    demo_engine: Engine, app_factory: Any
+) -> None:
+    with app_factory(demo_engine, now=NOW.isoformat()) as (client, fakes):
+        token = translator_token(demo_engine, "en")
+        response = client.put(
+            f"/api/v1/translations/en/{KEY}",
+            json={"text": "Reviewed: what would you like? Reply 1 to 6.", "reviewed": True},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+
+        whatsapp = Phone(client, fakes)
+        assert any("Reviewed: what would you like?" in m for m in whatsapp.send("Hello"))
+
+        telegram = TelegramUser(client, fakes)
+        sent = telegram.say("Hello")
+        assert any("Reviewed: what would you like?" in m["text"] for m in sent)
