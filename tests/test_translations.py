@@ -118,3 +118,48 @@ def test_the_next_turn_uses_the_reviewed_text_on_every_channel(
         telegram = TelegramUser(client, fakes)
         sent = telegram.say("Hello")
         assert any("Reviewed: what would you like?" in m["text"] for m in sent)
+
+
+# --- the console ------------------------------------------------------------------------------
+
+
+def test_a_translator_reviews_in_the_console(demo_engine: Engine, app_factory: Any) -> None:
+    from tests.test_console import PASSWORD, csrf, login
+
+    email = f"traductrice-{uuid.uuid4().hex[:6]}@test.bf"
+    with write(demo_engine) as conn:
+        add_staff(conn, email, "translator", [], PASSWORD, now=utcnow(), languages=["mos"])
+    with app_factory(demo_engine, now=NOW.isoformat()) as (client, _fakes):
+        client.base_url = "https://testserver"
+        assert login(client, email).status_code == 303
+        home = client.get("/console/appointments")
+        assert home.url.path == "/console/translations"
+        assert "Mooré" in home.text
+        assert "Dioula" not in home.text
+        assert client.get("/console/translations/dyu").status_code == 404
+
+        listing = client.get("/console/translations/mos?status=draft")
+        assert KEY in listing.text
+        page = client.get(f"/console/translations/mos/{KEY}")
+        assert page.status_code == 200
+        assert "Que souhaitez-vous faire" in page.text  # the French source
+        assert "What would you like to do" in page.text  # the English
+        assert "flows/menu.py" in page.text  # where it appears
+        assert 'class="phone"' in page.text
+        passport = client.get("/console/translations/mos/service.passport")
+        assert "passeport = " in passport.text  # the glossary term it uses
+
+        refused = client.post(
+            "/console/translations/mos/booking.day.question",
+            data={"text": "Rasem?", "action": "approve", "csrf": csrf(page.text)},
+        )
+        assert "Manquantes : {service}" in refused.text
+        approved = client.post(
+            f"/console/translations/mos/{KEY}",
+            data={"text": "Y rat bõe? 1-6.", "comment": "relu", "csrf": csrf(page.text)},
+        )
+        assert "Traduction approuvée" in approved.text
+        reviewed = client.get("/console/translations/mos?status=reviewed")
+        assert KEY in reviewed.text
+        overview = client.get("/console/translations")
+        assert "<progress" in overview.text

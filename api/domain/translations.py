@@ -17,6 +17,7 @@ WhatsApp's limit. Every change is audited and bumps `translation_version`.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,8 +33,8 @@ from api.db import read
 from api.domain.audit import StaffWrite
 from api.domain.errors import NotVisible, Refused
 from api.domain.tables import table
-from api.i18n_tools import placeholders, sample_params
-from api.models import Staff, Translation, TranslationVersion
+from api.i18n_tools import glossary_hints, placeholders, sample_params
+from api.models import GlossaryTerm, Staff, Translation, TranslationVersion
 from bot.i18n import FALLBACK, Renderer
 from bot.locales import catalog_path, locales_dir, read_catalog
 from flows.engine import LANGUAGES
@@ -41,6 +42,7 @@ from flows.engine import LANGUAGES
 translation = table(Translation)
 translation_version = table(TranslationVersion)
 staff_table = table(Staff)
+glossary_term = table(GlossaryTerm)
 
 WHATSAPP_LIMIT = 1600  # the shorter of the channels' limits (Telegram: 4,096)
 REVIEWED_LANGUAGES = tuple(lang for lang in LANGUAGES if lang != FALLBACK)
@@ -346,3 +348,50 @@ class SqlOverlay:
             ):
                 result.setdefault(lang, {})[key] = text
         return result
+
+
+# --- the glossary: locales/glossary.csv, with the translators' changes ----------------------
+
+
+def glossary(conn: Connection, root: Path | None = None) -> list[dict[str, str]]:
+    """The glossary's rows (`term_id`, `fr`, `en`, `mos`…, `notes`), as glossary.csv has them
+    with what translators changed in the console put over them."""
+    rows = _read_csv(catalogs(root).root / "glossary.csv")
+    by_id = {row["term_id"]: row for row in rows}
+    for term_id, lang, text in conn.execute(
+        sa.select(glossary_term.c.term_id, glossary_term.c.lang, glossary_term.c.text)
+    ):
+        if term_id in by_id:
+            by_id[term_id][lang] = text
+    return rows
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def terms_used(french: str, lang: str, rows: list[dict[str, str]]) -> list[str]:
+    """'passeport = paspɔr (passeport)': the glossary terms a French text uses, in `lang`."""
+    return glossary_hints(french, lang, rows)
+
+
+def save_term(tx: StaffWrite, term_id: str, lang: str, text: str) -> None:
+    """A translator's wording of a consular term in their language."""
+    if not tx.staff.may_translate(lang) or lang == FALLBACK:
+        raise Refused("forbidden", f"not a translator of {lang}")
+    text = " ".join(text.split())[:200]
+    if not text:
+        raise Refused("empty", "the term is empty")
+    rows = {row["term_id"]: row for row in glossary(tx.conn)}
+    if term_id not in rows:
+        raise NotVisible("term")
+    before = {"text": rows[term_id].get(lang, "")}
+    where = (glossary_term.c.term_id == term_id, glossary_term.c.lang == lang)
+    values = {"text": text, "staff_id": tx.staff.id, "updated_at": tx.now}
+    if tx.conn.execute(glossary_term.update().where(*where).values(**values)).rowcount == 0:
+        tx.conn.execute(glossary_term.insert().values(term_id=term_id, lang=lang, **values))
+    bump_version(tx.conn)
+    tx.audit("glossary.edit", "glossary_term", f"{lang}:{term_id}"[:40], before, {"text": text})
