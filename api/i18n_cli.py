@@ -3,6 +3,8 @@
 - `check`  every problem of the catalogs, one per line; exit 1 if any (run by the test suite)
 - `stats`  per language: how much is translated, how much reviewed by a native speaker
 - `update` after adding or removing a msg("key") in the code: re-extract and merge
+- `export` the texts reviewed in the console (database) into the .po files, translators credited
+- `import` .po files edited in Poedit into the database (the bot uses them at once)
 """
 
 from __future__ import annotations
@@ -62,3 +64,42 @@ def update(root: RootOption = None) -> None:
     """Re-extract the keys from the code into messages.pot and merge them into every catalog."""
     for line in i18n_tools.update(root):
         typer.echo(line)
+
+
+@i18n_app.command("export")
+def export(root: RootOption = None) -> None:
+    """Write the texts reviewed in the console into locales/<lang>/LC_MESSAGES/messages.po."""
+    from api.cli import database, settings
+    from api.i18n_review import export as export_reviews
+
+    base = (root or i18n_tools.project_root()) / "locales"
+    with database(settings()) as engine:
+        reports = export_reviews(engine, base)
+    for report in reports:
+        typer.echo(
+            f"{report.lang}: {report.written} text(s) written, {report.reviewed} reviewed "
+            "(fuzzy removed)"
+        )
+
+
+@i18n_app.command("import")
+def import_po(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="The .po files edited in Poedit.", exists=True, dir_okay=False),
+    ],
+    root: RootOption = None,
+) -> None:
+    """Load .po files edited in Poedit: translated, not fuzzy = reviewed (the bot uses them)."""
+    from api.cli import database, settings
+    from api.i18n_review import import_catalogs
+
+    base = (root or i18n_tools.project_root()) / "locales"
+    with database(settings()) as engine:
+        try:
+            reports = import_catalogs(engine, base, list(files))
+        except ValueError as exc:
+            typer.echo(f"diaspora-bot: {exc}", err=True)
+            raise typer.Exit(1) from None
+    for report in reports:
+        typer.echo(f"{report.lang}: {report.written} text(s) stored, {report.reviewed} reviewed")

@@ -3,7 +3,9 @@ of a reviewed text at its next turn on every channel and in every process."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +165,62 @@ def test_a_translator_reviews_in_the_console(demo_engine: Engine, app_factory: A
         assert KEY in reviewed.text
         overview = client.get("/console/translations")
         assert "<progress" in overview.text
+
+
+# --- export and import ------------------------------------------------------------------------
+
+
+def test_export_then_import_round_trips(demo_sqlite: Engine, tmp_path: Path) -> None:
+    from api.domain.audit import staff_write
+    from api.domain.staff import staff_for_token
+    from api.domain.translations import catalogs, list_translations, save_translation
+    from api.i18n_review import export, import_catalogs
+    from api.i18n_tools import _read
+
+    locales = tmp_path / "locales"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "locales", locales)
+    token = translator_token(demo_sqlite, "mos")
+    with write(demo_sqlite) as conn:
+        translator = staff_for_token(conn, token, utcnow())
+    assert translator is not None
+    with staff_write(demo_sqlite, translator, utcnow()) as tx:
+        save_translation(tx, "mos", KEY, "Y rat bõe? 1-6.", reviewed=True, root=locales)
+
+    (report,) = [r for r in export(demo_sqlite, locales) if r.lang == "mos"]
+    assert (report.written, report.reviewed) == (1, 1)
+    po = locales / "mos" / "LC_MESSAGES" / "messages.po"
+    exported = _read(po)
+    assert exported[KEY].string == "Y rat bõe? 1-6."
+    assert not exported[KEY].fuzzy
+    assert f"# Reviewed by {translator.email}" in po.read_text(encoding="utf-8")
+
+    # Poedit: one more entry approved, and one reviewed against a French that has changed since
+    edited = po.read_text(encoding="utf-8")
+    other, stale = "common.yes", "common.no"
+    catalog = _read(po)
+    catalog[other].string = "Ɛɛ (relu)"
+    catalog[other].flags.discard("fuzzy")
+    catalog[stale].string = "Ayo (relu)"
+    catalog[stale].flags.discard("fuzzy")
+    catalog[stale].auto_comments = ["fr: Non, ancien texte"]
+    from api.i18n_tools import _dump
+
+    po.write_bytes(_dump(catalog, "mos"))
+    assert po.read_text(encoding="utf-8") != edited
+    catalogs.cache_clear()
+    (loaded,) = import_catalogs(demo_sqlite, locales, [po])
+    assert loaded.written >= 2
+    with write(demo_sqlite) as conn:
+        items = {i.key: i for i in list_translations(conn, "mos", root=locales)}
+    assert (items[other].text, items[other].status.value) == ("Ɛɛ (relu)", "reviewed")
+    assert (items[stale].text, items[stale].status.value) == ("Ayo (relu)", "changed")
+    assert items[KEY].status.value == "reviewed"
+
+    # importing the same file again changes nothing; exporting keeps the changed one fuzzy
+    assert import_catalogs(demo_sqlite, locales, [po])[0].written == 0
+    export(demo_sqlite, locales)
+    again = _read(po)
+    assert again[stale].fuzzy
+    assert again[stale].string == "Ayo (relu)"
+    assert not again[other].fuzzy
+    catalogs.cache_clear()
