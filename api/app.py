@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from api import worker
 from api.db import create_engine
 from api.domain.outbox import enqueue_replies
-from api.http import console, docs, health, simulator, staff, web_simulator, webhooks
+from api.http import console, docs, health, simulator, staff, voice_files, web_simulator, webhooks
 from api.http.body_limit import BodyLimit, BodyTooLarge, too_large
 from api.http.problems import CatchAllErrors
 from api.http.security_headers import SecurityHeaders
@@ -67,7 +67,9 @@ def create_app(
     app.state.engine = db
     app.state.run_worker = run_worker
     app.state.metrics = health.Metrics()
-    app.state.messaging = build_messaging(db, enqueue=enqueue_replies)
+    app.state.messaging = build_messaging(
+        db, enqueue=enqueue_replies, public_base_url=settings.public_base_url
+    )
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)
     app.state.simulator_limits = simulator.SimulatorLimits(
@@ -89,6 +91,7 @@ def create_app(
     app.include_router(staff.router)
     app.include_router(console.router)
     app.include_router(web_simulator.router)
+    app.include_router(voice_files.router)  # voice prompts, at unguessable URLs
     app.include_router(worker.router)  # its lifespan runs the worker unless run_worker=False
     docs.install(app)
     return app

@@ -27,10 +27,16 @@ def build_messaging(
     enqueue: Enqueue | None = None,
     locales: Path | None = None,
     poll_seconds: float = POLL_SECONDS,
+    public_base_url: str = "",
 ) -> Messaging:
     """The runtime, its renderer overlaid with the texts translators reviewed in the console
     (read from the database, reloaded within `poll_seconds` of a change anywhere)."""
-    renderer = Renderer(locales, overlay=SqlOverlay(engine), poll_seconds=poll_seconds)
+    renderer = Renderer(
+        locales,
+        overlay=SqlOverlay(engine),
+        poll_seconds=poll_seconds,
+        voice_base_url=public_base_url,
+    )
     runtime = Runtime(
         SqlConversationStore(engine, enqueue),
         build_engine(),

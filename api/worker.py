@@ -81,7 +81,9 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.messaging = messaging or build_messaging(engine, enqueue=enqueue_replies)
+        self.messaging = messaging or build_messaging(
+            engine, enqueue=enqueue_replies, public_base_url=settings.public_base_url
+        )
         self.handlers = ChannelHandlers(settings, engine, self.messaging, clock)
         self._given_senders = senders
         self._limiter = limiter

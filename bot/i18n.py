@@ -44,6 +44,7 @@ class RenderedReply:
 
     text: str
     choices: tuple[str, ...] = ()
+    voice: str | None = None  # the URL of a voice prompt (OGG/Opus) to send with the text
 
     def with_numbers(self) -> str:
         """Body followed by '1. label' lines: the form for WhatsApp, Telegram and terminals."""
@@ -64,6 +65,10 @@ class Overlay(Protocol):
         """language → key → text."""
         ...
 
+    def voices(self) -> Mapping[str, Mapping[str, str]]:
+        """language → key → the token of its voice prompt (served at /voice/{token}.ogg)."""
+        ...
+
 
 class _Formatter(string.Formatter):
     def __init__(self, renderer: Renderer, lang: str) -> None:
@@ -82,8 +87,11 @@ class Renderer:
         root: Path | None = None,
         overlay: Overlay | None = None,
         poll_seconds: float = POLL_SECONDS,
+        voice_base_url: str = "",
     ) -> None:
         self.overlay = overlay
+        self.voice_base_url = voice_base_url.rstrip("/")
+        self._voices: Mapping[str, Mapping[str, str]] = {}
         self.poll_seconds = poll_seconds
         self._overlay_texts: Mapping[str, Mapping[str, str]] = {}
         self._overlay_version: int | None = None
@@ -118,8 +126,9 @@ class Renderer:
             try:
                 version = self.overlay.version()
                 if version != self._overlay_version:
-                    texts = self.overlay.texts()
-                    self._overlay_texts, self._overlay_version = texts, version
+                    texts, voices = self.overlay.texts(), self.overlay.voices()
+                    self._overlay_texts, self._voices = texts, voices
+                    self._overlay_version = version
             except Exception:
                 log.exception("reviewed texts could not be read; the previous ones are kept")
 
@@ -148,9 +157,22 @@ class Renderer:
         except (ValueError, IndexError):
             return template  # a broken translation shows its words rather than failing
 
-    def render_reply(self, reply: Reply, lang: str) -> RenderedReply:
+    def voice_url(self, key: str, lang: str) -> str | None:
+        """Where the voice prompt of this message in this language is served, if it has one."""
+        self.refresh()
+        token = self._voices.get(lang, {}).get(key)
+        return f"{self.voice_base_url}/voice/{token}.ogg" if token else None
+
+    def render_reply(self, reply: Reply, lang: str, *, voice: bool = False) -> RenderedReply:
+        """The reply as text; with `voice`, and the voice prompt of its last line that has
+        one (the question of the step, usually)."""
         text = "\n".join(self.render(line, lang) for line in reply.lines)
-        return RenderedReply(text, tuple(self.render(c, lang) for c in reply.choices))
+        choices = tuple(self.render(c, lang) for c in reply.choices)
+        url = None
+        if voice:
+            urls = (self.voice_url(line.key, lang) for line in reversed(reply.lines))
+            url = next((u for u in urls if u), None)
+        return RenderedReply(text, choices, url)
 
     # -- values ------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ of a reviewed text at its next turn on every channel and in every process."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from api.domain.translations import SqlOverlay
 from api.models import utcnow
 from bot.i18n import Renderer
 from flows.messages import msg
+from tests.fakes.twilio_api import inbound_whatsapp_form
+from tests.support.channels import PUBLIC_BASE_URL
 from tests.support.offline import offline  # noqa: F401  (fixture)
 from tests.support.staff_api import StaffApi, staff_api
 from tests.test_telegram import TelegramUser
@@ -224,3 +227,77 @@ def test_export_then_import_round_trips(demo_sqlite: Engine, tmp_path: Path) -> 
     assert again[stale].string == "Ayo (relu)"
     assert not again[other].fuzzy
     catalogs.cache_clear()
+
+
+# --- voice prompts ----------------------------------------------------------------------------
+
+
+def tone(seconds: float = 1.0) -> bytes:
+    """A WAV file of a tone, as a browser or a phone would upload something."""
+    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi"]
+    command += ["-i", f"sine=frequency=440:duration={seconds}", "-f", "wav", "pipe:1"]
+    return subprocess.run(command, check=True, capture_output=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
+def test_a_voice_prompt_reaches_whatsapp_and_telegram_as_ogg(
+    demo_sqlite: Engine, app_factory: Any
+) -> None:
+    with app_factory(demo_sqlite, now=NOW.isoformat()) as (client, fakes):
+        admin = {"Authorization": f"Bearer {translator_token(demo_sqlite, 'mos')}"}
+        refused = client.put(
+            f"/api/v1/voice/fr/{KEY}", files={"file": ("a.wav", tone(), "audio/wav")}, headers=admin
+        )
+        assert refused.status_code == 403
+        from tests.support.staff import admin_token
+
+        admin = {"Authorization": f"Bearer {admin_token(demo_sqlite)}"}
+        bad = client.put(
+            f"/api/v1/voice/fr/{KEY}",
+            files={"file": ("a.wav", b"not audio", "audio/wav")},
+            headers=admin,
+        )
+        assert bad.status_code == 422
+        uploaded = client.put(
+            f"/api/v1/voice/fr/{KEY}", files={"file": ("a.wav", tone(), "audio/wav")}, headers=admin
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        url = uploaded.json()["url"]
+        served = client.get(url.removeprefix(PUBLIC_BASE_URL))
+        assert served.headers["content-type"] == "audio/ogg"
+        assert served.content.startswith(b"OggS")
+        assert b"OpusHead" in served.content[:200]
+
+        # WhatsApp: a voice note gets the step's voice prompt as <Media>, with its text
+        whatsapp = Phone(client, fakes)
+        whatsapp.send("Bonjour")
+        whatsapp.send("1")
+        form = inbound_whatsapp_form(
+            whatsapp.phone,
+            "",
+            account_sid=fakes.twilio.account_sid,
+            media_content_type="audio/ogg",
+        )
+        twiml = whatsapp.post(form).text
+        assert f"<Media>{url}</Media>" in twiml
+        assert "<Body>" in twiml
+
+        # Telegram: sendVoice, then the text
+        telegram = TelegramUser(client, fakes)
+        telegram.say("/start")
+        telegram.tap("1")
+        telegram.exchange(
+            telegram.message(voice={"file_id": "v1", "file_unique_id": "u1", "duration": 3})
+        )
+        voices = [c.params for c in fakes.telegram.calls if c.method == "sendVoice" and c.ok]
+        assert [v["voice"] for v in voices] == [url]
+
+        # a text message gets text only; deleting the clip stops it
+        assert (
+            "<Media>"
+            not in whatsapp.post(
+                inbound_whatsapp_form(whatsapp.phone, "0", account_sid=fakes.twilio.account_sid)
+            ).text
+        )
+        assert client.delete(f"/api/v1/voice/fr/{KEY}", headers=admin).status_code == 204
+        assert client.get(url.removeprefix(PUBLIC_BASE_URL)).status_code == 404

@@ -34,7 +34,7 @@ from api.domain.audit import StaffWrite
 from api.domain.errors import NotVisible, Refused
 from api.domain.tables import table
 from api.i18n_tools import glossary_hints, placeholders, sample_params
-from api.models import GlossaryTerm, Staff, Translation, TranslationVersion
+from api.models import GlossaryTerm, Staff, Translation, TranslationVersion, VoicePrompt
 from bot.i18n import FALLBACK, Renderer
 from bot.locales import catalog_path, locales_dir, read_catalog
 from flows.engine import LANGUAGES
@@ -43,6 +43,7 @@ translation = table(Translation)
 translation_version = table(TranslationVersion)
 staff_table = table(Staff)
 glossary_term = table(GlossaryTerm)
+voice_prompt = table(VoicePrompt)
 
 WHATSAPP_LIMIT = 1600  # the shorter of the channels' limits (Telegram: 4,096)
 REVIEWED_LANGUAGES = tuple(lang for lang in LANGUAGES if lang != FALLBACK)
@@ -341,12 +342,17 @@ class SqlOverlay:
         return int(found or 0)
 
     def texts(self) -> dict[str, dict[str, str]]:
+        return self._by_lang(translation.c.lang, translation.c.key, translation.c.text)
+
+    def voices(self) -> dict[str, dict[str, str]]:
+        return self._by_lang(voice_prompt.c.lang, voice_prompt.c.key, voice_prompt.c.token)
+
+    def _by_lang(self, *columns: sa.ColumnElement[Any]) -> dict[str, dict[str, str]]:
+        """language → key → value, from (lang, key, value) columns."""
         result: dict[str, dict[str, str]] = {}
         with read(self.engine) as conn:
-            for lang, key, text in conn.execute(
-                sa.select(translation.c.lang, translation.c.key, translation.c.text)
-            ):
-                result.setdefault(lang, {})[key] = text
+            for lang, key, value in conn.execute(sa.select(*columns)):
+                result.setdefault(lang, {})[key] = value
         return result
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Form, Path, Query, Response
+from fastapi import File, Form, Path, Query, Response, UploadFile
 
 from api import db
 from api.domain import translations as domain
+from api.domain import voice
 from api.domain.audit import staff_write
 from api.domain.errors import NotVisible, Refused
 from api.domain.translations import REVIEWED_LANGUAGES, ReviewStatus
@@ -84,6 +85,7 @@ def entry(desk: DeskDep, lang: LangPath, key: KeyPath) -> Response:
     with db.read(desk.engine) as conn:
         found = [i for i in domain.list_translations(conn, lang) if i.key == key]
         rows = domain.glossary(conn)
+        clip = voice.token_of(conn, lang, key)
     if not found:
         raise not_found(desk, "message")
     item = found[0]
@@ -98,6 +100,8 @@ def entry(desk: DeskDep, lang: LangPath, key: KeyPath) -> Response:
         phone=phone,
         terms=domain.terms_used(item.source, lang, rows),
         limit=domain.WHATSAPP_LIMIT,
+        clip=f"/voice/{clip}.ogg" if clip else None,
+        max_seconds=int(voice.MAX_SECONDS),
     )
 
 
@@ -161,3 +165,41 @@ def glossary_edit(
         return desk.redirect("/console/glossary")
     desk.session.flash("ok", "glossary_saved")
     return desk.redirect("/console/glossary")
+
+
+@router.post("/voice/{lang}/{key}", response_model=None)
+def voice_upload(
+    desk: FormDesk,
+    lang: LangPath,
+    key: KeyPath,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    """A clip recorded in the browser (MediaRecorder) or chosen from the computer."""
+    lang = _lang_for(desk, lang)
+    here = f"/console/translations/{lang}/{key}"
+    data = file.file.read(voice.MAX_UPLOAD + 1)
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            voice.save_voice(tx, lang, key, data)
+    except NotVisible as exc:
+        raise not_found(desk, exc.what) from None
+    except Refused as exc:
+        desk.session.flash("error", f"voice_{exc.code}")
+        return desk.redirect(here)
+    _refresh(desk)
+    desk.session.flash("ok", "voice_saved")
+    return desk.redirect(here)
+
+
+@router.post("/voice/{lang}/{key}/delete", response_model=None)
+def voice_delete(desk: FormDesk, lang: LangPath, key: KeyPath) -> Response:
+    lang = _lang_for(desk, lang)
+    here = f"/console/translations/{lang}/{key}"
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            voice.delete_voice(tx, lang, key)
+    except NotVisible:
+        return desk.redirect(here)
+    _refresh(desk)
+    desk.session.flash("ok", "voice_deleted")
+    return desk.redirect(here)

@@ -19,6 +19,7 @@ from api.http.staff import (
     requests,
     services,
     translations,
+    voice,
 )
 
 PREFIX = "/api/v1"
@@ -36,6 +37,7 @@ for module in (
     audit,
     broadcasts,
     translations,
+    voice,
 ):
     router.include_router(module.router)
 
