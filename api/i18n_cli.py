@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,6 +57,34 @@ def stats(root: RootOption = None) -> None:
             f"{row.translated:>6} {row.translated_pct:6.1f}%"
             f"{row.reviewed:>6} {row.reviewed_pct:6.1f}%"
         )
+    progress = _console_progress()
+    if progress:
+        typer.echo("")
+        typer.echo(f"{'console':<10}{'keys':>6}{'reviewed':>14}{'changed':>9}  (database)")
+        for item in progress:
+            counts = f"{item.reviewed:>6} {item.pct:6.1f}%{item.changed:>9}"
+            typer.echo(f"{item.lang:<10}{item.total:>6}{counts}")
+
+
+def _console_progress() -> list[Any]:
+    """The review progress of the database (the console's), when one is configured and at
+    the schema's head; [] otherwise (a checkout without a database)."""
+    try:
+        from api.db import create_engine, read
+        from api.domain.translations import progress
+        from api.settings import load_settings
+
+        url = load_settings().sqlalchemy_url
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+            return []  # no database here: creating one would be a surprise
+        engine = create_engine(url)
+        try:
+            with read(engine) as conn:
+                return progress(conn)
+        finally:
+            engine.dispose()
+    except Exception:
+        return []
 
 
 @i18n_app.command("update")
