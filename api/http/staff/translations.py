@@ -22,7 +22,7 @@ from api.http.staff.deps import CurrentStaff, DbDep, NowDep, staff_write
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 
 router = APIRouter(
-    tags=["translations"], route_class=ProblemRoute, responses=responses(401, 403, 404)
+    tags=["translations"], route_class=ProblemRoute, responses=responses(401, 403, 404, 422)
 )
 
 LangPath = Annotated[str, Path(pattern=r"^[a-z]{2,3}$", description="mos, dyu, ff, en…")]

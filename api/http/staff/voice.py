@@ -16,7 +16,7 @@ from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.translations import KeyPath, LangPath, refresh_renderer, require_translator
 
 router = APIRouter(
-    tags=["translations"], route_class=ProblemRoute, responses=responses(401, 403, 404)
+    tags=["translations"], route_class=ProblemRoute, responses=responses(401, 403, 404, 422)
 )
 
 
