@@ -27,6 +27,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DATABASE_URL=sqlite:////data/app.db
+# ffmpeg converts the translators' voice prompts to OGG/Opus (api/domain/voice.py)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 diaspora \
     && useradd --create-home --uid 10001 --gid diaspora --shell /usr/sbin/nologin diaspora \
     && mkdir /data \

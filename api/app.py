@@ -24,6 +24,7 @@ from api.http import (
     health,
     simulator,
     staff,
+    voice_files,
     web_simulator,
     webhooks,
 )
@@ -76,7 +77,9 @@ def create_app(
     app.state.engine = db
     app.state.run_worker = run_worker
     app.state.metrics = health.Metrics(db)
-    app.state.messaging = build_messaging(db, enqueue=enqueue_replies)
+    app.state.messaging = build_messaging(
+        db, enqueue=enqueue_replies, public_base_url=settings.public_base_url
+    )
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)
     app.state.simulator_limits = simulator.SimulatorLimits(
@@ -99,6 +102,7 @@ def create_app(
     app.include_router(staff.router)
     app.include_router(console.router)
     app.include_router(web_simulator.router)
+    app.include_router(voice_files.router)  # voice prompts, at unguessable URLs
     app.include_router(worker.router)  # its lifespan runs the worker unless run_worker=False
     docs.install(app)
     return app

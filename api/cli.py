@@ -201,10 +201,21 @@ def serve(
 @staff_app.command("add")
 def staff_add(
     email: Annotated[str, typer.Argument(help="The staff member's e-mail, their login.")],
-    role: Annotated[str, typer.Option(help="admin (every post) or agent (their posts).")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin (every post), agent (their posts) or translator (their languages)."
+        ),
+    ],
     post: Annotated[
         list[str] | None,
         typer.Option("--post", help="Post code (ABJ, PAR…); repeat for several. Agents: one+."),
+    ] = None,
+    lang: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lang", help="A language reviewed (mos, dyu, ff, en); repeat. Translators: one+."
+        ),
     ] = None,
     password_prompt: Annotated[
         bool, typer.Option("--password-prompt", help="Ask for a console password.")
@@ -220,7 +231,9 @@ def staff_add(
     with database(current) as engine:
         try:
             with write(engine) as conn:
-                staff_id = add_staff(conn, email, role, post or [], password, now=utcnow())
+                staff_id = add_staff(
+                    conn, email, role, post or [], password, now=utcnow(), languages=lang or []
+                )
         except ValueError as exc:
             fail(str(exc), 1)
     typer.echo(f"staff account {staff_id} created for {email.strip().lower()} ({role})")

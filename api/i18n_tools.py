@@ -388,6 +388,14 @@ def glossary_hints(french: str, lang: str, glossary: list[dict[str, str]]) -> li
     return hints
 
 
+def french_seen(auto_comments: list[str]) -> str | None:
+    """The French text an entry's `#. fr: …` comments show (the one its translator read)."""
+    lines = [c[len("fr: ") :] for c in auto_comments if c.startswith("fr: ")]
+    if not lines or lines == ["(missing)"]:
+        return None
+    return "\n".join(lines)
+
+
 def source_comments(french: str, lang: str, glossary: list[dict[str, str]]) -> list[str]:
     """The comments a non-French entry carries: the French text, then glossary terms."""
     lines = [f"fr: {line}" for line in french.split("\n")] if french else ["fr: (missing)"]
@@ -452,6 +460,7 @@ def update(root: Path | None = None) -> list[str]:
             catalog = Catalog(locale=lang, project=PROJECT, version=_version(), fuzzy=False)
             path.parent.mkdir(parents=True, exist_ok=True)
         before = {str(m.id) for m in catalog if m.id}
+        source_changed: list[str] = []
         catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
         after = {str(m.id) for m in catalog if m.id}
         for message in catalog:
@@ -461,6 +470,12 @@ def update(root: Path | None = None) -> list[str]:
             if lang == FALLBACK:
                 french[key] = str(message.string or "")
             else:
+                seen = french_seen(list(message.auto_comments))
+                now_french = french.get(key, "")
+                reviewed = bool(message.string) and not message.fuzzy
+                if reviewed and seen is not None and seen != now_french:
+                    message.flags.add("fuzzy")  # reviewed against another French: review again
+                    source_changed.append(key)
                 comments = list(template[key].auto_comments) if template.get(key) else []
                 message.auto_comments = comments + source_comments(
                     french.get(key, ""), lang, glossary
@@ -472,6 +487,11 @@ def update(root: Path | None = None) -> list[str]:
             line += f", {len(added)} new (empty, to translate): {', '.join(added)}"
         if dropped:
             line += f", {len(dropped)} no longer in the code (dropped): {', '.join(dropped)}"
+        if source_changed:
+            line += (
+                f", {len(source_changed)} French changed since review (fuzzy again, text kept):"
+                f" {', '.join(source_changed)}"
+            )
         report.append(line)
     return report
 

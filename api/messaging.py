@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from api.conversations import Enqueue, SqlConversationStore
-from bot.i18n import Renderer
+from api.domain.translations import SqlOverlay
+from bot.i18n import POLL_SECONDS, Renderer
 from bot.locales import load_lexicons
 from bot.runtime import Runtime
 from flows.catalog import build_engine
@@ -22,9 +23,20 @@ class Messaging:
 
 
 def build_messaging(
-    engine: Engine, enqueue: Enqueue | None = None, locales: Path | None = None
+    engine: Engine,
+    enqueue: Enqueue | None = None,
+    locales: Path | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    public_base_url: str = "",
 ) -> Messaging:
-    renderer = Renderer(locales)
+    """The runtime, its renderer overlaid with the texts translators reviewed in the console
+    (read from the database, reloaded within `poll_seconds` of a change anywhere)."""
+    renderer = Renderer(
+        locales,
+        overlay=SqlOverlay(engine),
+        poll_seconds=poll_seconds,
+        voice_base_url=public_base_url,
+    )
     runtime = Runtime(
         SqlConversationStore(engine, enqueue),
         build_engine(),

@@ -222,12 +222,13 @@ class InboundMessage(SQLModel, table=True):
 class StaffRole(StrEnum):
     admin = "admin"
     agent = "agent"
+    translator = "translator"  # reviews the catalogs of their languages (staff_language)
 
 
 class Staff(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=200, unique=True)
-    role: StaffRole = Field(sa_column=sa.Column(sa.String(8), nullable=False))
+    role: StaffRole = Field(sa_column=sa.Column(sa.String(16), nullable=False))
     password_hash: str | None = Field(default=None, max_length=200)
     active: bool = True
     created_at: datetime = _utc()
@@ -239,6 +240,14 @@ class StaffPost(SQLModel, table=True):
     __tablename__ = "staff_post"
     staff_id: int = Field(foreign_key="staff.id", primary_key=True)
     post_id: int = Field(foreign_key="post.id", primary_key=True)
+
+
+class StaffLanguage(SQLModel, table=True):
+    """The languages a translator reviews (administrators review every language)."""
+
+    __tablename__ = "staff_language"
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    lang: str = Field(max_length=8, primary_key=True)
 
 
 class ApiToken(SQLModel, table=True):
@@ -429,3 +438,57 @@ class Broadcast(SQLModel, table=True):
     cursor: int = 0
     queued: int = 0
     skipped: dict[str, int] | None = _json(nullable=True)  # reason → count
+
+
+# --- translations reviewed by their speakers, voice prompts -------------------------------------
+
+
+class Translation(SQLModel, table=True):
+    """One catalog entry as a translator left it: it overlays locales/<lang>/…/messages.po.
+
+    `source` is the French text it was reviewed against: when the French changes, the entry
+    is "changed" (to review again) and keeps its text until then (`previous_text` keeps the
+    text before the last edit)."""
+
+    lang: str = Field(max_length=8, primary_key=True)
+    key: str = Field(max_length=80, primary_key=True)
+    text: str = Field(max_length=4096)
+    source: str = Field(max_length=4096)
+    reviewed: bool = False
+    previous_text: str | None = Field(default=None, max_length=4096)
+    comment: str = Field(default="", max_length=1000)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    updated_at: datetime = _utc()
+
+
+class TranslationVersion(SQLModel, table=True):
+    """One row, bumped by every change of translations, glossary or voice prompts: each
+    process polls it (one primary-key read every few seconds) to reload its overlay."""
+
+    __tablename__ = "translation_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+
+
+class GlossaryTerm(SQLModel, table=True):
+    """A consular term in one language, edited by translators (seeded from glossary.csv)."""
+
+    __tablename__ = "glossary_term"
+    term_id: str = Field(max_length=40, primary_key=True)
+    lang: str = Field(max_length=8, primary_key=True)
+    text: str = Field(max_length=200)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    updated_at: datetime = _utc()
+
+
+class VoicePrompt(SQLModel, table=True):
+    """A recorded clip (OGG/Opus) of one message in one language, served at /voice/{token}."""
+
+    __tablename__ = "voice_prompt"
+    lang: str = Field(max_length=8, primary_key=True)
+    key: str = Field(max_length=80, primary_key=True)
+    token: str = Field(max_length=64, unique=True)  # random: the URL cannot be guessed
+    audio: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    seconds: float = 0.0
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    updated_at: datetime = _utc()

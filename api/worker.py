@@ -132,7 +132,9 @@ class Worker:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or WorkerMetrics(CollectorRegistry(auto_describe=True))
-        self.messaging = messaging or build_messaging(engine, enqueue=enqueue_replies)
+        self.messaging = messaging or build_messaging(
+            engine, enqueue=enqueue_replies, public_base_url=settings.public_base_url
+        )
         self.handlers = ChannelHandlers(settings, engine, self.messaging, clock)
         self._given_senders = senders
         self._limiter = limiter

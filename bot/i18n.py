@@ -3,18 +3,25 @@
 Catalogs are the .po files under locales/ (read with Babel at start-up, no compile step).
 Each language falls back to French, explicitly, key by key. Entries marked fuzzy are drafts
 awaiting a native speaker's review: they are used, and `i18n stats` counts them apart.
+Texts reviewed by translators in the console overlay the catalogs (an `Overlay`, read from
+the database by api/): the renderer asks the overlay for its version at most every
+`poll_seconds`, a cheap read, and reloads the texts only when it has moved, so every process
+uses a reviewed text within seconds, with nothing more per turn than a clock comparison.
 Dates and times are formatted with Babel where CLDR knows the language, else with the day
 and month names that locales/<lang>/calendar.yaml holds.
 """
 
 from __future__ import annotations
 
+import logging
 import string
+import threading
+import time as clock
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
@@ -22,7 +29,10 @@ from babel.dates import format_date
 from bot.locales import languages, load_calendar, read_catalog
 from flows.messages import Msg, Reply
 
+log = logging.getLogger(__name__)
+
 FALLBACK = "fr"
+POLL_SECONDS = 2.0  # how stale a process's reviewed texts may be, at most
 # CLDR locales used for formatting; languages absent here use their calendar.yaml
 BABEL_LOCALES = {"fr": "fr_BF", "ff": "ff_Latn_BF", "en": "en"}
 DATE_PATTERN = "EEEE d MMMM"
@@ -34,6 +44,7 @@ class RenderedReply:
 
     text: str
     choices: tuple[str, ...] = ()
+    voice: str | None = None  # the URL of a voice prompt (OGG/Opus) to send with the text
 
     def with_numbers(self) -> str:
         """Body followed by '1. label' lines: the form for WhatsApp, Telegram and terminals."""
@@ -41,6 +52,22 @@ class RenderedReply:
             return self.text
         lines = [f"{i}. {label}" for i, label in enumerate(self.choices, start=1)]
         return "\n".join([self.text, "", *lines])
+
+
+class Overlay(Protocol):
+    """Texts that replace the catalogs' (reviewed in the console), with a version to poll."""
+
+    def version(self) -> int:
+        """Moves whenever the texts change; must be cheap (read every few seconds)."""
+        ...
+
+    def texts(self) -> Mapping[str, Mapping[str, str]]:
+        """language → key → text."""
+        ...
+
+    def voices(self) -> Mapping[str, Mapping[str, str]]:
+        """language → key → the token of its voice prompt (served at /voice/{token}.ogg)."""
+        ...
 
 
 class _Formatter(string.Formatter):
@@ -55,7 +82,21 @@ class _Formatter(string.Formatter):
 class Renderer:
     """Implements flows.engine.Texts: `render(msg, lang)` → text."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        overlay: Overlay | None = None,
+        poll_seconds: float = POLL_SECONDS,
+        voice_base_url: str = "",
+    ) -> None:
+        self.overlay = overlay
+        self.voice_base_url = voice_base_url.rstrip("/")
+        self._voices: Mapping[str, Mapping[str, str]] = {}
+        self.poll_seconds = poll_seconds
+        self._overlay_texts: Mapping[str, Mapping[str, str]] = {}
+        self._overlay_version: int | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
         self.messages: dict[str, dict[str, str]] = {}
         self.drafts: dict[str, set[str]] = {}
         for lang in languages(root):
@@ -72,24 +113,66 @@ class Renderer:
     def languages(self) -> tuple[str, ...]:
         return tuple(self.messages)
 
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload the overlay if its version moved (at most every `poll_seconds`, unless
+        forced). A failing overlay keeps the texts it gave last: the bot goes on talking."""
+        if self.overlay is None:
+            return
+        now = clock.monotonic()
+        if not force and now - self._checked_at < self.poll_seconds:
+            return
+        with self._lock:
+            self._checked_at = now
+            try:
+                version = self.overlay.version()
+                if version != self._overlay_version:
+                    texts, voices = self.overlay.texts(), self.overlay.voices()
+                    self._overlay_texts, self._voices = texts, voices
+                    self._overlay_version = version
+            except Exception:
+                log.exception("reviewed texts could not be read; the previous ones are kept")
+
+    def is_overlaid(self, key: str, lang: str) -> bool:
+        return key in self._overlay_texts.get(lang, {})
+
     def template(self, key: str, lang: str) -> str:
+        self.refresh()
+        reviewed = self._overlay_texts.get(lang)
+        if reviewed and key in reviewed:
+            return reviewed[key]
         own = self.messages.get(lang, {})
         if key in own:
             return own[key]
         return self.messages.get(FALLBACK, {}).get(key, key)
 
     def render(self, message: Msg, lang: str) -> str:
-        template = self.template(message.key, lang)
-        if not message.params:
+        return self.fill(self.template(message.key, lang), message.params, lang)
+
+    def fill(self, template: str, params: Mapping[str, Any], lang: str) -> str:
+        """A template with its {names} replaced by the values, rendered in `lang`."""
+        if not params:
             return template
         try:
-            return _Formatter(self, lang).vformat(template, (), _Params(message.params))
+            return _Formatter(self, lang).vformat(template, (), _Params(params))
         except (ValueError, IndexError):
             return template  # a broken translation shows its words rather than failing
 
-    def render_reply(self, reply: Reply, lang: str) -> RenderedReply:
+    def voice_url(self, key: str, lang: str) -> str | None:
+        """Where the voice prompt of this message in this language is served, if it has one."""
+        self.refresh()
+        token = self._voices.get(lang, {}).get(key)
+        return f"{self.voice_base_url}/voice/{token}.ogg" if token else None
+
+    def render_reply(self, reply: Reply, lang: str, *, voice: bool = False) -> RenderedReply:
+        """The reply as text; with `voice`, and the voice prompt of its last line that has
+        one (the question of the step, usually)."""
         text = "\n".join(self.render(line, lang) for line in reply.lines)
-        return RenderedReply(text, tuple(self.render(c, lang) for c in reply.choices))
+        choices = tuple(self.render(c, lang) for c in reply.choices)
+        url = None
+        if voice:
+            urls = (self.voice_url(line.key, lang) for line in reversed(reply.lines))
+            url = next((u for u in urls if u), None)
+        return RenderedReply(text, choices, url)
 
     # -- values ------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 ]
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 AGENT = "awa.ouedraogo@consulat.bf"
+TRANSLATOR = "rasmata.kabore@asso-bf.org"
 PASSWORD = "guichet-abidjan-2026"
 
 pytestmark = [
@@ -73,6 +74,7 @@ def _prepare(engine: Engine) -> tuple[int, str]:
     citizen = sa.inspect(Citizen).local_table
     with db.write(engine) as conn:
         add_staff(conn, AGENT, "agent", ["ABJ"], PASSWORD)
+        add_staff(conn, TRANSLATOR, "translator", [], PASSWORD, languages=["mos"])
         citizen_id = conn.execute(
             sa.insert(citizen)
             .values(phone=None, phone_verified=False, lang="fr", opted_out=False, created_at=NOW)
@@ -239,5 +241,36 @@ def test_an_agent_checks_a_citizen_in_from_the_console(
         page.get_by_role("link", name="Dossiers").click()
         page.get_by_role("link", name="Nouveau dossier").click()
         page.screenshot(path=str(shots / "console-request-new.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_a_translator_reviews_a_message_from_the_console(
+    live_app: LiveApp, browser: Browser, shots: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    page = context.new_page()
+    try:
+        page.goto(live_app.url + "/console/")
+        page.get_by_label("Adresse e-mail").fill(TRANSLATOR)
+        page.get_by_label("Mot de passe").fill(PASSWORD)
+        page.get_by_role("button", name="Se connecter").click()
+
+        expect(page.get_by_role("heading", level=1)).to_have_text("Traductions")
+        page.get_by_role("link", name="Mooré").click()
+        page.get_by_role("link", name="menu.main.question").click()
+        expect(page.locator(".phone .bubble")).not_to_be_empty()
+        expect(page.locator("dl.sources")).to_contain_text("Que souhaitez-vous faire")
+        page.screenshot(path=str(shots / "console-translation.png"), full_page=True)
+
+        page.get_by_label("Texte en Mooré").fill("Y rat n maan bõe? Sõs-y 1 n tãag 6.")
+        page.get_by_role("button", name="Approuver", exact=True).click()
+        expect(page.locator(".flash-ok")).to_contain_text("Traduction approuvée")
+        with live_app.engine.connect() as conn:
+            reviewed = conn.execute(
+                sa.text("SELECT reviewed FROM translation WHERE lang = 'mos' AND key = :key"),
+                {"key": "menu.main.question"},
+            ).scalar_one()
+        assert reviewed
     finally:
         context.close()

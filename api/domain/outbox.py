@@ -143,6 +143,8 @@ def _payloads(channel: str, reply: RenderedReply) -> list[dict[str, Any]]:
     parts = split_text(text, limit) if limit else [text]
     payloads: list[dict[str, Any]] = [{"text": part, "choices": []} for part in parts]
     payloads[-1]["choices"] = list(reply.choices)
+    if reply.voice:
+        payloads[0]["voice"] = reply.voice  # sent as a voice note before the first part
     return payloads
 
 

@@ -30,6 +30,7 @@ from sqlmodel import SQLModel
 from api import models
 from api.domain import audit
 from api.models import StaffRole
+from flows.engine import LANGUAGES
 
 TOKEN_PREFIX = "dbt_"  # noqa: S105  (a prefix, not a secret)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -39,6 +40,7 @@ LOGIN_FAILURES_WINDOW = timedelta(minutes=15)  # … within this time: the next 
 
 _staff = SQLModel.metadata.tables["staff"]
 _staff_post = SQLModel.metadata.tables["staff_post"]
+_staff_language = SQLModel.metadata.tables["staff_language"]
 _api_token = SQLModel.metadata.tables["api_token"]
 _post = SQLModel.metadata.tables["post"]
 _login = SQLModel.metadata.tables["console_login"]
@@ -47,12 +49,14 @@ _audit = SQLModel.metadata.tables["audit_log"]
 
 @dataclass(frozen=True)
 class StaffPrincipal:
-    """Who is calling: an administrator (every post) or an agent (their posts only)."""
+    """Who is calling: an administrator (every post, every language), an agent (their posts
+    only) or a translator (the catalogs of their languages only)."""
 
     id: int
     email: str
     role: StaffRole
     post_ids: frozenset[int]
+    languages: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
@@ -60,6 +64,9 @@ class StaffPrincipal:
 
     def may_act_for(self, post_id: int) -> bool:
         return self.is_admin or post_id in self.post_ids
+
+    def may_translate(self, lang: str) -> bool:
+        return self.is_admin or lang in self.languages
 
 
 def post_filter(staff: StaffPrincipal, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
@@ -97,6 +104,7 @@ def add_staff(
     password: str | None = None,
     *,
     now: datetime | None = None,
+    languages: Iterable[str] = (),
 ) -> int:
     """Create a staff account and return its id; raise ValueError with a readable message."""
     address = normalise_email(email)
@@ -106,10 +114,16 @@ def add_staff(
     try:
         staff_role = StaffRole(role.strip().lower())
     except ValueError:
-        raise ValueError(f"unknown role {role!r}: use admin or agent") from None
+        raise ValueError(f"unknown role {role!r}: use admin, agent or translator") from None
     codes = sorted({code.strip().upper() for code in post_codes if code.strip()})
     if staff_role is StaffRole.agent and not codes:
         raise ValueError("an agent needs at least one post (--post CODE)")
+    langs = sorted({lang.strip().lower() for lang in languages if lang.strip()})
+    if staff_role is StaffRole.translator and not langs:
+        raise ValueError("a translator needs at least one language (--lang mos)")
+    unknown_langs = [lang for lang in langs if lang not in LANGUAGES]
+    if unknown_langs:
+        raise ValueError(f"unknown language: {', '.join(unknown_langs)}")
     if password is not None and len(password) < 8:
         raise ValueError("the password needs at least 8 characters")
 
@@ -138,6 +152,10 @@ def add_staff(
         conn.execute(
             _staff_post.insert(),
             [{"staff_id": staff_id, "post_id": post_id} for post_id in post_ids.values()],
+        )
+    if langs:
+        conn.execute(
+            _staff_language.insert(), [{"staff_id": staff_id, "lang": lang} for lang in langs]
         )
     return staff_id
 
@@ -352,8 +370,20 @@ def _principal(conn: Connection, staff_id: int) -> StaffPrincipal:
         sa.select(_staff_post.c.post_id).where(_staff_post.c.staff_id == staff_id)
     ).scalars()
     return StaffPrincipal(
-        id=staff.id, email=staff.email, role=StaffRole(staff.role), post_ids=frozenset(posts)
+        id=staff.id,
+        email=staff.email,
+        role=StaffRole(staff.role),
+        post_ids=frozenset(posts),
+        languages=languages_of(conn, staff_id),
     )
+
+
+def languages_of(conn: Connection, staff_id: int) -> frozenset[str]:
+    """The languages whose catalogs this account reviews (besides an administrator's all)."""
+    rows = conn.execute(
+        sa.select(_staff_language.c.lang).where(_staff_language.c.staff_id == staff_id)
+    ).scalars()
+    return frozenset(str(lang) for lang in rows)
 
 
 # --- accounts, as administrators see them -----------------------------------------------------

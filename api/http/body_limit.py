@@ -20,6 +20,8 @@ KIB = 1024
 LIMITS: tuple[tuple[str, int], ...] = (
     ("/webhooks/", 256 * KIB),
     ("/api/v1/simulator/", 16 * KIB),
+    ("/api/v1/voice/", 4 * 1024 * KIB),  # a recorded clip (api.domain.voice: 3 MiB at most)
+    ("/console/voice/", 4 * 1024 * KIB),
 )
 DEFAULT_LIMIT = 1024 * KIB
 

@@ -248,6 +248,10 @@ class TelegramSender:
                 return SendResult.sent(f"cbq:{query_id}"[:64])
             if not item.text:
                 return SendResult(Outcome.failed, error="empty text")
+            voice = item.payload.get("voice")
+            if voice and not item.attempts:  # the voice prompt, then its text (which matters)
+                with contextlib.suppress(TelegramError):
+                    await self.bot.send_voice(chat_id=int(item.address), voice=str(voice))
             sent = await self.bot.send_message(
                 chat_id=int(item.address),
                 text=item.text[:MAX_TEXT],

@@ -201,8 +201,13 @@ def twiml(replies: Iterable[RenderedReply]) -> str:
     """The webhook's answer: one <Message> per part of each reply (numbered choices in text)."""
     response = MessagingResponse()
     for reply in replies:
-        for part in split_text(reply.with_numbers(), MAX_BODY):
-            response.message(part)
+        for number, part in enumerate(split_text(reply.with_numbers(), MAX_BODY)):
+            if reply.voice and number == 0:  # a voice prompt: WhatsApp plays it as audio
+                message = response.message()
+                message.body(part)
+                message.media(reply.voice)
+            else:
+                response.message(part)
     return str(response)
 
 

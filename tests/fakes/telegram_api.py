@@ -45,6 +45,7 @@ _STRING_PARAMS = frozenset(
 _SENDING_METHODS = frozenset(
     {
         "sendMessage",
+        "sendVoice",
         "editMessageText",
         "editMessageReplyMarkup",
         "sendChatAction",
@@ -216,6 +217,7 @@ class FakeTelegramAPI(FakeServer):
         implementations: dict[str, Callable[[Params], Reply]] = {
             "getMe": self._get_me,
             "sendMessage": self._send_message,
+            "sendVoice": self._send_voice,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "answerCallbackQuery": self._answer_callback_query,
@@ -348,6 +350,27 @@ class FakeTelegramAPI(FakeServer):
         }
         if markup:
             message["reply_markup"] = markup
+        self._messages[(str(params["chat_id"]), message["message_id"])] = message
+        return _ok(message)
+
+    def _send_voice(self, params: Params) -> Reply:
+        """A voice note by URL (the real API fetches it: an OGG/Opus file)."""
+        if params.get("chat_id") in (None, ""):
+            return _error(400, "Bad Request: chat_id is empty")
+        if not params.get("voice"):
+            return _error(400, "Bad Request: there is no voice in the request")
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "from": {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")},
+            "chat": _chat(params["chat_id"]),
+            "date": int(time.time()),
+            "voice": {
+                "file_id": f"voice{next(self._message_ids)}",
+                "file_unique_id": f"unique{next(self._message_ids)}",
+                "duration": 1,
+                "mime_type": "audio/ogg",
+            },
+        }
         self._messages[(str(params["chat_id"]), message["message_id"])] = message
         return _ok(message)
 

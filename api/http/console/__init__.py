@@ -6,11 +6,11 @@ HTML forms, no JavaScript. A signed session cookie with a login kept on the serv
 CSRF token, compared in constant time. An agent sees and changes the data of their posts only
 (another post's data answers 404, as if it did not exist); an administrator sees every post.
 
-One module per section, as `api.http.staff` has one per resource: `appointments`,
-`requests`, `posts`, `broadcasts`, `citizens`; `base` holds what they all stand on. A
-section's routes only translate: they read the form, call the use case of the domain
-(api.domain.*_desk, api.domain.broadcasts…) in a `staff_write` transaction — the same use
-case the staff API calls, so both check, change, notify and audit alike — and turn what it
+One module per section, as `api.http.staff` has one per resource: `appointments`, `requests`,
+`posts`, `broadcasts`, `citizens`, `translations` (review and glossary); `base` holds what they
+all stand on. A section's routes only translate: they read the form, call the use case of the
+domain (api.domain.*_desk, api.domain.broadcasts…) in a `staff_write` transaction — the same
+use case the staff API calls, so both check, change, notify and audit alike — and turn what it
 raises into a page or a flash message. Routes are plain `def`: the database calls and Argon2
 run in FastAPI's threadpool.
 """
@@ -19,11 +19,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http.console import appointments, broadcasts, citizens, login, posts, requests
+from api.http.console import (
+    appointments,
+    broadcasts,
+    citizens,
+    login,
+    posts,
+    requests,
+    translations,
+)
 from api.http.console.login import login_failures_limit
 
 router = APIRouter()
-for section in (login, appointments, requests, posts, broadcasts, citizens):
+for section in (login, appointments, requests, posts, broadcasts, citizens, translations):
     router.include_router(section.router)
 
 __all__ = ["login_failures_limit", "router"]

@@ -38,7 +38,7 @@ from api.http.console.base import (
     section_router,
     visible_posts,
 )
-from api.models import Appointment, Service
+from api.models import Appointment, Service, StaffRole
 
 router = section_router()
 
@@ -116,6 +116,8 @@ def appointments(
     day: Annotated[str, Query(max_length=10)] = "",
     status: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
+    if desk.staff.role is StaffRole.translator and not desk.staff.post_ids:
+        return desk.redirect("/console/translations")  # a translator's home
     status = status if status in APPOINTMENT_STATUSES else ""
     wanted_day = parse_day(day)
     with db.read(desk.engine) as conn:

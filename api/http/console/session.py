@@ -38,7 +38,7 @@ from fastapi import Request, Response
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from api.domain.staff import StaffPrincipal, login_is_live
+from api.domain.staff import StaffPrincipal, languages_of, login_is_live
 from api.models import StaffRole
 
 COOKIE = "console_session"
@@ -239,6 +239,7 @@ def load_staff(conn: Connection, session: ConsoleSession, now: datetime) -> Staf
         email=str(row.email),
         role=StaffRole(row.role),
         post_ids=frozenset(cast(list[int], list(posts))),
+        languages=languages_of(conn, int(row.id)),
     )
 
 

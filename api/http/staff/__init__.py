@@ -18,6 +18,8 @@ from api.http.staff import (
     posts,
     requests,
     services,
+    translations,
+    voice,
 )
 
 PREFIX = "/api/v1"
@@ -34,6 +36,8 @@ for module in (
     citizens,
     audit,
     broadcasts,
+    translations,
+    voice,
 ):
     router.include_router(module.router)
 
