@@ -7,6 +7,7 @@ nothing and api/ returns exactly what flows expect. Instants are aware UTC datet
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -59,6 +60,31 @@ class AppointmentInfo:
     status: str
 
 
+class LimitKind(StrEnum):
+    phone = "phone"  # the phone's bookings at this post in the rolling window
+    name = "name"  # the same full name's bookings at this post in the rolling window
+    name_held = "name_held"  # this person already holds an upcoming appointment for it here
+
+
+@dataclass(frozen=True)
+class LimitInfo:
+    """A booking rule that stops this booking, told before the questions it would waste."""
+
+    kind: LimitKind
+    limit: int  # bookings allowed in the window (name_held: 1 upcoming)
+    days: int  # the rolling window
+    lifts_at: datetime | None  # UTC; None for name_held (lifts when that appointment ends)
+
+
+def person_key(full_name: str) -> str:
+    """One person's name, whatever its accents, case, spacing and word order: "Awa
+    OUÉDRAOGO" and "ouedraogo awa" are one person within a post."""
+    decomposed = unicodedata.normalize("NFKD", full_name.casefold())
+    kept = (ch for ch in decomposed if not unicodedata.combining(ch))
+    letters = "".join(ch if ch.isalpha() else " " for ch in kept)
+    return " ".join(sorted(letters.split()))[:120]
+
+
 class BookingOutcome(StrEnum):
     booked = "booked"
     full = "full"  # the last seat went to someone else meanwhile
@@ -100,6 +126,19 @@ class Booking(Protocol):
         full_name: str,
         now: datetime,
     ) -> BookingResult: ...
+
+    def booking_limit(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str | None,
+        full_name: str | None,
+        now: datetime,
+    ) -> LimitInfo | None:
+        """The first rule that stops a booking at this post: with no name, the phone's
+        allowance; with a name, that person's upcoming appointment for the service, then the
+        name's allowance. None when nothing stops it. `book` checks them all again."""
+        ...
 
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]: ...
 

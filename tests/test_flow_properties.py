@@ -186,9 +186,21 @@ def send(kind: Kind) -> Script:
     return script
 
 
+CHILDREN = ("Awa Sawadogo", "Issa Sawadogo", "Rasmané Sawadogo", "Fatim Sawadogo")
+
+
 def four_appointments(world: MemoryWorld) -> None:
-    for day in (3, 4, 7, 8):
-        book_for(world, day=date(2026, 12, day))
+    for day, name in zip((3, 4, 7, 8), CHILDREN, strict=True):
+        book_for(world, day=date(2026, 12, day), name=name)
+
+
+def name_used_elsewhere(world: MemoryWorld) -> None:
+    world.per_name = 1
+    book_for(world, citizen_id=2, service="cnib")
+
+
+def same_person_meanwhile(world: MemoryWorld, dialog: Dialog) -> None:
+    book_for(world, citizen_id=2, day=date(2026, 12, 3))
 
 
 def no_seats(world: MemoryWorld) -> None:
@@ -221,7 +233,13 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
     ("time taken", None, "+2250701000001", then(says(*CONFIRM), race(), says("1", "1"))),
     ("day taken", None, "+2250701000001", then(says(*CONFIRM), race(day=True), says("1"))),
     ("day full", None, "+2250701000001", then(says("1", "1", "1"), fill_wednesday, says("2"))),
-    ("limit", four_appointments, "+2250701000001", says(*CONFIRM, "1")),
+    ("limit phone", four_appointments, "+2250701000001", says("1", "1")),
+    ("limit name", name_used_elsewhere, "+2250701000001", says(*CONFIRM)),
+    ("limit meanwhile", None, "+2250701000001",
+     then(says(*CONFIRM), same_person_meanwhile, says("1"))),
+    ("held", book_for, "+2250701000001", says("1", "1", "1", "9", "?", "3")),
+    ("held another", book_for, "+2250701000001", says("1", "1", "1", "2", "1", "2", NAME)),
+    ("held reschedule", book_for, "+2250701000001", says("1", "1", "1", "1")),
     ("no day", no_seats, "+2250701000001", says("1", "1", "1")),
     ("no appointment", None, "+2250701000001", says("3")),
     ("not in list", book_for, "+2250701000001", says("3", "9", "1", "9", "3")),

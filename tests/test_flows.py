@@ -511,12 +511,99 @@ def test_words_that_merely_contain_yes_or_no_answer_nothing(
     assert world.upcoming(1, NOW) == []
 
 
-def test_too_many_appointments(world: MemoryWorld) -> None:
-    for day in (3, 4, 7, 8):
-        book_for(world, day=date(2026, 12, day))
+# -- fair access: one person, one procedure; limits told before the questions ---------------
+
+
+def test_an_appointment_held_for_the_service_is_shown_as_soon_as_it_is_chosen(
+    world: MemoryWorld,
+) -> None:
+    reference = book_for(world)
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")  # Abidjan
+    dialog.say("1")  # passport: the one already held there
+    assert dialog.keys == ["booking.held.question"]
+    assert dialog.step == "booking.held"
+    assert dialog.values == ["reschedule", "another", "back"]
+    item = dialog.line("booking.held.question").params["item"]
+    assert item.params["reference"] == reference
+    dialog.say("1")  # reschedule it: the booking's days, moving that appointment
+    assert dialog.step == "booking.day"
+    assert dialog.state.data["reschedule"] == 1
+
+
+def test_going_back_from_the_held_appointment_shows_the_services(world: MemoryWorld) -> None:
+    book_for(world)
+    dialog = at_menu(world)
+    for text in ("1", "1", "1", "3"):
+        dialog.say(text)
+    assert dialog.step == "booking.service"
+    assert dialog.keys == ["booking.service.question"]
+
+
+def test_a_parent_books_for_a_child_from_the_same_phone(world: MemoryWorld) -> None:
+    book_for(world)  # the parent's own passport appointment
+    dialog = at_menu(world)
+    for text in ("1", "1", "1", "2", "demain", "10h"):
+        dialog.say(text)
+    dialog.say(NAME)  # the parent's name again: that person already holds one
+    assert dialog.keys == ["booking.limit.name_held", "booking.name.question"]
+    assert dialog.step == "booking.name"
+    dialog.say("Issa Sawadogo")
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert [a.full_name for a in world.upcoming(1, NOW)] == [NAME, "Issa Sawadogo"]
+
+
+def test_the_phone_limit_is_told_before_the_service_question(world: MemoryWorld) -> None:
+    for day, (service, name) in zip(
+        (2, 3, 4, 7),
+        [
+            ("passport", NAME),
+            ("cnib", NAME),
+            ("passport", "Issa Sawadogo"),
+            ("cnib", "Issa Sawadogo"),
+        ],
+        strict=True,
+    ):
+        book_for(world, day=date(2026, 12, day), service=service, name=name)
+    first = next(iter(world.appointments))
+    assert world.cancel(1, first, NOW)  # cancelled ones count too
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")  # Abidjan
+    assert dialog.keys == ["booking.limit.phone", "menu.main.question"]
+    assert dialog.line("booking.limit.phone").params == {
+        "limit": 4,
+        "days": 30,
+        "day": date(2026, 12, 31),  # 30 days after the first of them was booked
+    }
+    dialog.say("1")
+    dialog.say("2")  # Bouaké: another post, another allowance
+    assert dialog.step == "booking.service"
+
+
+def test_the_name_limit_is_told_at_the_name(world: MemoryWorld) -> None:
+    world.per_name = 1
+    book_for(world, citizen_id=2, service="cnib")  # someone else's phone, the same name
+    dialog = Dialog(world, citizen_id=3, phone="+2250701000003")
+    dialog.say("Hello")
+    for text in ("1", "1", "1", "demain", "9h30", "awa  OUEDRAOGO"):
+        dialog.say(text)
+    assert dialog.keys == ["booking.limit.name", "booking.name.question"]
+    assert dialog.line("booking.limit.name").params["limit"] == 1
+    dialog.say("Issa Sawadogo")  # another person goes on
+    assert dialog.step == "booking.confirm"
+
+
+def test_a_limit_reached_meanwhile_is_still_refused_at_the_confirmation(
+    world: MemoryWorld,
+) -> None:
     dialog = at_confirm(world)
+    book_for(world, citizen_id=2, day=date(2026, 12, 3))  # the same person, another phone
     dialog.say("1")
     assert dialog.keys == ["booking.limit_reached", "menu.main.question"]
+    assert world.upcoming(1, NOW) == []
 
 
 def test_booking_from_the_services_page_skips_the_service(world: MemoryWorld) -> None:
@@ -559,7 +646,7 @@ def test_appointments_are_listed_soonest_first_and_picked_by_reference(
     world: MemoryWorld,
 ) -> None:
     later = book_for(world, day=date(2026, 12, 8))
-    sooner = book_for(world, day=date(2026, 12, 3))
+    sooner = book_for(world, day=date(2026, 12, 3), name="Issa Sawadogo")
     dialog = at_menu(world)
     dialog.say("3")
     assert [c.params["reference"] for c in dialog.last.replies[0].choices] == [sooner, later]

@@ -17,10 +17,12 @@ Seats. A `slot` row exists only once someone has booked it; until then it has
 (`UPDATE slot SET booked = booked + 1 WHERE … AND booked < capacity`), never a read followed
 by a write; the CHECK `booked BETWEEN 0 AND capacity` on the table is the backstop.
 
-Anti-scalping. A citizen holds at most `MAX_UPCOMING_PER_SERVICE` upcoming booked appointments
-for one service and `MAX_UPCOMING_TOTAL` in all, and never two at the same instant. The
-citizen's row is locked (`FOR UPDATE` on PostgreSQL; SQLite's write lock covers it) while
-these are counted, so that two concurrent bookings by one citizen cannot both slip through.
+Fair access (api.domain.fairness). One person holds at most one upcoming appointment per
+service and post, and each post allows so many bookings per phone and per full name in a
+rolling window; a citizen is never booked twice at the same instant. The citizen's row is
+locked (`FOR UPDATE` on PostgreSQL; SQLite's write lock covers it), and the phone and the
+name at the post on PostgreSQL, while these are counted, so that two concurrent bookings
+cannot both slip through.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
+from api.domain import fairness
 from api.models import (
     Appointment,
     AppointmentStatus,
@@ -54,17 +57,13 @@ from flows.world import (
     AppointmentInfo,
     BookingOutcome,
     BookingResult,
+    LimitInfo,
     OpeningHours,
     PostInfo,
     ServiceOffer,
     SlotOption,
+    person_key,
 )
-
-MAX_UPCOMING_PER_SERVICE = 2
-"""Upcoming booked appointments one citizen may hold for one service (anti-scalping)."""
-
-MAX_UPCOMING_TOTAL = 4
-"""Upcoming booked appointments one citizen may hold in all (anti-scalping)."""
 
 REFERENCE_PREFIX = "RDV-"
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -193,10 +192,8 @@ class _Offer:
 
 @dataclass(frozen=True)
 class _Held:
-    """A citizen's upcoming booked appointments: in all, for one service, at one instant."""
+    """A citizen's upcoming booked appointments at one instant."""
 
-    total: int
-    same_service: int
     same_instant: int
 
 
@@ -373,7 +370,8 @@ class BookingService:
         held = self._lock_citizen_and_count(citizen_id, offer.service_id, starts_at, now)
         if held.same_instant:
             return BookingResult(BookingOutcome.unavailable)
-        if held.total >= MAX_UPCOMING_TOTAL or held.same_service >= MAX_UPCOMING_PER_SERVICE:
+        fairness.lock(self.conn, citizen_id, offer.post_id, full_name)
+        if fairness.limit(self.conn, citizen_id, offer.post_id, offer.service_id, full_name, now):
             return BookingResult(BookingOutcome.limit_reached)
 
         self._ensure_slot(offer, starts_at)
@@ -394,6 +392,24 @@ class BookingService:
             status=BOOKED,
         )
         return BookingResult(BookingOutcome.booked, info)
+
+    def booking_limit(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str | None,
+        full_name: str | None,
+        now: datetime,
+    ) -> LimitInfo | None:
+        now = _aware_utc(now, "now")
+        row = self.conn.execute(
+            sa.select(_post.c.id, _service.c.id)
+            .select_from(_post.outerjoin(_service, _service.c.code == (service_code or "")))
+            .where(_post.c.code == post_code)
+        ).first()
+        if row is None:
+            return None
+        return fairness.limit(self.conn, citizen_id, row[0], row[1], full_name, now)
 
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
         """Booked appointments starting after now, soonest first."""
@@ -627,8 +643,6 @@ class BookingService:
         row = self.conn.execute(
             sa.select(
                 _citizen.c.id,
-                count().label("total"),
-                count(_appt.c.service_id == service_id).label("same_service"),
                 count(_appt.c.starts_at == starts_at).label("same_instant"),
             )
             .where(_citizen.c.id == citizen_id)
@@ -636,7 +650,7 @@ class BookingService:
         ).first()
         if row is None:
             raise LookupError(f"no citizen {citizen_id}")
-        return _Held(row.total, row.same_service, row.same_instant)
+        return _Held(row.same_instant)
 
     def _ensure_slot(self, offer: _Offer, starts_at: datetime) -> None:
         """Create the slot row on its first booking; a row that exists is left alone."""
@@ -697,6 +711,7 @@ class BookingService:
                             slot_id=slot_id,
                             starts_at=starts_at,
                             full_name=full_name,
+                            name_key=person_key(full_name),
                             status=BOOKED,
                             cancel_reason="",
                             created_at=now,

@@ -23,6 +23,8 @@ from flows.world import (
     AppointmentInfo,
     BookingOutcome,
     BookingResult,
+    LimitInfo,
+    LimitKind,
     LookupOutcome,
     LookupResult,
     OpeningHours,
@@ -30,6 +32,7 @@ from flows.world import (
     RequestInfo,
     ServiceOffer,
     SlotOption,
+    person_key,
 )
 
 POSTS = (
@@ -75,7 +78,8 @@ EUROPEAN_HOURS = ((time(9), time(12, 30)), (time(14), time(16)))
 CLOSURES = frozenset({date(2026, 12, 11)})  # Proclamation de la République
 SLOT = timedelta(minutes=30)
 WINDOW_DAYS = 30
-MAX_UPCOMING = 4
+PER_PHONE = PER_NAME = 4  # bookings per post in LIMIT_DAYS, cancelled ones included
+LIMIT_DAYS = 30
 MAX_FAILURES = 3
 LOCK = timedelta(minutes=15)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -93,8 +97,17 @@ class StoredRequest:
 class MemoryWorld:
     """Implements flows.world.World (Booking, Citizens, Requests) with dicts and counters."""
 
-    def __init__(self, seats: int = 2, closures: frozenset[date] = CLOSURES) -> None:
+    def __init__(
+        self,
+        seats: int = 2,
+        closures: frozenset[date] = CLOSURES,
+        per_phone: int = PER_PHONE,
+        per_name: int = PER_NAME,
+    ) -> None:
         self.seats = seats
+        self.per_phone = per_phone
+        self.per_name = per_name
+        self.created: dict[int, datetime] = {}  # appointment id → when it was booked
         self.closures = closures
         self.by_code = {post.code: post for post in POSTS}
         self.taken: Counter[Key] = Counter()  # seats taken, by the flows or behind their back
@@ -190,7 +203,7 @@ class MemoryWorld:
     ) -> BookingResult:
         if not self._on_grid(post_code, service_code, starts_at, now):
             return BookingResult(BookingOutcome.unavailable)
-        if len(self.upcoming(citizen_id, now)) >= MAX_UPCOMING:
+        if self.booking_limit(citizen_id, post_code, service_code, full_name, now):
             return BookingResult(BookingOutcome.limit_reached)
         if self._seats_left(post_code, service_code, starts_at) <= 0:
             return BookingResult(BookingOutcome.full)
@@ -208,7 +221,40 @@ class MemoryWorld:
         )
         self.appointments[appointment.id] = appointment
         self.owners[appointment.id] = citizen_id
+        self.created[appointment.id] = now
         return BookingResult(BookingOutcome.booked, appointment)
+
+    def booking_limit(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str | None,
+        full_name: str | None,
+        now: datetime,
+    ) -> LimitInfo | None:
+        """The store's rules, with the citizen standing for their phone."""
+        here = [a for a in self.appointments.values() if a.post.code == post_code]
+        mine = [a for a in here if self.owners[a.id] == citizen_id]
+        stopped = self._allowance(LimitKind.phone, mine, self.per_phone, now)
+        if stopped is not None or full_name is None:
+            return stopped
+        key = person_key(full_name)
+        named = [a for a in here if person_key(a.full_name) == key]
+        if any(
+            a.service_code == service_code and a.status == "booked" and a.starts_at > now
+            for a in named
+        ):
+            return LimitInfo(LimitKind.name_held, 1, LIMIT_DAYS, None)
+        return self._allowance(LimitKind.name, named, self.per_name, now)
+
+    def _allowance(
+        self, kind: LimitKind, made: list[AppointmentInfo], limit: int, now: datetime
+    ) -> LimitInfo | None:
+        since = now - timedelta(days=LIMIT_DAYS)
+        times = sorted(t for a in made if (t := self.created[a.id]) > since)
+        if len(times) < limit:
+            return None
+        return LimitInfo(kind, limit, LIMIT_DAYS, times[len(times) - limit] + timedelta(LIMIT_DAYS))
 
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
         return sorted(

@@ -1,0 +1,81 @@
+"""Fair access through the chat on the real store (SQLite and PostgreSQL): one person one
+procedure, the phone's and the name's allowance told before the questions, a parent booking
+for a child. The same rules are tested with MemoryWorld in test_flows.py, and at the store
+in test_booking.py."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from tests.support.dialog import NAME, NOW, Dialog
+from tests.support.sql_world import TxWorld
+
+PHONE = "+2250701000001"
+
+
+@pytest.fixture
+def world(demo_engine: Engine) -> TxWorld:
+    return TxWorld(demo_engine)
+
+
+def talk(world: TxWorld, citizen: int, *texts: str, phone: str = PHONE) -> Dialog:
+    dialog = Dialog(world, phone=phone, citizen_id=citizen)  # type: ignore[arg-type]
+    dialog.say("Hello")
+    for text in texts:
+        dialog.say(text)
+    return dialog
+
+
+BOOK_ABJ_PASSPORT = ("1", "ABJ", "1")  # book, Abidjan (by code), passport
+
+
+def test_one_person_one_procedure_then_a_child_from_the_same_phone(world: TxWorld) -> None:
+    parent = world.citizen(PHONE)
+    dialog = talk(world, parent, *BOOK_ABJ_PASSPORT, "1", "1", NAME, "1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    reference = dialog.line("booking.confirmed").params["reference"]
+
+    dialog = talk(world, parent, *BOOK_ABJ_PASSPORT)
+    assert dialog.keys == ["booking.held.question"]
+    assert dialog.line("booking.held.question").params["item"].params["reference"] == reference
+    dialog.say("2")  # for another person
+    dialog.say("1")
+    dialog.say("2")
+    dialog.say(NAME.upper())  # the parent again, in capitals: one person
+    assert dialog.keys == ["booking.limit.name_held", "booking.name.question"]
+    dialog.say("Issa Ouédraogo")
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert len(world.upcoming(parent, NOW)) == 2
+
+
+def test_the_same_name_from_another_phone_is_told_at_the_name(world: TxWorld) -> None:
+    first, second = world.citizen(PHONE), world.citizen("+2250701000002")
+    talk(world, first, *BOOK_ABJ_PASSPORT, "1", "1", NAME, "1")
+    dialog = talk(world, second, *BOOK_ABJ_PASSPORT, "1", "1", NAME, phone="+2250701000002")
+    assert dialog.keys == ["booking.limit.name_held", "booking.name.question"]
+
+
+def test_the_phone_allowance_is_told_before_the_service_with_when_it_lifts(
+    world: TxWorld,
+) -> None:
+    citizen = world.citizen(PHONE)
+    children = ("Awa Kaboré", "Issa Kaboré", "Rasmané Kaboré", "Fatim Kaboré")
+    for service, name in enumerate(children, start=1):
+        dialog = talk(world, citizen, "1", "ABJ", str(service), str(service), "1", name, "1")
+        assert dialog.keys[0] == "booking.confirmed"
+    for appointment in world.upcoming(citizen, NOW):  # cancelling gives nothing back
+        assert world.cancel(citizen, appointment.id, NOW)
+    dialog = talk(world, citizen, "1", "ABJ")
+    assert dialog.keys == ["booking.limit.phone", "menu.main.question"]
+    assert dialog.line("booking.limit.phone").params == {
+        "limit": 4,
+        "days": 30,
+        "day": (NOW + timedelta(days=30)).date(),
+    }
+    assert (NOW + timedelta(days=30)).date() == date(2026, 12, 31)
+    dialog = talk(world, citizen, "1", "PAR")  # another post: its own allowance
+    assert dialog.step == "booking.service"
