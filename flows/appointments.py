@@ -64,9 +64,7 @@ class AppointmentsFlow:
         if appointment is None:
             return Goto("appointments", "list", say=(msg("appointments.gone"),))
         if step == "actions":
-            return Ask(
-                (msg("appointments.actions.question", item=describe(appointment)),), ACTIONS
-            )
+            return Ask((msg("appointments.actions.question", item=describe(appointment)),), ACTIONS)
         return Ask(
             (msg("appointments.cancel.question", item=describe(appointment)),), yes_no_options()
         )
