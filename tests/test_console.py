@@ -775,3 +775,42 @@ def test_with_console_secret_a_session_outlives_the_process(
     with fresh_app() as unkeyed:  # a random key of its own: the session is unknown there
         unkeyed.cookies.set("console_session", cookie, path="/console")
         assert unkeyed.get("/console/appointments", follow_redirects=False).status_code == 303
+
+
+# --- booking limits -----------------------------------------------------------------------------
+
+
+def test_the_limits_page_shows_a_citizens_standing_and_lifts_a_limit(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    first = book(engine, "ABJ", "2026-12-02T09:00", name="Moussa Traoré", whatsapp="+2250701000009")
+    with db.write(engine) as conn:  # three more from the same number, for the children
+        for day, child in zip(
+            (3, 4, 7), ("Issa Traoré", "Awa Traoré", "Fatim Traoré"), strict=True
+        ):
+            starts_at = datetime(2026, 12, day, 9, tzinfo=UTC)
+            result = BookingService(conn).book(
+                first["citizen_id"],
+                "ABJ",
+                "passport",
+                starts_at,
+                child,
+                datetime(2026, 11, 25, tzinfo=UTC),
+            )
+            assert result.appointment is not None, result.outcome
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/limits", params={"phone": "+225 07 01 00 00 09"})
+    assert page.status_code == 200
+    assert "4 / 4 sur 30 jours" in page.text
+    assert "Nom « Fatim Traoré »" in page.text
+    response = client.post(
+        f"/console/limits/{first['citizen_id']}/lift",
+        data={"csrf": csrf(page.text), "post": "ABJ", "kind": "phone", "phone": "+2250701000009"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    after = client.get(response.headers["location"])
+    assert "Limite levée au poste ABJ" in after.text
+    assert "0 / 4 sur 30 jours" in after.text

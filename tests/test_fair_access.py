@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from tests.support.dialog import NAME, NOW, Dialog
 from tests.support.sql_world import TxWorld
+from tests.support.staff_api import staff_api
 
 PHONE = "+2250701000001"
 
@@ -79,3 +80,37 @@ def test_the_phone_allowance_is_told_before_the_service_with_when_it_lifts(
     assert (NOW + timedelta(days=30)).date() == date(2026, 12, 31)
     dialog = talk(world, citizen, "1", "PAR")  # another post: its own allowance
     assert dialog.step == "booking.service"
+
+
+# -- staff see and lift a citizen's limits ----------------------------------------------------
+
+
+def test_staff_see_and_lift_a_limit_for_one_citizen(demo_engine: Engine) -> None:
+    api = staff_api(demo_engine)
+    citizen = api.citizen(PHONE)
+    children = ("Awa Kaboré", "Issa Kaboré", "Rasmané Kaboré", "Fatim Kaboré")
+    for n, name in enumerate(children):
+        api.book(citizen, day=date(2026, 12, 3 + n % 2), index=n, name=name)
+    limits = api.get(f"/citizens/{citizen}/limits").json()
+    phone = next(x for x in limits if x["kind"] == "phone")
+    assert phone == {
+        "post": "ABJ",
+        "kind": "phone",
+        "subject": PHONE,
+        "used": 4,
+        "limit": 4,
+        "days": 30,
+        "reached": True,
+        "lifts_at": "2026-12-31T08:00:00Z",
+    }
+    assert {x["subject"] for x in limits if x["kind"] == "name"} == set(children)
+    # Another post's agent does not see them; Abidjan's agent lifts the phone's limit.
+    assert api.get(f"/citizens/{citizen}/limits", who="acc").status_code == 404
+    body = {"post": "ABJ", "kind": "phone"}
+    lifted = api.post(f"/citizens/{citizen}/limits/lift", who="abj", json=body)
+    assert lifted.status_code == 200, lifted.text
+    phone = next(x for x in lifted.json() if x["kind"] == "phone")
+    assert (phone["used"], phone["reached"], phone["lifts_at"]) == (0, False, None)
+    assert api.audit()[-1]["action"] == "lift_limit"
+    refused = api.post(f"/citizens/{citizen}/limits/lift", json={"post": "ABJ", "kind": "name"})
+    assert refused.status_code == 409

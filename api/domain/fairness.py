@@ -81,6 +81,19 @@ def _since(conn: Connection, post: PostRules, kind: str, subject: str, now: date
     return max(start, lifted) if lifted is not None else start
 
 
+def counted(conn: Connection, post: PostRules, kind: str, subject: str, now: datetime) -> int:
+    """How many bookings count against this phone (or name) at the post now."""
+    since = _since(conn, post, kind, subject, now)
+    who = _by_subject(subject) if kind == PHONE else _appt.c.name_key == subject
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(_appt)
+            .where(_appt.c.post_id == post.post_id, _appt.c.created_at > since, who)
+        ).scalar_one()
+    )
+
+
 def _allowance(
     conn: Connection,
     post: PostRules,

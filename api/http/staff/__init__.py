@@ -14,6 +14,7 @@ from api.http.staff import (
     broadcasts,
     citizens,
     hours,
+    limits,
     me,
     posts,
     requests,
@@ -32,6 +33,7 @@ for module in (
     appointments,
     requests,
     citizens,
+    limits,
     audit,
     broadcasts,
 ):
