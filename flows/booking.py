@@ -52,7 +52,12 @@ HELP = {
     "name": msg("booking.name.help"),
     "confirm": msg("booking.confirm.help"),
     "held": msg("booking.held.help"),
+    "waitlist": msg("booking.waitlist.help"),
 }
+WAITLIST_OPTIONS = (
+    Option("join", msg("booking.waitlist.join")),
+    Option("services", msg("booking.waitlist.services")),
+)
 HELD_ACTIONS = (
     Option("reschedule", msg("booking.held.reschedule")),
     Option("another", msg("booking.held.another")),
@@ -122,7 +127,7 @@ class BookingFlow:
         if not days:
             if data.get("reschedule"):
                 return Home(say=(msg("booking.no_days"),))
-            return Goto("booking", "service", {"post": data["post"]}, say=(msg("booking.no_days"),))
+            return Goto("booking", "waitlist", {"post": data["post"], "service": data["service"]})
         options = tuple(Option(d.isoformat(), day_label(d)) for d in days)
         if data.get("understood"):
             question = msg("booking.day.question_at", **self._known(ctx, data))
@@ -163,6 +168,15 @@ class BookingFlow:
         if held is None:
             return Goto("booking", "day", {**data, "another": True})
         return Ask((msg("booking.held.question", item=describe(held)),), HELD_ACTIONS)
+
+    def _ask_waitlist(self, ctx: Context, data: dict[str, Any]) -> Ask:
+        post = ctx.world.post(data["post"])
+        question = msg(
+            "booking.waitlist.question",
+            service=service_name(data["service"]),
+            post=raw(post.city if post else data["post"]),
+        )
+        return Ask((question,), WAITLIST_OPTIONS)
 
     def _ask_name(self, ctx: Context, data: dict[str, Any]) -> Ask:
         return Ask((msg("booking.name.question"),))
@@ -231,6 +245,13 @@ class BookingFlow:
         if answer.picked is None:
             return self._not_understood(answer, len(ctx.world.services(data["post"])))
         return Goto("booking", "day", {"post": data["post"], "service": answer.picked})
+
+    def _on_waitlist(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        if answer.picked == "join":
+            return Goto("booking", "name", {**data, "waitlist": True})
+        if answer.picked == "services":
+            return Goto("booking", "service", {"post": data["post"]})
+        return self._not_understood(answer, len(WAITLIST_OPTIONS))
 
     def _on_held(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         held = self._held(ctx, data)
@@ -306,6 +327,18 @@ class BookingFlow:
             )
             if stopped is not None:
                 return Stay(say=(self._limit_said(ctx, data, stopped),))
+        if data.get("waitlist"):
+            where = ctx.world.post(data["post"])
+            place = ctx.world.join_waitlist(
+                ctx.who.citizen_id, data["post"], data["service"], name, ctx.now
+            )
+            joined = msg(
+                "booking.waitlist.joined",
+                place=place,
+                service=service_name(data["service"]),
+                post=raw(where.city if where else data["post"]),
+            )
+            return Home(say=(joined,))
         return Goto("booking", "confirm", {**data, "name": name})
 
     def _on_confirm(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:

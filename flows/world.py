@@ -85,6 +85,18 @@ def person_key(full_name: str) -> str:
     return " ".join(sorted(letters.split()))[:120]
 
 
+@dataclass(frozen=True)
+class WaitlistOffer:
+    """A seat held for the first citizen waiting, until `expires_at` (UTC)."""
+
+    entry_id: int
+    post: PostInfo
+    service_code: str
+    starts_at: datetime  # UTC
+    local: datetime  # in the post's time zone
+    expires_at: datetime
+
+
 class BookingOutcome(StrEnum):
     booked = "booked"
     full = "full"  # the last seat went to someone else meanwhile
@@ -141,6 +153,24 @@ class Booking(Protocol):
         ...
 
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]: ...
+
+    def join_waitlist(
+        self, citizen_id: int, post_code: str, service_code: str, full_name: str, now: datetime
+    ) -> int:
+        """Wait for a seat of this service at this post (once: joining again keeps one's
+        place); returns the place in the line, 1 for the first."""
+        ...
+
+    def waitlist_offer(self, citizen_id: int, entry_id: int, now: datetime) -> WaitlistOffer | None:
+        """The seat held for this citizen's entry, while the offer holds."""
+        ...
+
+    def answer_offer(
+        self, citizen_id: int, entry_id: int, accept: bool, now: datetime
+    ) -> BookingResult:
+        """Take the held seat (booked) or leave it to the next in line (unavailable). An
+        offer that expired, or was answered already, is `unavailable`."""
+        ...
 
     def cancel(self, citizen_id: int, appointment_id: int, now: datetime) -> bool: ...
 

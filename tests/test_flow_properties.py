@@ -15,7 +15,7 @@ import copy
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -203,6 +203,27 @@ def same_person_meanwhile(world: MemoryWorld, dialog: Dialog) -> None:
     book_for(world, citizen_id=2, day=date(2026, 12, 3))
 
 
+def offer_made(world: MemoryWorld, dialog: Dialog) -> None:
+    """A seat held for citizen 1, first in line; their conversation on the offer."""
+    until = NOW + timedelta(hours=2)
+    world.join_waitlist(1, "ABJ", "passport", NAME, NOW)
+    world.offer_seat(1, world.slot("ABJ", date(2026, 12, 2), time(10)), until)
+    dialog.stored = {
+        "lang": dialog.stored["lang"] if dialog.stored else None,
+        "flow": "waitlist", "step": "offer", "options": [],
+        "data": {"entry": 1, "until": until.isoformat()}, "updated_at": NOW.isoformat(),
+    }  # fmt: skip
+
+
+def offer_expired(world: MemoryWorld, dialog: Dialog) -> None:
+    world.waitlist[0]["status"] = "expired"
+
+
+def booked_then_full(world: MemoryWorld) -> None:
+    book_for(world)
+    world.seats = 0
+
+
 def no_seats(world: MemoryWorld) -> None:
     world.seats = 0
 
@@ -241,6 +262,12 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
     ("held another", book_for, "+2250701000001", says("1", "1", "1", "2", "1", "2", NAME)),
     ("held reschedule", book_for, "+2250701000001", says("1", "1", "1", "1")),
     ("no day", no_seats, "+2250701000001", says("1", "1", "1")),
+    ("reschedule no day", booked_then_full, "+2250701000001", says("3", "1", "1")),
+    ("waitlist join", no_seats, "+2250701000001", says("1", "1", "1", "?", "1", NAME)),
+    ("waitlist services", no_seats, "+2250701000001", says("1", "1", "1", "2")),
+    ("offer take", None, "+2250701000001", then(offer_made, says("?", "peut-être", "1"))),
+    ("offer decline", None, "+2250701000001", then(offer_made, says("2"))),
+    ("offer gone", None, "+2250701000001", then(offer_made, offer_expired, says("1"))),
     ("no appointment", None, "+2250701000001", says("3")),
     ("not in list", book_for, "+2250701000001", says("3", "9", "1", "9", "3")),
     ("cancel", book_for, "+2250701000001", says("3", "1", "2", "1")),

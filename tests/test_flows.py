@@ -7,7 +7,7 @@ says otherwise; `MemoryWorld` holds the consular network (two seats per 30-minut
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -437,13 +437,85 @@ def test_a_weekend_or_a_closure_offers_the_nearest_days(world: MemoryWorld) -> N
     assert dialog.values == ["2026-12-09", "2026-12-10", "2026-12-14", "2026-12-15"]
 
 
-def test_no_day_at_all_goes_back_to_the_services(world: MemoryWorld) -> None:
+def test_no_seat_over_the_whole_window_offers_the_waitlist(world: MemoryWorld) -> None:
     world.seats = 0
     dialog = at_menu(world)
     for text in ("1", "1", "1"):
         dialog.say(text)
-    assert dialog.keys == ["booking.no_days", "booking.service.question"]
+    assert dialog.keys == ["booking.waitlist.question"]
+    assert dialog.values == ["join", "services"]
+    dialog.say("1")
+    assert dialog.keys == ["booking.name.question"]
+    dialog.say(NAME)
+    assert dialog.keys == ["booking.waitlist.joined", "menu.main.question"]
+    assert dialog.line("booking.waitlist.joined").params["place"] == 1
+    other = Dialog(world, citizen_id=2, phone="+2250701000002")
+    other.say("Hello")
+    for text in ("1", "1", "1", "1", "Issa Sawadogo"):
+        other.say(text)
+    assert other.line("booking.waitlist.joined").params["place"] == 2
+    # joining again keeps one's place
+    for text in ("1", "1", "1", "1", NAME):
+        dialog.say(text)
+    assert dialog.line("booking.waitlist.joined").params["place"] == 1
+
+
+def test_no_seat_and_another_service(world: MemoryWorld) -> None:
+    world.seats = 0
+    dialog = at_menu(world)
+    for text in ("1", "1", "1", "2"):
+        dialog.say(text)
     assert dialog.state == ("booking", "service", {"post": "ABJ"})
+
+
+def offered(world: MemoryWorld, hours: float = 2) -> Dialog:
+    """Citizen 1 waits; a seat frees on Wednesday at 10:00 and is held for them, and the
+    back office puts their conversation on the offer, as api.domain.waitlist does."""
+    world.join_waitlist(1, "ABJ", "passport", NAME, NOW)
+    starts_at = world.slot("ABJ", WEDNESDAY, time(10))
+    world.offer_seat(1, starts_at, NOW + timedelta(hours=hours))
+    dialog = at_menu(world)
+    dialog.stored = {
+        "lang": "fr", "flow": "waitlist", "step": "offer", "options": [],
+        "data": {"entry": 1, "until": (NOW + timedelta(hours=hours)).isoformat()},
+        "updated_at": NOW.isoformat(),
+    }  # fmt: skip
+    return dialog
+
+
+def test_a_waitlist_offer_taken_with_1(world: MemoryWorld) -> None:
+    dialog = offered(world)
+    dialog.wait(minutes=90)  # longer than a conversation's idle time, within the offer
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    [booked] = world.upcoming(1, NOW)
+    assert (booked.local.date(), booked.local.time(), booked.full_name) == (
+        WEDNESDAY,
+        time(10),
+        NAME,
+    )
+
+
+def test_a_waitlist_offer_declined_with_2(world: MemoryWorld) -> None:
+    dialog = offered(world)
+    dialog.say("2")
+    assert dialog.keys == ["waitlist.offer.declined", "menu.main.question"]
+    assert world.upcoming(1, NOW) == []
+    assert world.waitlist[0]["status"] == "declined"
+
+
+def test_a_waitlist_offer_answered_too_late(world: MemoryWorld) -> None:
+    dialog = offered(world, hours=1)
+    dialog.wait(minutes=61)
+    dialog.say("1")
+    assert dialog.keys[0] in {"waitlist.offer.gone", "common.expired"}
+    assert world.upcoming(1, NOW) == []
+
+
+def test_help_at_a_waitlist_offer(world: MemoryWorld) -> None:
+    dialog = offered(world)
+    dialog.say("aide")
+    assert dialog.keys[0] == "waitlist.offer.help"
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from api.domain import fairness
+from api.domain import fairness, waitlist
 from api.models import (
     Appointment,
     AppointmentStatus,
@@ -62,6 +62,7 @@ from flows.world import (
     PostInfo,
     ServiceOffer,
     SlotOption,
+    WaitlistOffer,
     person_key,
 )
 
@@ -381,6 +382,7 @@ class BookingService:
         appointment_id, reference = self._insert_appointment(
             citizen_id, offer, slot_id, starts_at, full_name, now
         )
+        waitlist.left_by_booking(self.conn, citizen_id, offer.post_id, offer.service_id, now)
         info = AppointmentInfo(
             id=appointment_id,
             reference=reference,
@@ -410,6 +412,83 @@ class BookingService:
         if row is None:
             return None
         return fairness.limit(self.conn, citizen_id, row[0], row[1], full_name, now)
+
+    # --- the waitlist -----------------------------------------------------------------------
+
+    def join_waitlist(
+        self, citizen_id: int, post_code: str, service_code: str, full_name: str, now: datetime
+    ) -> int:
+        return waitlist.join(self.conn, citizen_id, post_code, service_code, full_name, now)
+
+    def waitlist_offer(self, citizen_id: int, entry_id: int, now: datetime) -> WaitlistOffer | None:
+        now = _aware_utc(now, "now")
+        row = waitlist.offer(self.conn, citizen_id, entry_id, now)
+        if row is None:
+            return None
+        post = self.post(row.post_code)
+        if post is None:
+            return None
+        tz = ZoneInfo(post.timezone)
+        return WaitlistOffer(
+            entry_id=row.id,
+            post=post,
+            service_code=row.service_code,
+            starts_at=row.offered_starts_at,
+            local=row.offered_starts_at.astimezone(tz),
+            expires_at=row.offer_expires_at,
+        )
+
+    def answer_offer(
+        self, citizen_id: int, entry_id: int, accept: bool, now: datetime
+    ) -> BookingResult:
+        now = _aware_utc(now, "now")
+        if not accept:
+            waitlist.decline(self.conn, citizen_id, entry_id, now)
+            return BookingResult(BookingOutcome.unavailable)
+        taken = waitlist.accept(self.conn, citizen_id, entry_id, now)
+        if taken is None:
+            return BookingResult(BookingOutcome.unavailable)
+        codes = self.conn.execute(
+            sa.select(_post.c.code, _service.c.code).where(
+                _post.c.id == taken.post_id, _service.c.id == taken.service_id
+            )
+        ).one()
+        starts_at = taken.offered_starts_at
+        offer = self._offer(codes[0], codes[1], *self._closures_around(starts_at))
+        if offer is None:
+            raise RuntimeError(f"waitlist entry {entry_id}: the offer is gone")
+        appointment_id, reference = self._insert_appointment(
+            citizen_id, offer, taken.offer_slot_id, starts_at, taken.full_name, now
+        )
+        waitlist.booked_from_offer(self.conn, entry_id, appointment_id)
+        info = AppointmentInfo(
+            id=appointment_id,
+            reference=reference,
+            post=offer.post,
+            service_code=offer.service_code,
+            starts_at=starts_at,
+            local=starts_at.astimezone(offer.tz),
+            full_name=taken.full_name,
+            status=BOOKED,
+        )
+        return BookingResult(BookingOutcome.booked, info)
+
+    def hold_seat(
+        self, post_code: str, service_code: str, now: datetime
+    ) -> tuple[int, datetime, PostInfo] | None:
+        """Take the first free seat of the window for the waitlist (the same conditional
+        UPDATE as a booking): its slot id, start and post; None when there is none."""
+        now = _aware_utc(now, "now")
+        for day in BookingService.open_days(self, post_code, service_code, now, 5):
+            for slot in BookingService.open_times(self, post_code, service_code, day, now):
+                offer = self._offer(post_code, service_code, day, day)
+                if offer is None:
+                    return None
+                self._ensure_slot(offer, slot.starts_at)
+                slot_id = self._take_seat(offer.post_service_id, slot.starts_at)
+                if slot_id is not None:
+                    return slot_id, slot.starts_at, offer.post
+        return None
 
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
         """Booked appointments starting after now, soonest first."""
@@ -733,11 +812,12 @@ class BookingService:
             sa.update(_appt)
             .where(_appt.c.id == appointment_id, _appt.c.status == BOOKED, *conditions)
             .values(status=CANCELLED, cancel_reason=reason, updated_at=now)
-            .returning(_appt.c.slot_id)
+            .returning(_appt.c.slot_id, _appt.c.post_id, _appt.c.service_id)
         ).first()
         if row is None:
             return False
         self._release_seat(row.slot_id)
+        waitlist.offer_free_seats(self.conn, now, row.post_id, row.service_id)  # first in line
         return True
 
     @staticmethod

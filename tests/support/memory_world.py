@@ -17,6 +17,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flows.world import (
@@ -32,6 +33,7 @@ from flows.world import (
     RequestInfo,
     ServiceOffer,
     SlotOption,
+    WaitlistOffer,
     person_key,
 )
 
@@ -108,6 +110,7 @@ class MemoryWorld:
         self.per_phone = per_phone
         self.per_name = per_name
         self.created: dict[int, datetime] = {}  # appointment id → when it was booked
+        self.waitlist: list[dict[str, Any]] = []  # entries in order: citizen, post, service…
         self.closures = closures
         self.by_code = {post.code: post for post in POSTS}
         self.taken: Counter[Key] = Counter()  # seats taken, by the flows or behind their back
@@ -287,6 +290,57 @@ class MemoryWorld:
         moved = replace(current, starts_at=starts_at, local=starts_at.astimezone(tz))
         self.appointments[appointment_id] = moved
         return BookingResult(BookingOutcome.booked, moved)
+
+    # -- the waitlist -------------------------------------------------------------------------
+
+    def join_waitlist(
+        self, citizen_id: int, post_code: str, service_code: str, full_name: str, now: datetime
+    ) -> int:
+        line = [e for e in self.waitlist if (e["post"], e["service"]) == (post_code, service_code)]
+        waiting = [e for e in line if e["status"] in ("waiting", "offered")]
+        if not any(e["citizen"] == citizen_id for e in waiting):
+            entry = {"id": len(self.waitlist) + 1, "citizen": citizen_id, "post": post_code,
+                     "service": service_code, "name": full_name, "status": "waiting"}  # fmt: skip
+            self.waitlist.append(entry)
+            waiting.append(entry)
+        return 1 + next(i for i, e in enumerate(waiting) if e["citizen"] == citizen_id)
+
+    def offer_seat(self, entry_id: int, starts_at: datetime, expires_at: datetime) -> None:
+        """A seat freed: held for this entry (the back office's job, done by hand)."""
+        entry = self.waitlist[entry_id - 1]
+        entry.update(status="offered", starts_at=starts_at, expires_at=expires_at)
+        self.taken[(entry["post"], entry["service"], starts_at)] += 1
+
+    def waitlist_offer(self, citizen_id: int, entry_id: int, now: datetime) -> WaitlistOffer | None:
+        if not 0 < entry_id <= len(self.waitlist):
+            return None
+        entry = self.waitlist[entry_id - 1]
+        if entry["citizen"] != citizen_id or entry["status"] != "offered":
+            return None
+        if entry["expires_at"] <= now:
+            return None
+        post = self.by_code[entry["post"]]
+        starts_at = entry["starts_at"]
+        local = starts_at.astimezone(ZoneInfo(post.timezone))
+        return WaitlistOffer(
+            entry_id, post, entry["service"], starts_at, local, entry["expires_at"]
+        )
+
+    def answer_offer(
+        self, citizen_id: int, entry_id: int, accept: bool, now: datetime
+    ) -> BookingResult:
+        offer = self.waitlist_offer(citizen_id, entry_id, now)
+        if offer is None:
+            return BookingResult(BookingOutcome.unavailable)
+        entry = self.waitlist[entry_id - 1]
+        self.taken[(entry["post"], entry["service"], offer.starts_at)] -= 1
+        if not accept:
+            entry["status"] = "declined"
+            return BookingResult(BookingOutcome.unavailable)
+        entry["status"] = "booked"
+        return self.book(
+            citizen_id, entry["post"], entry["service"], offer.starts_at, entry["name"], now
+        )
 
     # -- Citizens ----------------------------------------------------------------------------
 
