@@ -221,7 +221,12 @@ def test_the_scheduler_registers_its_jobs_under_fixed_ids(sqlite_engine: Engine)
         finally:
             await worker.stop()
 
-    assert asyncio.run(scenario()) == ["broadcasts.due", "inbound.purge", "reminders.send"]
+    assert asyncio.run(scenario()) == [
+        "broadcasts.due",
+        "inbound.purge",
+        "reminders.send",
+        "waitlist.offers",
+    ]
 
 
 def test_provider_ids_are_forgotten_after_48_hours(engine: Engine) -> None:

@@ -448,13 +448,9 @@ class BookingService:
         taken = waitlist.accept(self.conn, citizen_id, entry_id, now)
         if taken is None:
             return BookingResult(BookingOutcome.unavailable)
-        codes = self.conn.execute(
-            sa.select(_post.c.code, _service.c.code).where(
-                _post.c.id == taken.post_id, _service.c.id == taken.service_id
-            )
-        ).one()
+        post_code, service_code = waitlist.codes(self.conn, taken.post_id, taken.service_id)
         starts_at = taken.offered_starts_at
-        offer = self._offer(codes[0], codes[1], *self._closures_around(starts_at))
+        offer = self._offer(post_code, service_code, *self._closures_around(starts_at))
         if offer is None:
             raise RuntimeError(f"waitlist entry {entry_id}: the offer is gone")
         appointment_id, reference = self._insert_appointment(

@@ -76,6 +76,14 @@ def _ids(conn: Connection, post_code: str, service_code: str) -> tuple[int, int]
     return (int(row[0]), int(row[1])) if row else None
 
 
+def codes(conn: Connection, post_id: int, service_id: int) -> tuple[str, str]:
+    post = conn.execute(sa.select(_post.c.code).where(_post.c.id == post_id)).scalar_one()
+    service = conn.execute(
+        sa.select(_service.c.code).where(_service.c.id == service_id)
+    ).scalar_one()
+    return str(post), str(service)
+
+
 def place(conn: Connection, entry_id: int) -> int:
     """The entry's place in its line (1 = first), counting those waiting or offered before."""
     mine = sa.select(_entry.c.post_id, _entry.c.service_id).where(_entry.c.id == entry_id).cte()
@@ -250,11 +258,10 @@ def offer_free_seats(
     made = 0
     service = BookingService(conn)
     for line in conn.execute(lines.distinct()).all():
-        codes = conn.execute(
-            sa.select(_post.c.code, _post.c.waitlist_hold_minutes, _service.c.code).where(
-                _post.c.id == line.post_id, _service.c.id == line.service_id
-            )
-        ).one()
+        post_code, service_code = codes(conn, line.post_id, line.service_id)
+        hold = conn.execute(
+            sa.select(_post.c.waitlist_hold_minutes).where(_post.c.id == line.post_id)
+        ).scalar_one()
         while True:
             first = conn.execute(
                 sa.select(_entry.c.id, _entry.c.citizen_id)
@@ -268,11 +275,11 @@ def offer_free_seats(
             ).first()
             if first is None:
                 break
-            held = service.hold_seat(codes[0], codes[2], now)
+            held = service.hold_seat(post_code, service_code, now)
             if held is None:
                 break
             slot_id, starts_at, post_info = held
-            expires_at = now + timedelta(minutes=codes[1])
+            expires_at = now + timedelta(minutes=hold)
             taken = conn.execute(
                 sa.update(_entry)
                 .where(_entry.c.id == first.id, _entry.c.status == WAITING)
@@ -287,7 +294,16 @@ def offer_free_seats(
             if taken.rowcount != 1:  # another clock offered it first: give the seat back
                 _release(conn, slot_id)
                 continue
-            _tell(conn, first.citizen_id, first.id, codes[2], post_info, starts_at, expires_at, now)
+            _tell(
+                conn,
+                first.citizen_id,
+                first.id,
+                service_code,
+                post_info,
+                starts_at,
+                expires_at,
+                now,
+            )
             made += 1
     return made
 

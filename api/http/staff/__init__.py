@@ -19,6 +19,7 @@ from api.http.staff import (
     posts,
     requests,
     services,
+    waitlist,
 )
 
 PREFIX = "/api/v1"
@@ -36,6 +37,7 @@ for module in (
     limits,
     audit,
     broadcasts,
+    waitlist,
 ):
     router.include_router(module.router)
 

@@ -39,6 +39,16 @@ class PostBase(BaseModel):
     address: str = Field(default="", max_length=300, pattern=ONE_LINE)
     phone: str = Field(default="", max_length=40, pattern=ONE_LINE)
     email: str = Field(default="", max_length=120, pattern=ONE_LINE)
+    max_bookings_per_phone: int = Field(
+        default=4, ge=0, le=1000, description="Bookings per phone in the rolling window"
+    )
+    max_bookings_per_name: int = Field(
+        default=4, ge=0, le=1000, description="Bookings per full name in the rolling window"
+    )
+    limit_window_days: int = Field(default=30, ge=1, le=366, description="The rolling window")
+    waitlist_hold_minutes: int = Field(
+        default=120, ge=5, le=7 * 24 * 60, description="How long a waitlist offer holds"
+    )
 
 
 class PostCreate(PostBase):
@@ -56,6 +66,10 @@ class PostUpdate(BaseModel):
     address: str | None = Field(default=None, max_length=300, pattern=ONE_LINE)
     phone: str | None = Field(default=None, max_length=40, pattern=ONE_LINE)
     email: str | None = Field(default=None, max_length=120, pattern=ONE_LINE)
+    max_bookings_per_phone: int | None = Field(default=None, ge=0, le=1000)
+    max_bookings_per_name: int | None = Field(default=None, ge=0, le=1000)
+    limit_window_days: int | None = Field(default=None, ge=1, le=366)
+    waitlist_hold_minutes: int | None = Field(default=None, ge=5, le=7 * 24 * 60)
     active: bool | None = None
 
 
@@ -68,6 +82,10 @@ class PostPublic(BaseModel):
     address: str
     phone: str
     email: str
+    max_bookings_per_phone: int
+    max_bookings_per_name: int
+    limit_window_days: int
+    waitlist_hold_minutes: int
     active: bool
 
 
