@@ -34,6 +34,7 @@ from api.models import (
     RequestEvent,
     utcnow,
 )
+from api.world import SqlWorld
 
 NOW = "2026-12-01T09:00:00Z"
 PASSWORD = "correct horse battery"
@@ -814,3 +815,18 @@ def test_the_limits_page_shows_a_citizens_standing_and_lifts_a_limit(
     after = client.get(response.headers["location"])
     assert "Limite levée au poste ABJ" in after.text
     assert "0 / 4 sur 30 jours" in after.text
+
+
+def test_a_posts_page_shows_its_waitlist(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    citizen = book(engine, "ABJ", "2026-12-02T09:00", name="Moussa Traoré")["citizen_id"]
+    with db.write(engine) as conn:
+        SqlWorld(conn).join_waitlist(
+            citizen, "ABJ", "cnib", "Issa Traoré", datetime(2026, 12, 1, tzinfo=UTC)
+        )
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/posts/ABJ")
+    assert "Liste d'attente" in page.text
+    assert 'data-status="waiting"' in page.text
+    assert "Issa Traoré" in page.text
