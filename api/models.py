@@ -70,6 +70,12 @@ class Post(SQLModel, table=True):
     max_bookings_per_name: int = 4
     limit_window_days: int = 30
     waitlist_hold_minutes: int = 120
+    # after `no_show_limit` no-shows in `no_show_days`, a citizen books only within
+    # `no_show_window_days` (0: no such restriction) and after `no_show_delay_days`
+    no_show_limit: int = 2
+    no_show_days: int = 90
+    no_show_window_days: int = 7
+    no_show_delay_days: int = 0
     active: bool = True
 
 

@@ -18,7 +18,7 @@ quel jour ?").
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -124,6 +124,18 @@ class BookingFlow:
         days = [date.fromisoformat(d) for d in data.get("days") or ()]
         if not days:
             days = ctx.world.open_days(data["post"], data["service"], ctx.now, DAYS_SHOWN)
+        window = self._no_show_window(ctx, data)
+        if window is not None:  # too many no-shows: said, and only the nearer days
+            last = _today(ctx, self._tz(ctx, data)) + timedelta(days=window.window_days or 0)
+            days = [d for d in days if d <= last]
+            lines.append(
+                msg(
+                    "booking.limit.no_shows_window",
+                    limit=window.limit,
+                    days=window.days,
+                    window=window.window_days or 0,
+                )
+            )
         if not days:
             if data.get("reschedule"):
                 return Home(say=(msg("booking.no_days"),))
@@ -325,7 +337,7 @@ class BookingFlow:
             stopped = ctx.world.booking_limit(
                 ctx.who.citizen_id, data["post"], data["service"], name, ctx.now
             )
-            if stopped is not None:
+            if stopped is not None and stopped.kind is not LimitKind.no_shows_window:
                 return Stay(say=(self._limit_said(ctx, data, stopped),))
         if data.get("waitlist"):
             where = ctx.world.post(data["post"])
@@ -411,9 +423,21 @@ class BookingFlow:
     def _phone_limit(self, ctx: Context, data: dict[str, Any]) -> Outcome | None:
         """The phone's allowance at the post, told before any other question about it."""
         stopped = ctx.world.booking_limit(ctx.who.citizen_id, data["post"], None, None, ctx.now)
-        if stopped is None:
+        if stopped is None or stopped.kind is LimitKind.no_shows_window:
             return None
         return Home(say=(self._limit_said(ctx, data, stopped),))
+
+    @staticmethod
+    def _no_show_window(ctx: Context, data: dict[str, Any]) -> LimitInfo | None:
+        if data.get("reschedule"):
+            return None
+        said = ctx.world.booking_limit(ctx.who.citizen_id, data["post"], None, None, ctx.now)
+        return said if said is not None and said.kind is LimitKind.no_shows_window else None
+
+    @staticmethod
+    def _tz(ctx: Context, data: dict[str, Any]) -> str:
+        post = ctx.world.post(data["post"])
+        return post.timezone if post else "UTC"
 
     @staticmethod
     def _limit_said(ctx: Context, data: dict[str, Any], stopped: LimitInfo) -> Msg:
@@ -424,6 +448,8 @@ class BookingFlow:
         day = lifts.astimezone(ZoneInfo(post.timezone if post else "UTC")).date()
         if stopped.kind is LimitKind.name:
             return msg("booking.limit.name", limit=stopped.limit, days=stopped.days, day=day)
+        if stopped.kind is LimitKind.no_shows:
+            return msg("booking.limit.no_shows", limit=stopped.limit, days=stopped.days, day=day)
         return msg("booking.limit.phone", limit=stopped.limit, days=stopped.days, day=day)
 
     @staticmethod

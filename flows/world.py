@@ -64,6 +64,8 @@ class LimitKind(StrEnum):
     phone = "phone"  # the phone's bookings at this post in the rolling window
     name = "name"  # the same full name's bookings at this post in the rolling window
     name_held = "name_held"  # this person already holds an upcoming appointment for it here
+    no_shows = "no_shows"  # too many no-shows: no booking here before `lifts_at`
+    no_shows_window = "no_shows_window"  # too many no-shows: only within `window_days`
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class LimitInfo:
     limit: int  # bookings allowed in the window (name_held: 1 upcoming)
     days: int  # the rolling window
     lifts_at: datetime | None  # UTC; None for name_held (lifts when that appointment ends)
+    window_days: int | None = None  # no_shows_window: days from today one may book within
 
 
 def person_key(full_name: str) -> str:

@@ -918,3 +918,31 @@ def test_the_check_constraint_is_the_backstop(net: Network, booked: int) -> None
     with pytest.raises(IntegrityError), db.write(net.engine) as conn:
         conn.execute(sa.update(slot_t).where(slot_t.c.id == slot_id).values(booked=booked))
     assert net.slot("PAR", "passport", nine).booked == 1
+
+
+def test_no_shows_shorten_the_window_or_delay_booking_as_the_post_decides(net: Network) -> None:
+    booked_at, later = utc(2026, 12, 3, 10), utc(2026, 12, 10, 12)
+    citizen = net.citizen("+22500000046")
+    for day in ("2026-12-07", "2026-12-08"):
+        made = book(net, citizen, "PAR", "cnib", at(PARIS, day, "10:00"), booked_at, None)
+        assert made.appointment is not None
+        with db.write(net.engine) as conn:
+            marked = BookingService(conn).set_attendance(made.appointment.id, "no_show", later)
+        assert marked is not None
+
+    def limit(now: datetime) -> Any:
+        return read(net.engine, lambda s: s.booking_limit(citizen, "PAR", None, None, now))
+
+    assert limit(later) == LimitInfo(LimitKind.no_shows_window, 2, 90, None, window_days=7)
+    far, near = at(PARIS, "2026-12-21", "10:00"), at(PARIS, "2026-12-14", "10:00")
+    assert book(net, citizen, "PAR", "passport", far, later).outcome is BookingOutcome.limit_reached
+    assert book(net, citizen, "PAR", "passport", near, later).outcome is BookingOutcome.booked
+    assert limit(utc(2027, 3, 9)) is None  # 90 days after: forgotten
+    # Another post's rule: a delay of 30 days after the last no-show, then the window.
+    with db.write(net.engine) as conn:
+        conn.execute(sa.update(post_t).where(post_t.c.code == "PAR").values(no_show_delay_days=30))
+    assert limit(later) == LimitInfo(
+        LimitKind.no_shows, 2, 90, at(PARIS, "2026-12-08", "10:00") + timedelta(days=30)
+    )
+    eleven = at(PARIS, "2026-12-14", "11:00")
+    assert book(net, citizen, "PAR", "cnib", eleven, later).outcome is BookingOutcome.limit_reached

@@ -27,6 +27,7 @@ import flows
 from flows.engine import LANGUAGES, Kind
 from flows.messages import Msg, Reply, msg
 from flows.state import Conversation
+from flows.world import LimitInfo, LimitKind
 from tests.support.dialog import (
     NAME,
     NOW,
@@ -224,6 +225,14 @@ def booked_then_full(world: MemoryWorld) -> None:
     world.seats = 0
 
 
+def no_shows_delay(world: MemoryWorld) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows, 2, 90, NOW + timedelta(days=10))
+
+
+def no_shows_window(world: MemoryWorld) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows_window, 2, 90, None, window_days=3)
+
+
 def no_seats(world: MemoryWorld) -> None:
     world.seats = 0
 
@@ -263,6 +272,8 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
     ("held reschedule", book_for, "+2250701000001", says("1", "1", "1", "1")),
     ("no day", no_seats, "+2250701000001", says("1", "1", "1")),
     ("reschedule no day", booked_then_full, "+2250701000001", says("3", "1", "1")),
+    ("no-shows delay", no_shows_delay, "+2250701000001", says("1", "1")),
+    ("no-shows window", no_shows_window, "+2250701000001", says(*CONFIRM, "1")),
     ("waitlist join", no_seats, "+2250701000001", says("1", "1", "1", "?", "1", NAME)),
     ("waitlist services", no_seats, "+2250701000001", says("1", "1", "1", "2")),
     ("offer take", None, "+2250701000001", then(offer_made, says("?", "peut-être", "1"))),

@@ -15,7 +15,7 @@ import pytest
 from flows.engine import Answer, Kind
 from flows.menu import read
 from flows.text import fold
-from flows.world import LookupOutcome
+from flows.world import LimitInfo, LimitKind, LookupOutcome
 from tests.support.dialog import (
     BIRTH_DATE,
     NAME,
@@ -666,6 +666,29 @@ def test_the_name_limit_is_told_at_the_name(world: MemoryWorld) -> None:
     assert dialog.line("booking.limit.name").params["limit"] == 1
     dialog.say("Issa Sawadogo")  # another person goes on
     assert dialog.step == "booking.confirm"
+
+
+def test_too_many_no_shows_with_a_delay_is_told_before_the_service(world: MemoryWorld) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows, 2, 90, NOW + timedelta(days=10))
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")
+    assert dialog.keys == ["booking.limit.no_shows", "menu.main.question"]
+    assert dialog.line("booking.limit.no_shows").params["day"] == date(2026, 12, 11)
+
+
+def test_too_many_no_shows_with_a_shorter_window_shows_only_the_nearer_days(
+    world: MemoryWorld,
+) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows_window, 2, 90, None, window_days=2)
+    dialog = at_booking_day(world)
+    assert dialog.keys == ["booking.limit.no_shows_window", "booking.day.question"]
+    assert dialog.values == ["2026-12-01", "2026-12-02", "2026-12-03"]
+    dialog.say("1")
+    dialog.say("1")
+    dialog.say(NAME)
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
 
 
 def test_a_limit_reached_meanwhile_is_still_refused_at_the_confirmation(

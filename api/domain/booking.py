@@ -372,7 +372,10 @@ class BookingService:
         if held.same_instant:
             return BookingResult(BookingOutcome.unavailable)
         fairness.lock(self.conn, citizen_id, offer.post_id, full_name)
-        if fairness.limit(self.conn, citizen_id, offer.post_id, offer.service_id, full_name, now):
+        stopped = fairness.limit(
+            self.conn, citizen_id, offer.post_id, offer.service_id, full_name, now
+        )
+        if stopped is not None and not fairness.within(stopped, offer.tz, starts_at, now):
             return BookingResult(BookingOutcome.limit_reached)
 
         self._ensure_slot(offer, starts_at)

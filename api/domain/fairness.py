@@ -22,6 +22,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -45,6 +46,10 @@ class PostRules:
     per_phone: int
     per_name: int
     days: int
+    no_show_limit: int = 2
+    no_show_days: int = 90
+    no_show_window_days: int = 7
+    no_show_delay_days: int = 0
 
 
 def rules(conn: Connection, post_id: int) -> PostRules:
@@ -53,9 +58,13 @@ def rules(conn: Connection, post_id: int) -> PostRules:
             _post.c.max_bookings_per_phone,
             _post.c.max_bookings_per_name,
             _post.c.limit_window_days,
+            _post.c.no_show_limit,
+            _post.c.no_show_days,
+            _post.c.no_show_window_days,
+            _post.c.no_show_delay_days,
         ).where(_post.c.id == post_id)
     ).one()
-    return PostRules(post_id, row[0], row[1], row[2])
+    return PostRules(post_id, *row)
 
 
 def phone_subject(conn: Connection, citizen_id: int) -> str:
@@ -129,8 +138,52 @@ def limit(
     post = rules(conn, post_id)
     phone = phone_subject(conn, citizen_id)
     stopped = _allowance(conn, post, PHONE, phone, _by_subject(phone), post.per_phone, now)
-    if stopped is not None or full_name is None:
+    if stopped is not None:
         return stopped
+    no_shows = _no_shows(conn, post, phone, now)
+    if no_shows is not None and no_shows.kind is LimitKind.no_shows:
+        return no_shows
+    if full_name is None:
+        return no_shows
+    return _named(conn, post, service_id, full_name, now) or no_shows
+
+
+def _no_shows(conn: Connection, post: PostRules, phone: str, now: datetime) -> LimitInfo | None:
+    """After `no_show_limit` no-shows at the post in `no_show_days`: no booking before the
+    last one + `no_show_delay_days`, then only within `no_show_window_days` (as the post set)."""
+    if post.no_show_limit <= 0:
+        return None
+    missed = list(
+        conn.execute(
+            sa.select(_appt.c.starts_at).where(
+                _appt.c.post_id == post.post_id,
+                _appt.c.status == AppointmentStatus.no_show.value,
+                _appt.c.starts_at > now - timedelta(days=post.no_show_days),
+                _appt.c.starts_at <= now,
+                _by_subject(phone),
+            )
+        ).scalars()
+    )
+    if len(missed) < post.no_show_limit:
+        return None
+    lifts_at = max(missed) + timedelta(days=post.no_show_delay_days)
+    if post.no_show_delay_days > 0 and now < lifts_at:
+        return LimitInfo(LimitKind.no_shows, post.no_show_limit, post.no_show_days, lifts_at)
+    if post.no_show_window_days > 0:
+        return LimitInfo(
+            LimitKind.no_shows_window,
+            post.no_show_limit,
+            post.no_show_days,
+            None,
+            window_days=post.no_show_window_days,
+        )
+    return None
+
+
+def _named(
+    conn: Connection, post: PostRules, service_id: int | None, full_name: str, now: datetime
+) -> LimitInfo | None:
+    post_id = post.post_id
     key = person_key(full_name)
     if service_id is not None:
         held = conn.execute(
@@ -147,6 +200,14 @@ def limit(
         if held is not None:
             return LimitInfo(LimitKind.name_held, 1, post.days, None)
     return _allowance(conn, post, NAME, key, _appt.c.name_key == key, post.per_name, now)
+
+
+def within(stopped: LimitInfo, tz: ZoneInfo, starts_at: datetime, now: datetime) -> bool:
+    """Whether a time may still be booked under a restriction (the no-shows' window)."""
+    if stopped.kind is not LimitKind.no_shows_window or stopped.window_days is None:
+        return False
+    last = now.astimezone(tz).date() + timedelta(days=stopped.window_days)
+    return starts_at.astimezone(tz).date() <= last
 
 
 def lock(conn: Connection, citizen_id: int, post_id: int, full_name: str) -> None:

@@ -73,6 +73,7 @@ def standing(
             used = fairness.counted(conn, rules, kind, subject, now)
             if kind == "phone":
                 stop = fairness.limit(conn, citizen_id, post_id, None, None, now)
+                stop = stop if stop is not None and stop.kind.value == "phone" else None
             else:
                 stop = fairness.limit(conn, citizen_id, post_id, None, shown, now)
                 stop = stop if stop is not None and stop.kind.value == "name" else None

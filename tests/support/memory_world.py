@@ -110,6 +110,7 @@ class MemoryWorld:
         self.per_phone = per_phone
         self.per_name = per_name
         self.created: dict[int, datetime] = {}  # appointment id → when it was booked
+        self.no_shows: LimitInfo | None = None  # a no-show rule that applies, set by tests
         self.waitlist: list[dict[str, Any]] = []  # entries in order: citizen, post, service…
         self.closures = closures
         self.by_code = {post.code: post for post in POSTS}
@@ -206,8 +207,13 @@ class MemoryWorld:
     ) -> BookingResult:
         if not self._on_grid(post_code, service_code, starts_at, now):
             return BookingResult(BookingOutcome.unavailable)
-        if self.booking_limit(citizen_id, post_code, service_code, full_name, now):
-            return BookingResult(BookingOutcome.limit_reached)
+        stopped = self.booking_limit(citizen_id, post_code, service_code, full_name, now)
+        if stopped is not None:
+            tz = ZoneInfo(self.by_code[post_code].timezone)
+            last = now.astimezone(tz).date() + timedelta(days=stopped.window_days or 0)
+            nearer = stopped.kind is LimitKind.no_shows_window
+            if not nearer or starts_at.astimezone(tz).date() > last:
+                return BookingResult(BookingOutcome.limit_reached)
         if self._seats_left(post_code, service_code, starts_at) <= 0:
             return BookingResult(BookingOutcome.full)
         self.taken[(post_code, service_code, starts_at)] += 1
@@ -239,8 +245,11 @@ class MemoryWorld:
         here = [a for a in self.appointments.values() if a.post.code == post_code]
         mine = [a for a in here if self.owners[a.id] == citizen_id]
         stopped = self._allowance(LimitKind.phone, mine, self.per_phone, now)
+        later = self.no_shows  # the no-shows' window restricts, it does not stop
+        if later is not None and later.kind is LimitKind.no_shows:
+            stopped = stopped or later
         if stopped is not None or full_name is None:
-            return stopped
+            return stopped or later
         key = person_key(full_name)
         named = [a for a in here if person_key(a.full_name) == key]
         if any(
@@ -248,7 +257,7 @@ class MemoryWorld:
             for a in named
         ):
             return LimitInfo(LimitKind.name_held, 1, LIMIT_DAYS, None)
-        return self._allowance(LimitKind.name, named, self.per_name, now)
+        return self._allowance(LimitKind.name, named, self.per_name, now) or later
 
     def _allowance(
         self, kind: LimitKind, made: list[AppointmentInfo], limit: int, now: datetime

@@ -88,6 +88,16 @@ def upgrade() -> None:
             )
         )
         batch_op.create_index(batch_op.f("ix_appointment_name_key"), ["name_key"], unique=False)
+    with op.batch_alter_table('post', schema=None) as batch_op:
+        for name, default in (
+            ('no_show_limit', '2'),
+            ('no_show_days', '90'),
+            ('no_show_window_days', '7'),
+            ('no_show_delay_days', '0'),
+        ):
+            batch_op.add_column(
+                sa.Column(name, sa.Integer(), nullable=False, server_default=default)
+            )
     # existing appointments: a close enough key (lower case); new ones get the full key
     op.execute("UPDATE appointment SET name_key = lower(full_name)")
 
