@@ -26,6 +26,7 @@ from api.domain.booking import BookingService
 from api.models import Appointment, Citizen, Closure, Post, PostService, Service, Slot
 from api.models import OpeningHours as OpeningHoursRow
 from flows.world import Booking, BookingOutcome, LimitInfo, LimitKind, OpeningHours
+from tests.support.staff_api import letters
 
 T = TypeVar("T")
 
@@ -184,12 +185,7 @@ def read(engine: Engine, action: Callable[[BookingService], T]) -> T:
 
 def person(citizen: int) -> str:
     """A name of one's own per citizen (one person holds one appointment per service)."""
-    letters = ""
-    while True:
-        citizen, rest = divmod(citizen, 26)
-        letters += "abcdefghijklmnopqrstuvwxyz"[rest]
-        if not citizen:
-            return f"Awa Ouédraogo {letters.capitalize()}"
+    return f"Awa Ouédraogo {letters(citizen)}"
 
 
 def book(

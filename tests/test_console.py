@@ -35,6 +35,7 @@ from api.models import (
     utcnow,
 )
 from api.world import SqlWorld
+from tests.support.staff_api import letters
 
 NOW = "2026-12-01T09:00:00Z"
 PASSWORD = "correct horse battery"
@@ -60,7 +61,7 @@ def make_staff(engine: Engine, email: str, role: str, *posts: str) -> str:
 
 
 def book(
-    engine: Engine, post: str, when: str, name: str = "Awa Ouédraogo", whatsapp: str | None = None
+    engine: Engine, post: str, when: str, name: str | None = None, whatsapp: str | None = None
 ) -> dict[str, Any]:
     """A booked passport appointment at `when` (UTC), taken days before; by a citizen who
     wrote from `whatsapp` (E.164) when given."""
@@ -86,8 +87,9 @@ def book(
                     last_inbound_at=datetime(2026, 11, 30, 18, tzinfo=UTC),
                 )
             )
+        full_name = name or f"Awa Ouédraogo {letters(citizen_id)}"  # a person of their own
         result = BookingService(conn).book(
-            citizen_id, post, "passport", starts_at, name, datetime(2026, 11, 25, tzinfo=UTC)
+            citizen_id, post, "passport", starts_at, full_name, datetime(2026, 11, 25, tzinfo=UTC)
         )
     assert result.appointment is not None, result.outcome
     return {
