@@ -8,8 +8,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from api import db
 from tests.support.dialog import NAME, NOW, Dialog
 from tests.support.sql_world import TxWorld
 from tests.support.staff_api import staff_api
@@ -114,3 +116,35 @@ def test_staff_see_and_lift_a_limit_for_one_citizen(demo_engine: Engine) -> None
     assert api.audit()[-1]["action"] == "lift_limit"
     refused = api.post(f"/citizens/{citizen}/limits/lift", json={"post": "ABJ", "kind": "name"})
     assert refused.status_code == 409
+
+
+# -- the waitlist through the chat, on the real store ------------------------------------------
+
+
+def test_join_the_waitlist_then_take_the_offer_through_the_chat(world: TxWorld) -> None:
+    holder, citizen = world.citizen("+2250701000021"), world.citizen(PHONE)
+    dialog = talk(world, holder, *BOOK_ABJ_PASSPORT, "1", "1", "Moussa Traoré", "1")
+    assert dialog.keys[0] == "booking.confirmed"
+    with db.write(world.engine) as conn:  # every other seat of the window is gone
+        conn.execute(sa.text("UPDATE post_service SET seats_per_slot = 0"))
+        conn.execute(sa.text("UPDATE slot SET capacity = booked"))
+    dialog = talk(world, citizen, *BOOK_ABJ_PASSPORT)
+    assert dialog.keys == ["booking.waitlist.question"]
+    dialog.say("1")
+    dialog.say(NAME)
+    assert dialog.keys == ["booking.waitlist.joined", "menu.main.question"]
+    assert dialog.line("booking.waitlist.joined").params["place"] == 1
+    [held] = world.upcoming(holder, NOW)
+    assert world.cancel(holder, held.id, NOW)  # the seat is offered at once
+    [entry] = world.entries()
+    assert entry.status == "offered"
+    dialog.stored = {  # the conversation as the back office left it on its channel
+        "lang": "en", "flow": "waitlist", "step": "offer", "options": [],
+        "data": {"entry": entry.id, "until": entry.offer_expires_at.isoformat()},
+        "updated_at": NOW.isoformat(),
+    }  # fmt: skip
+    dialog.wait(minutes=45)
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    [mine] = world.upcoming(citizen, NOW)
+    assert (mine.starts_at, mine.full_name) == (held.starts_at, NAME)

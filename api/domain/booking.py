@@ -624,6 +624,7 @@ class BookingService:
         if moved.rowcount != 1:  # the row is locked above: only a broken invariant gets here
             raise RuntimeError(f"appointment {appointment_id} changed while being rescheduled")
         self._release_seat(current.slot_id)
+        waitlist.offer_free_seats(self.conn, now, offer.post_id, offer.service_id)  # the old seat
         info = AppointmentInfo(
             id=current.appointment_id,
             reference=current.reference,

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from api import db
 from api.domain.tables import table
-from api.models import Citizen
+from api.models import Citizen, WaitlistEntry
 from api.world import SqlWorld
 
 
@@ -43,6 +43,12 @@ class TxWorld:
                     .returning(table(Citizen).c.id)
                 ).scalar_one()
             )
+
+    def entries(self) -> list[Any]:
+        """The waitlist's entries, in order."""
+        with db.read(self.engine) as conn:
+            entry = table(WaitlistEntry)
+            return list(conn.execute(sa.select(entry).order_by(entry.c.id)))
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
