@@ -64,6 +64,18 @@ class Post(SQLModel, table=True):
     address: str = Field(default="", max_length=300)
     phone: str = Field(default="", max_length=40)
     email: str = Field(default="", max_length=120)
+    # fair access (README "Booking rules"): bookings per phone and per full name in a
+    # rolling window, cancelled ones included; how long a waitlist offer holds
+    max_bookings_per_phone: int = 4
+    max_bookings_per_name: int = 4
+    limit_window_days: int = 30
+    waitlist_hold_minutes: int = 120
+    # after `no_show_limit` no-shows in `no_show_days`, a citizen books only within
+    # `no_show_window_days` (0: no such restriction) and after `no_show_delay_days`
+    no_show_limit: int = 2
+    no_show_days: int = 90
+    no_show_window_days: int = 7
+    no_show_delay_days: int = 0
     active: bool = True
 
 
@@ -149,6 +161,7 @@ class Appointment(SQLModel, table=True):
     slot_id: int = Field(foreign_key="slot.id", index=True)
     starts_at: datetime = _utc(index=True)
     full_name: str = Field(max_length=120)
+    name_key: str = Field(default="", max_length=120, index=True)  # api.domain.fairness.name_key
     status: AppointmentStatus = Field(
         default=AppointmentStatus.booked,
         sa_column=sa.Column(sa.String(16), nullable=False, default="booked"),
@@ -158,6 +171,45 @@ class Appointment(SQLModel, table=True):
     updated_at: datetime = _utc()
     reminded_day_before_at: datetime | None = _utc(nullable=True)
     reminded_two_hours_at: datetime | None = _utc(nullable=True)
+
+
+class LimitLift(SQLModel, table=True):
+    """Staff lifted a booking limit at a post for one phone or one full name: bookings made
+    before `lifted_at` no longer count against it."""
+
+    __tablename__ = "limit_lift"
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    kind: str = Field(max_length=8)  # phone | name
+    subject: str = Field(max_length=120)  # E.164 phone, or a name key
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    lifted_at: datetime = _utc()
+
+
+class WaitlistStatus(StrEnum):
+    waiting = "waiting"
+    offered = "offered"  # a seat is held for them until offer_expires_at
+    booked = "booked"  # took the offer, or booked some other way
+    declined = "declined"
+    expired = "expired"  # the offer ran out unanswered
+
+
+class WaitlistEntry(SQLModel, table=True):
+    """A citizen waiting for a seat of one service at one post, first come first served."""
+
+    __tablename__ = "waitlist_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    service_id: int = Field(foreign_key="service.id")
+    citizen_id: int = Field(foreign_key="citizen.id", index=True)
+    full_name: str = Field(default="", max_length=120)
+    status: str = Field(default="waiting", max_length=12, index=True)
+    created_at: datetime = _utc()
+    offered_starts_at: datetime | None = _utc(nullable=True)
+    offer_expires_at: datetime | None = _utc(nullable=True)
+    offer_slot_id: int | None = Field(default=None, foreign_key="slot.id")
+    appointment_id: int | None = Field(default=None, foreign_key="appointment.id")
+    updated_at: datetime = _utc()
 
 
 # --- citizens and their channels --------------------------------------------------------------

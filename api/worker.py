@@ -8,6 +8,9 @@ clocks at once, does no harm, and a restart loses nothing (the jobs are re-regis
 the same ids and the next run catches up with whatever is due):
 - `reminders.send`, every minute — appointment reminders (api.domain.reminders);
 - `broadcasts.due`, every few seconds — announcements whose time has come (api.domain.broadcasts);
+- `waitlist.offers`, every minute — expire waitlist offers past their time and hold every
+  free seat for the first citizen waiting (api.domain.waitlist: closures lifted, capacity or
+  hours raised; cancellations offer their seat at once);
 - `inbound.purge`, hourly — provider message ids older than 48 hours (the dedupe set);
 - `privacy.retention`, hourly — conversation texts older than RETENTION_DAYS
   (api.domain.retention).
@@ -40,7 +43,7 @@ from sqlalchemy.engine import Engine
 
 from api import db
 from api.channels import ChannelHandlers, build_limiter, connect_telegram, rates, whatsapp_sender
-from api.domain import retention
+from api.domain import retention, waitlist
 from api.domain.outbox import SqlOutboxStore, enqueue_replies
 from api.domain.reminders import send_reminders
 from api.messaging import Messaging, build_messaging
@@ -279,11 +282,20 @@ class Worker:
             id=broadcasts.JOB_ID,
             **options,
         )
+        scheduler.add_job(
+            self.waitlist_job, IntervalTrigger(minutes=1), id=waitlist.JOB_ID, **options
+        )
         scheduler.add_job(self.purge_job, IntervalTrigger(hours=1), id="inbound.purge", **options)
         scheduler.add_job(
             self.retention_job, IntervalTrigger(hours=1), id=retention.JOB_ID, **options
         )
         return scheduler
+
+    async def waitlist_job(self) -> int:
+        made = await asyncio.to_thread(waitlist.run, self.engine, utcnow())
+        if made:
+            self.nudge()
+        return made
 
     async def reminders_job(self) -> int:
         queued = await asyncio.to_thread(

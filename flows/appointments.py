@@ -22,7 +22,7 @@ ACTIONS = (
 )
 
 
-def _describe(appointment: AppointmentInfo) -> Msg:
+def describe(appointment: AppointmentInfo) -> Msg:
     return msg(
         "appointments.item",
         reference=appointment.reference,
@@ -55,7 +55,7 @@ class AppointmentsFlow:
                     return self._chosen(ctx, data, found.id)
                 lines.append(msg("appointments.reference_unknown", reference=wanted))
             options = tuple(
-                Option(str(a.id), _describe(a), (a.reference.lower(), a.reference[4:].lower()))
+                Option(str(a.id), describe(a), (a.reference.lower(), a.reference[4:].lower()))
                 for a in upcoming
             )
             lines.append(msg("appointments.list.question", count=len(upcoming)))
@@ -64,11 +64,9 @@ class AppointmentsFlow:
         if appointment is None:
             return Goto("appointments", "list", say=(msg("appointments.gone"),))
         if step == "actions":
-            return Ask(
-                (msg("appointments.actions.question", item=_describe(appointment)),), ACTIONS
-            )
+            return Ask((msg("appointments.actions.question", item=describe(appointment)),), ACTIONS)
         return Ask(
-            (msg("appointments.cancel.question", item=_describe(appointment)),), yes_no_options()
+            (msg("appointments.cancel.question", item=describe(appointment)),), yes_no_options()
         )
 
     def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
@@ -87,7 +85,7 @@ class AppointmentsFlow:
         if not agreed or appointment is None:
             return Home(say=(msg("appointments.kept"),))
         if ctx.world.cancel(ctx.who.citizen_id, appointment.id, ctx.now):
-            return Home(say=(msg("appointments.cancelled", item=_describe(appointment)),))
+            return Home(say=(msg("appointments.cancelled", item=describe(appointment)),))
         return Home(say=(msg("appointments.gone"),))
 
     def _chosen(self, ctx: Context, data: dict[str, Any], appointment_id: int) -> Outcome:

@@ -1,5 +1,11 @@
 """Booking an appointment: post → service → day → time → full name → confirmation.
 
+Fair access: each rule is told at the step where it applies, before the questions it would
+waste. A phone at its allowance for a post hears it (and when it lifts) before the service
+question; a citizen who already holds an appointment for the service there sees it at once,
+with a choice to reschedule it, book for another person (a parent for a child), or go back;
+a full name that already holds one, or is at its allowance, hears it at the name step.
+
 The same steps reschedule an appointment: with `reschedule` in the data, post, service and
 name are known, and the confirmation moves the appointment instead of booking a new one.
 
@@ -12,10 +18,11 @@ quel jour ?").
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flows.appointments import describe
 from flows.choices import (
     day_label,
     post_options,
@@ -28,7 +35,7 @@ from flows.engine import Answer, Ask, Context, Goto, Home, Outcome, Stay
 from flows.menu import read
 from flows.messages import Msg, Option, msg, raw
 from flows.understanding import Understood, parse_date, parse_time, yes_no
-from flows.world import BookingOutcome, SlotOption
+from flows.world import AppointmentInfo, BookingOutcome, LimitInfo, LimitKind, SlotOption
 
 # the slot of the data that each step's own answer fills
 OWN_SLOT = {"post": "post", "service": "service", "day": "want_day", "time": "want_time"}
@@ -44,7 +51,18 @@ HELP = {
     "time": msg("booking.time.help"),
     "name": msg("booking.name.help"),
     "confirm": msg("booking.confirm.help"),
+    "held": msg("booking.held.help"),
+    "waitlist": msg("booking.waitlist.help"),
 }
+WAITLIST_OPTIONS = (
+    Option("join", msg("booking.waitlist.join")),
+    Option("services", msg("booking.waitlist.services")),
+)
+HELD_ACTIONS = (
+    Option("reschedule", msg("booking.held.reschedule")),
+    Option("another", msg("booking.held.another")),
+    Option("back", msg("booking.held.back")),
+)
 
 
 def _today(ctx: Context, tz: str) -> date:
@@ -76,6 +94,9 @@ class BookingFlow:
         offers = ctx.world.services(data["post"])
         if not offers:
             return Goto("booking", "post", say=(msg("booking.no_services"),))
+        stopped = self._phone_limit(ctx, data)
+        if stopped is not None:
+            return stopped
         codes = [offer.code for offer in offers]
         if data.get("service") in codes:
             return Goto("booking", "day", data)
@@ -84,6 +105,12 @@ class BookingFlow:
         return Ask((msg("booking.service.question", post=where),), service_options(codes))
 
     def _ask_day(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        if not data.get("reschedule"):
+            stopped = self._phone_limit(ctx, data)
+            if stopped is not None:
+                return stopped
+            if not data.get("another") and self._held(ctx, data) is not None:
+                return Goto("booking", "held", data)
         lines: list[Msg] = []
         if data.get("want_day"):  # a day the sentence named: take it if it is open
             want = date.fromisoformat(data["want_day"])
@@ -97,10 +124,22 @@ class BookingFlow:
         days = [date.fromisoformat(d) for d in data.get("days") or ()]
         if not days:
             days = ctx.world.open_days(data["post"], data["service"], ctx.now, DAYS_SHOWN)
+        window = self._no_show_window(ctx, data)
+        if window is not None:  # too many no-shows: said, and only the nearer days
+            last = _today(ctx, self._tz(ctx, data)) + timedelta(days=window.window_days or 0)
+            days = [d for d in days if d <= last]
+            lines.append(
+                msg(
+                    "booking.limit.no_shows_window",
+                    limit=window.limit,
+                    days=window.days,
+                    window=window.window_days or 0,
+                )
+            )
         if not days:
             if data.get("reschedule"):
                 return Home(say=(msg("booking.no_days"),))
-            return Goto("booking", "service", {"post": data["post"]}, say=(msg("booking.no_days"),))
+            return Goto("booking", "waitlist", {"post": data["post"], "service": data["service"]})
         options = tuple(Option(d.isoformat(), day_label(d)) for d in days)
         if data.get("understood"):
             question = msg("booking.day.question_at", **self._known(ctx, data))
@@ -135,6 +174,21 @@ class BookingFlow:
         else:
             question = msg("booking.time.question", day=day)
         return Ask((*lines, question), options)
+
+    def _ask_held(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        held = self._held(ctx, data)
+        if held is None:
+            return Goto("booking", "day", {**data, "another": True})
+        return Ask((msg("booking.held.question", item=describe(held)),), HELD_ACTIONS)
+
+    def _ask_waitlist(self, ctx: Context, data: dict[str, Any]) -> Ask:
+        post = ctx.world.post(data["post"])
+        question = msg(
+            "booking.waitlist.question",
+            service=service_name(data["service"]),
+            post=raw(post.city if post else data["post"]),
+        )
+        return Ask((question,), WAITLIST_OPTIONS)
 
     def _ask_name(self, ctx: Context, data: dict[str, Any]) -> Ask:
         return Ask((msg("booking.name.question"),))
@@ -204,6 +258,24 @@ class BookingFlow:
             return self._not_understood(answer, len(ctx.world.services(data["post"])))
         return Goto("booking", "day", {"post": data["post"], "service": answer.picked})
 
+    def _on_waitlist(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        if answer.picked == "join":
+            return Goto("booking", "name", {**data, "waitlist": True})
+        if answer.picked == "services":
+            return Goto("booking", "service", {"post": data["post"]})
+        return self._not_understood(answer, len(WAITLIST_OPTIONS))
+
+    def _on_held(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        held = self._held(ctx, data)
+        if answer.picked == "back":
+            return Goto("booking", "service", {"post": data["post"]})
+        if answer.picked == "another" or (answer.picked == "reschedule" and held is None):
+            return Goto("booking", "day", {**data, "another": True})
+        if answer.picked == "reschedule" and held is not None:
+            moved = {"post": held.post.code, "service": held.service_code}
+            return Goto("booking", "day", {**moved, "name": held.full_name, "reschedule": held.id})
+        return self._not_understood(answer, len(HELD_ACTIONS))
+
     def _on_day(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         post = ctx.world.post(data["post"])
         if post is None:
@@ -261,6 +333,24 @@ class BookingFlow:
         said = read(ctx, answer)
         if said.intent or said.request or said.booking:  # "je veux annuler" is no name
             return Stay(say=(msg("booking.name.invalid"),))
+        if not data.get("reschedule"):  # this person's own rules, before the confirmation
+            stopped = ctx.world.booking_limit(
+                ctx.who.citizen_id, data["post"], data["service"], name, ctx.now
+            )
+            if stopped is not None and stopped.kind is not LimitKind.no_shows_window:
+                return Stay(say=(self._limit_said(ctx, data, stopped),))
+        if data.get("waitlist"):
+            where = ctx.world.post(data["post"])
+            place = ctx.world.join_waitlist(
+                ctx.who.citizen_id, data["post"], data["service"], name, ctx.now
+            )
+            joined = msg(
+                "booking.waitlist.joined",
+                place=place,
+                service=service_name(data["service"]),
+                post=raw(where.city if where else data["post"]),
+            )
+            return Home(say=(joined,))
         return Goto("booking", "confirm", {**data, "name": name})
 
     def _on_confirm(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
@@ -316,6 +406,51 @@ class BookingFlow:
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _held(ctx: Context, data: dict[str, Any]) -> AppointmentInfo | None:
+        """The sender's upcoming appointment for this service at this post, if any."""
+        upcoming = ctx.world.upcoming(ctx.who.citizen_id, ctx.now)
+        return next(
+            (
+                a
+                for a in upcoming
+                if a.post.code == data["post"] and a.service_code == data.get("service")
+            ),
+            None,
+        )
+
+    def _phone_limit(self, ctx: Context, data: dict[str, Any]) -> Outcome | None:
+        """The phone's allowance at the post, told before any other question about it."""
+        stopped = ctx.world.booking_limit(ctx.who.citizen_id, data["post"], None, None, ctx.now)
+        if stopped is None or stopped.kind is LimitKind.no_shows_window:
+            return None
+        return Home(say=(self._limit_said(ctx, data, stopped),))
+
+    @staticmethod
+    def _no_show_window(ctx: Context, data: dict[str, Any]) -> LimitInfo | None:
+        if data.get("reschedule"):
+            return None
+        said = ctx.world.booking_limit(ctx.who.citizen_id, data["post"], None, None, ctx.now)
+        return said if said is not None and said.kind is LimitKind.no_shows_window else None
+
+    @staticmethod
+    def _tz(ctx: Context, data: dict[str, Any]) -> str:
+        post = ctx.world.post(data["post"])
+        return post.timezone if post else "UTC"
+
+    @staticmethod
+    def _limit_said(ctx: Context, data: dict[str, Any], stopped: LimitInfo) -> Msg:
+        if stopped.kind is LimitKind.name_held:
+            return msg("booking.limit.name_held")
+        post = ctx.world.post(data["post"])
+        lifts = stopped.lifts_at or ctx.now
+        day = lifts.astimezone(ZoneInfo(post.timezone if post else "UTC")).date()
+        if stopped.kind is LimitKind.name:
+            return msg("booking.limit.name", limit=stopped.limit, days=stopped.days, day=day)
+        if stopped.kind is LimitKind.no_shows:
+            return msg("booking.limit.no_shows", limit=stopped.limit, days=stopped.days, day=day)
+        return msg("booking.limit.phone", limit=stopped.limit, days=stopped.days, day=day)
 
     @staticmethod
     def _known(ctx: Context, data: dict[str, Any]) -> dict[str, Msg]:

@@ -10,6 +10,7 @@ from flows.info import InfoFlow
 from flows.language import LanguageFlow
 from flows.menu import MenuFlow
 from flows.status import StatusFlow
+from flows.waitlist import WaitlistFlow
 
 
 def build_engine() -> Engine:
@@ -22,5 +23,6 @@ def build_engine() -> Engine:
             StatusFlow(),
             InfoFlow(),
             ContactsFlow(),
+            WaitlistFlow(),
         ]
     )

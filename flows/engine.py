@@ -301,6 +301,9 @@ class Engine:
     def _expired(state: Conversation, now: datetime) -> bool:
         if state.updated_at is None or (state.flow, state.step) == ("menu", "main"):
             return False
+        until = state.data.get("until")  # a question that holds longer (a waitlist offer)
+        if isinstance(until, str) and now < datetime.fromisoformat(until):
+            return False
         return now - state.updated_at > IDLE_TIMEOUT
 
     def _global(self, folded: str, state: Conversation, ctx: Context) -> Outcome | None:

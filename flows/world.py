@@ -7,6 +7,7 @@ nothing and api/ returns exactly what flows expect. Instants are aware UTC datet
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -59,6 +60,46 @@ class AppointmentInfo:
     status: str
 
 
+class LimitKind(StrEnum):
+    phone = "phone"  # the phone's bookings at this post in the rolling window
+    name = "name"  # the same full name's bookings at this post in the rolling window
+    name_held = "name_held"  # this person already holds an upcoming appointment for it here
+    no_shows = "no_shows"  # too many no-shows: no booking here before `lifts_at`
+    no_shows_window = "no_shows_window"  # too many no-shows: only within `window_days`
+
+
+@dataclass(frozen=True)
+class LimitInfo:
+    """A booking rule that stops this booking, told before the questions it would waste."""
+
+    kind: LimitKind
+    limit: int  # bookings allowed in the window (name_held: 1 upcoming)
+    days: int  # the rolling window
+    lifts_at: datetime | None  # UTC; None for name_held (lifts when that appointment ends)
+    window_days: int | None = None  # no_shows_window: days from today one may book within
+
+
+def person_key(full_name: str) -> str:
+    """One person's name, whatever its accents, case, spacing and word order: "Awa
+    OUÉDRAOGO" and "ouedraogo awa" are one person within a post."""
+    decomposed = unicodedata.normalize("NFKD", full_name.casefold())
+    kept = (ch for ch in decomposed if not unicodedata.combining(ch))
+    letters = "".join(ch if ch.isalpha() else " " for ch in kept)
+    return " ".join(sorted(letters.split()))[:120]
+
+
+@dataclass(frozen=True)
+class WaitlistOffer:
+    """A seat held for the first citizen waiting, until `expires_at` (UTC)."""
+
+    entry_id: int
+    post: PostInfo
+    service_code: str
+    starts_at: datetime  # UTC
+    local: datetime  # in the post's time zone
+    expires_at: datetime
+
+
 class BookingOutcome(StrEnum):
     booked = "booked"
     full = "full"  # the last seat went to someone else meanwhile
@@ -101,7 +142,38 @@ class Booking(Protocol):
         now: datetime,
     ) -> BookingResult: ...
 
+    def booking_limit(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str | None,
+        full_name: str | None,
+        now: datetime,
+    ) -> LimitInfo | None:
+        """The first rule that stops a booking at this post: with no name, the phone's
+        allowance; with a name, that person's upcoming appointment for the service, then the
+        name's allowance. None when nothing stops it. `book` checks them all again."""
+        ...
+
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]: ...
+
+    def join_waitlist(
+        self, citizen_id: int, post_code: str, service_code: str, full_name: str, now: datetime
+    ) -> int:
+        """Wait for a seat of this service at this post (once: joining again keeps one's
+        place); returns the place in the line, 1 for the first."""
+        ...
+
+    def waitlist_offer(self, citizen_id: int, entry_id: int, now: datetime) -> WaitlistOffer | None:
+        """The seat held for this citizen's entry, while the offer holds."""
+        ...
+
+    def answer_offer(
+        self, citizen_id: int, entry_id: int, accept: bool, now: datetime
+    ) -> BookingResult:
+        """Take the held seat (booked) or leave it to the next in line (unavailable). An
+        offer that expired, or was answered already, is `unavailable`."""
+        ...
 
     def cancel(self, citizen_id: int, appointment_id: int, now: datetime) -> bool: ...
 

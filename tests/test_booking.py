@@ -21,11 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from api import db
-from api.domain import booking
+from api.domain import booking, fairness
 from api.domain.booking import BookingService
 from api.models import Appointment, Citizen, Closure, Post, PostService, Service, Slot
 from api.models import OpeningHours as OpeningHoursRow
-from flows.world import Booking, BookingOutcome, OpeningHours
+from flows.world import Booking, BookingOutcome, LimitInfo, LimitKind, OpeningHours
+from tests.support.staff_api import letters
 
 T = TypeVar("T")
 
@@ -182,6 +183,11 @@ def read(engine: Engine, action: Callable[[BookingService], T]) -> T:
         return action(BookingService(conn))
 
 
+def person(citizen: int) -> str:
+    """A name of one's own per citizen (one person holds one appointment per service)."""
+    return f"Awa Ouédraogo {letters(citizen)}"
+
+
 def book(
     net: Network,
     citizen: int,
@@ -189,9 +195,10 @@ def book(
     service: str,
     starts_at: datetime,
     now: datetime,
-    name: str = "Awa Ouédraogo",
+    name: str | None = None,
 ) -> Any:
-    return write(net.engine, lambda s: s.book(citizen, post, service, starts_at, name, now))
+    full_name = name or person(citizen)
+    return write(net.engine, lambda s: s.book(citizen, post, service, starts_at, full_name, now))
 
 
 # --- the network --------------------------------------------------------------------------------
@@ -627,40 +634,95 @@ def test_reschedule_refusals(net: Network) -> None:
 # --- limits -------------------------------------------------------------------------------------
 
 
-def test_anti_scalping_limits(net: Network) -> None:
-    assert (booking.MAX_UPCOMING_PER_SERVICE, booking.MAX_UPCOMING_TOTAL) == (2, 4)
+def test_one_person_one_procedure_per_service_and_post(net: Network) -> None:
     now = utc(2026, 12, 3, 10)
-    citizen = net.citizen("+22500000040")
+    parent, stranger = net.citizen("+22500000040"), net.citizen("+22500000041")
 
-    def take(post: str, service: str, tz: ZoneInfo, day: str, hhmm: str) -> BookingOutcome:
-        return book(net, citizen, post, service, at(tz, day, hhmm), now).outcome
+    def take(who: int, service: str, day: str, name: str = "Awa Ouédraogo") -> BookingOutcome:
+        return book(net, who, "ABJ", service, at(ABIDJAN, day, "09:00"), now, name).outcome
 
-    assert take("PAR", "passport", PARIS, "2026-12-07", "09:00") is BookingOutcome.booked
-    # Not twice at the same instant, whatever the service.
-    assert take("PAR", "cnib", PARIS, "2026-12-07", "09:00") is BookingOutcome.unavailable
-    assert take("NYC", "passport", NEW_YORK, "2026-12-07", "09:00") is BookingOutcome.booked
-    # A third passport appointment, anywhere: too many.
-    assert take("ABJ", "passport", ABIDJAN, "2026-12-07", "09:00") is BookingOutcome.limit_reached
-    assert take("ABJ", "cnib", ABIDJAN, "2026-12-07", "09:00") is BookingOutcome.booked
-    assert take("ABJ", "cnib", ABIDJAN, "2026-12-09", "09:00") is BookingOutcome.booked
-    # Four in all: nothing more, not even a new service.
-    assert (
-        take("ABJ", "consular_card", ABIDJAN, "2026-12-10", "09:00") is BookingOutcome.limit_reached
+    assert take(parent, "passport", "2026-12-07") is BookingOutcome.booked
+    # The same person, however the name is written and whichever phone: not twice.
+    assert take(parent, "passport", "2026-12-09", "OUEDRAOGO  awa") is BookingOutcome.limit_reached
+    assert take(stranger, "passport", "2026-12-09") is BookingOutcome.limit_reached
+    # Another service, or another person (a child) from the same phone: fine.
+    assert take(parent, "cnib", "2026-12-09") is BookingOutcome.booked
+    assert take(parent, "passport", "2026-12-10", "Issa Ouédraogo") is BookingOutcome.booked
+    # Told before the questions, by the store the flows ask.
+    limit = read(
+        net.engine, lambda s: s.booking_limit(stranger, "ABJ", "passport", "Awa Ouédraogo", now)
     )
+    assert limit == LimitInfo(LimitKind.name_held, 1, 30, None)
+    assert (
+        read(net.engine, lambda s: s.booking_limit(stranger, "ABJ", "passport", None, now)) is None
+    )
+    # Once that appointment is cancelled, the person may book it again.
+    [first, *_] = read(net.engine, lambda s: s.upcoming(parent, now))
+    assert write(net.engine, lambda s: s.cancel(parent, first.id, now)) is True
+    assert take(stranger, "passport", "2026-12-09") is BookingOutcome.booked
     # No seat was taken by the refusals.
-    assert net.slot("ABJ", "passport", at(ABIDJAN, "2026-12-07", "09:00")) is None
-    assert net.slot("ABJ", "consular_card", at(ABIDJAN, "2026-12-10", "09:00")) is None
+    assert net.slot("ABJ", "passport", at(ABIDJAN, "2026-12-09", "09:00")).booked == 1
 
-    # A cancelled appointment no longer counts.
-    [first, *_] = read(net.engine, lambda s: s.upcoming(citizen, now))
-    assert write(net.engine, lambda s: s.cancel(citizen, first.id, now)) is True
-    assert take("ABJ", "consular_card", ABIDJAN, "2026-12-10", "09:00") is BookingOutcome.booked
-    # Nor does a past one: once the first have begun, there is room again.
-    later = utc(2026, 12, 9, 12)
-    outcome = book(
-        net, citizen, "ABJ", "passport", at(ABIDJAN, "2026-12-14", "09:00"), later
-    ).outcome
-    assert outcome is BookingOutcome.booked
+
+def test_a_script_that_books_and_cancels_in_a_loop_hits_the_phone_limit(net: Network) -> None:
+    start = utc(2026, 12, 3, 10)
+    scalper = net.citizen("+22500000042")
+    other_channel = net.citizen("+22500000042")  # the same number on another channel
+    nine = at(ABIDJAN, "2026-12-07", "09:00")
+    outcomes = []
+    for n in range(6):
+        now = start + timedelta(minutes=n)
+        who = scalper if n % 2 else other_channel
+        result = book(net, who, "ABJ", "passport", nine, now, f"Client Numero {'abcdef'[n]}")
+        outcomes.append(result.outcome)
+        if result.appointment is not None:
+            with db.write(net.engine) as conn:
+                assert BookingService(conn).cancel(who, result.appointment.id, now)
+    assert outcomes == [BookingOutcome.booked] * 4 + [BookingOutcome.limit_reached] * 2
+    limit = read(net.engine, lambda s: s.booking_limit(scalper, "ABJ", None, None, start))
+    assert limit == LimitInfo(LimitKind.phone, 4, 30, start + timedelta(days=30))
+    # Another post has its own allowance; the window rolls on.
+    assert read(net.engine, lambda s: s.booking_limit(scalper, "PAR", None, None, start)) is None
+    later = start + timedelta(days=30, minutes=1)
+    assert read(net.engine, lambda s: s.booking_limit(scalper, "ABJ", None, None, later)) is None
+    # Staff lift it for that phone: the bookings before the lift no longer count.
+    with db.write(net.engine) as conn:
+        fairness.lift(conn, net.posts["ABJ"], "phone", "+22500000042", None, start)
+    assert read(net.engine, lambda s: s.booking_limit(scalper, "ABJ", None, None, start)) is None
+
+
+def test_the_name_limit_counts_every_phone(net: Network) -> None:
+    now = utc(2026, 12, 3, 10)
+    with db.write(net.engine) as conn:
+        conn.execute(
+            sa.update(post_t).where(post_t.c.code == "ABJ").values(max_bookings_per_name=2)
+        )
+    a, b = net.citizen("+22500000043"), net.citizen("+22500000044")
+    name = "Moussa Traoré"
+    assert (
+        book(net, a, "ABJ", "passport", at(ABIDJAN, "2026-12-07", "09:00"), now, name).outcome
+        is BookingOutcome.booked
+    )
+    assert (
+        book(net, b, "ABJ", "cnib", at(ABIDJAN, "2026-12-07", "10:00"), now, name).outcome
+        is BookingOutcome.booked
+    )
+    third = book(net, b, "ABJ", "consular_card", at(ABIDJAN, "2026-12-09", "09:00"), now, name)
+    assert third.outcome is BookingOutcome.limit_reached
+    limit = read(net.engine, lambda s: s.booking_limit(b, "ABJ", "consular_card", name, now))
+    assert limit == LimitInfo(LimitKind.name, 2, 30, now + timedelta(days=30))
+    with db.write(net.engine) as conn:
+        fairness.lift(conn, net.posts["ABJ"], "name", "traore moussa", None, now)
+    assert read(net.engine, lambda s: s.booking_limit(b, "ABJ", "consular_card", name, now)) is None
+
+
+def test_a_citizen_is_never_booked_twice_at_one_instant(net: Network) -> None:
+    now = utc(2026, 12, 3, 10)
+    citizen = net.citizen("+22500000045")
+    nine = at(PARIS, "2026-12-07", "09:00")
+    assert book(net, citizen, "PAR", "passport", nine, now).outcome is BookingOutcome.booked
+    other = book(net, citizen, "PAR", "cnib", nine, now, "Issa Ouédraogo")
+    assert other.outcome is BookingOutcome.unavailable
 
 
 # --- references ---------------------------------------------------------------------------------
@@ -782,7 +844,7 @@ def test_fifty_threads_for_the_last_seat(net: Network, wide_engine: Engine) -> N
             barrier.wait()
             with db.write(wide_engine) as conn:
                 result = BookingService(conn).book(
-                    racers[i], "ABJ", "cnib", nine, f"Racer {i}", now
+                    racers[i], "ABJ", "cnib", nine, person(racers[i]), now
                 )
             with lock:
                 outcomes.append(result.outcome)
@@ -852,3 +914,31 @@ def test_the_check_constraint_is_the_backstop(net: Network, booked: int) -> None
     with pytest.raises(IntegrityError), db.write(net.engine) as conn:
         conn.execute(sa.update(slot_t).where(slot_t.c.id == slot_id).values(booked=booked))
     assert net.slot("PAR", "passport", nine).booked == 1
+
+
+def test_no_shows_shorten_the_window_or_delay_booking_as_the_post_decides(net: Network) -> None:
+    booked_at, later = utc(2026, 12, 3, 10), utc(2026, 12, 10, 12)
+    citizen = net.citizen("+22500000046")
+    for day in ("2026-12-07", "2026-12-08"):
+        made = book(net, citizen, "PAR", "cnib", at(PARIS, day, "10:00"), booked_at, None)
+        assert made.appointment is not None
+        with db.write(net.engine) as conn:
+            marked = BookingService(conn).set_attendance(made.appointment.id, "no_show", later)
+        assert marked is not None
+
+    def limit(now: datetime) -> Any:
+        return read(net.engine, lambda s: s.booking_limit(citizen, "PAR", None, None, now))
+
+    assert limit(later) == LimitInfo(LimitKind.no_shows_window, 2, 90, None, window_days=7)
+    far, near = at(PARIS, "2026-12-21", "10:00"), at(PARIS, "2026-12-14", "10:00")
+    assert book(net, citizen, "PAR", "passport", far, later).outcome is BookingOutcome.limit_reached
+    assert book(net, citizen, "PAR", "passport", near, later).outcome is BookingOutcome.booked
+    assert limit(utc(2027, 3, 9)) is None  # 90 days after: forgotten
+    # Another post's rule: a delay of 30 days after the last no-show, then the window.
+    with db.write(net.engine) as conn:
+        conn.execute(sa.update(post_t).where(post_t.c.code == "PAR").values(no_show_delay_days=30))
+    assert limit(later) == LimitInfo(
+        LimitKind.no_shows, 2, 90, at(PARIS, "2026-12-08", "10:00") + timedelta(days=30)
+    )
+    eleven = at(PARIS, "2026-12-14", "11:00")
+    assert book(net, citizen, "PAR", "cnib", eleven, later).outcome is BookingOutcome.limit_reached

@@ -34,6 +34,8 @@ from api.models import (
     RequestEvent,
     utcnow,
 )
+from api.world import SqlWorld
+from tests.support.staff_api import letters
 
 NOW = "2026-12-01T09:00:00Z"
 PASSWORD = "correct horse battery"
@@ -59,7 +61,7 @@ def make_staff(engine: Engine, email: str, role: str, *posts: str) -> str:
 
 
 def book(
-    engine: Engine, post: str, when: str, name: str = "Awa Ouédraogo", whatsapp: str | None = None
+    engine: Engine, post: str, when: str, name: str | None = None, whatsapp: str | None = None
 ) -> dict[str, Any]:
     """A booked passport appointment at `when` (UTC), taken days before; by a citizen who
     wrote from `whatsapp` (E.164) when given."""
@@ -85,8 +87,9 @@ def book(
                     last_inbound_at=datetime(2026, 11, 30, 18, tzinfo=UTC),
                 )
             )
+        full_name = name or f"Awa Ouédraogo {letters(citizen_id)}"  # a person of their own
         result = BookingService(conn).book(
-            citizen_id, post, "passport", starts_at, name, datetime(2026, 11, 25, tzinfo=UTC)
+            citizen_id, post, "passport", starts_at, full_name, datetime(2026, 11, 25, tzinfo=UTC)
         )
     assert result.appointment is not None, result.outcome
     return {
@@ -886,3 +889,57 @@ def test_agents_have_no_citizens_page(console: tuple[TestClient, Engine]) -> Non
     assert client.get("/console/citizens").status_code == 404
     assert client.get("/console/audit.csv").status_code == 404
     assert "/console/citizens" not in client.get("/console/appointments").text
+
+
+# --- booking limits -----------------------------------------------------------------------------
+
+
+def test_the_limits_page_shows_a_citizens_standing_and_lifts_a_limit(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    first = book(engine, "ABJ", "2026-12-02T09:00", name="Moussa Traoré", whatsapp="+2250701000009")
+    with db.write(engine) as conn:  # three more from the same number, for the children
+        for day, child in zip(
+            (3, 4, 7), ("Issa Traoré", "Awa Traoré", "Fatim Traoré"), strict=True
+        ):
+            starts_at = datetime(2026, 12, day, 9, tzinfo=UTC)
+            result = BookingService(conn).book(
+                first["citizen_id"],
+                "ABJ",
+                "passport",
+                starts_at,
+                child,
+                datetime(2026, 11, 25, tzinfo=UTC),
+            )
+            assert result.appointment is not None, result.outcome
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/limits", params={"phone": "+225 07 01 00 00 09"})
+    assert page.status_code == 200
+    assert "4 / 4 sur 30 jours" in page.text
+    assert "Nom « Fatim Traoré »" in page.text
+    response = client.post(
+        f"/console/limits/{first['citizen_id']}/lift",
+        data={"csrf": csrf(page.text), "post": "ABJ", "kind": "phone", "phone": "+2250701000009"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    after = client.get(response.headers["location"])
+    assert "Limite levée au poste ABJ" in after.text
+    assert "0 / 4 sur 30 jours" in after.text
+
+
+def test_a_posts_page_shows_its_waitlist(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    citizen = book(engine, "ABJ", "2026-12-02T09:00", name="Moussa Traoré")["citizen_id"]
+    with db.write(engine) as conn:
+        SqlWorld(conn).join_waitlist(
+            citizen, "ABJ", "cnib", "Issa Traoré", datetime(2026, 12, 1, tzinfo=UTC)
+        )
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/posts/ABJ")
+    assert "Liste d'attente" in page.text
+    assert 'data-status="waiting"' in page.text
+    assert "Issa Traoré" in page.text

@@ -15,7 +15,7 @@ import copy
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import flows
 from flows.engine import LANGUAGES, Kind
 from flows.messages import Msg, Reply, msg
 from flows.state import Conversation
+from flows.world import LimitInfo, LimitKind
 from tests.support.dialog import (
     NAME,
     NOW,
@@ -186,9 +187,50 @@ def send(kind: Kind) -> Script:
     return script
 
 
+CHILDREN = ("Awa Sawadogo", "Issa Sawadogo", "Rasmané Sawadogo", "Fatim Sawadogo")
+
+
 def four_appointments(world: MemoryWorld) -> None:
-    for day in (3, 4, 7, 8):
-        book_for(world, day=date(2026, 12, day))
+    for day, name in zip((3, 4, 7, 8), CHILDREN, strict=True):
+        book_for(world, day=date(2026, 12, day), name=name)
+
+
+def name_used_elsewhere(world: MemoryWorld) -> None:
+    world.per_name = 1
+    book_for(world, citizen_id=2, service="cnib")
+
+
+def same_person_meanwhile(world: MemoryWorld, dialog: Dialog) -> None:
+    book_for(world, citizen_id=2, day=date(2026, 12, 3))
+
+
+def offer_made(world: MemoryWorld, dialog: Dialog) -> None:
+    """A seat held for citizen 1, first in line; their conversation on the offer."""
+    until = NOW + timedelta(hours=2)
+    world.join_waitlist(1, "ABJ", "passport", NAME, NOW)
+    world.offer_seat(1, world.slot("ABJ", date(2026, 12, 2), time(10)), until)
+    dialog.stored = {
+        "lang": dialog.stored["lang"] if dialog.stored else None,
+        "flow": "waitlist", "step": "offer", "options": [],
+        "data": {"entry": 1, "until": until.isoformat()}, "updated_at": NOW.isoformat(),
+    }  # fmt: skip
+
+
+def offer_expired(world: MemoryWorld, dialog: Dialog) -> None:
+    world.waitlist[0]["status"] = "expired"
+
+
+def booked_then_full(world: MemoryWorld) -> None:
+    book_for(world)
+    world.seats = 0
+
+
+def no_shows_delay(world: MemoryWorld) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows, 2, 90, NOW + timedelta(days=10))
+
+
+def no_shows_window(world: MemoryWorld) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows_window, 2, 90, None, window_days=3)
 
 
 def no_seats(world: MemoryWorld) -> None:
@@ -221,8 +263,22 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
     ("time taken", None, "+2250701000001", then(says(*CONFIRM), race(), says("1", "1"))),
     ("day taken", None, "+2250701000001", then(says(*CONFIRM), race(day=True), says("1"))),
     ("day full", None, "+2250701000001", then(says("1", "1", "1"), fill_wednesday, says("2"))),
-    ("limit", four_appointments, "+2250701000001", says(*CONFIRM, "1")),
+    ("limit phone", four_appointments, "+2250701000001", says("1", "1")),
+    ("limit name", name_used_elsewhere, "+2250701000001", says(*CONFIRM)),
+    ("limit meanwhile", None, "+2250701000001",
+     then(says(*CONFIRM), same_person_meanwhile, says("1"))),
+    ("held", book_for, "+2250701000001", says("1", "1", "1", "9", "?", "3")),
+    ("held another", book_for, "+2250701000001", says("1", "1", "1", "2", "1", "2", NAME)),
+    ("held reschedule", book_for, "+2250701000001", says("1", "1", "1", "1")),
     ("no day", no_seats, "+2250701000001", says("1", "1", "1")),
+    ("reschedule no day", booked_then_full, "+2250701000001", says("3", "1", "1")),
+    ("no-shows delay", no_shows_delay, "+2250701000001", says("1", "1")),
+    ("no-shows window", no_shows_window, "+2250701000001", says(*CONFIRM, "1")),
+    ("waitlist join", no_seats, "+2250701000001", says("1", "1", "1", "?", "1", NAME)),
+    ("waitlist services", no_seats, "+2250701000001", says("1", "1", "1", "2")),
+    ("offer take", None, "+2250701000001", then(offer_made, says("?", "peut-être", "1"))),
+    ("offer decline", None, "+2250701000001", then(offer_made, says("2"))),
+    ("offer gone", None, "+2250701000001", then(offer_made, offer_expired, says("1"))),
     ("no appointment", None, "+2250701000001", says("3")),
     ("not in list", book_for, "+2250701000001", says("3", "9", "1", "9", "3")),
     ("cancel", book_for, "+2250701000001", says("3", "1", "2", "1")),

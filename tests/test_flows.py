@@ -7,7 +7,7 @@ says otherwise; `MemoryWorld` holds the consular network (two seats per 30-minut
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from flows.engine import Answer, Kind
 from flows.menu import read
 from flows.text import fold
-from flows.world import LookupOutcome
+from flows.world import LimitInfo, LimitKind, LookupOutcome
 from tests.support.dialog import (
     BIRTH_DATE,
     NAME,
@@ -437,13 +437,85 @@ def test_a_weekend_or_a_closure_offers_the_nearest_days(world: MemoryWorld) -> N
     assert dialog.values == ["2026-12-09", "2026-12-10", "2026-12-14", "2026-12-15"]
 
 
-def test_no_day_at_all_goes_back_to_the_services(world: MemoryWorld) -> None:
+def test_no_seat_over_the_whole_window_offers_the_waitlist(world: MemoryWorld) -> None:
     world.seats = 0
     dialog = at_menu(world)
     for text in ("1", "1", "1"):
         dialog.say(text)
-    assert dialog.keys == ["booking.no_days", "booking.service.question"]
+    assert dialog.keys == ["booking.waitlist.question"]
+    assert dialog.values == ["join", "services"]
+    dialog.say("1")
+    assert dialog.keys == ["booking.name.question"]
+    dialog.say(NAME)
+    assert dialog.keys == ["booking.waitlist.joined", "menu.main.question"]
+    assert dialog.line("booking.waitlist.joined").params["place"] == 1
+    other = Dialog(world, citizen_id=2, phone="+2250701000002")
+    other.say("Hello")
+    for text in ("1", "1", "1", "1", "Issa Sawadogo"):
+        other.say(text)
+    assert other.line("booking.waitlist.joined").params["place"] == 2
+    # joining again keeps one's place
+    for text in ("1", "1", "1", "1", NAME):
+        dialog.say(text)
+    assert dialog.line("booking.waitlist.joined").params["place"] == 1
+
+
+def test_no_seat_and_another_service(world: MemoryWorld) -> None:
+    world.seats = 0
+    dialog = at_menu(world)
+    for text in ("1", "1", "1", "2"):
+        dialog.say(text)
     assert dialog.state == ("booking", "service", {"post": "ABJ"})
+
+
+def offered(world: MemoryWorld, hours: float = 2) -> Dialog:
+    """Citizen 1 waits; a seat frees on Wednesday at 10:00 and is held for them, and the
+    back office puts their conversation on the offer, as api.domain.waitlist does."""
+    world.join_waitlist(1, "ABJ", "passport", NAME, NOW)
+    starts_at = world.slot("ABJ", WEDNESDAY, time(10))
+    world.offer_seat(1, starts_at, NOW + timedelta(hours=hours))
+    dialog = at_menu(world)
+    dialog.stored = {
+        "lang": "fr", "flow": "waitlist", "step": "offer", "options": [],
+        "data": {"entry": 1, "until": (NOW + timedelta(hours=hours)).isoformat()},
+        "updated_at": NOW.isoformat(),
+    }  # fmt: skip
+    return dialog
+
+
+def test_a_waitlist_offer_taken_with_1(world: MemoryWorld) -> None:
+    dialog = offered(world)
+    dialog.wait(minutes=90)  # longer than a conversation's idle time, within the offer
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    [booked] = world.upcoming(1, NOW)
+    assert (booked.local.date(), booked.local.time(), booked.full_name) == (
+        WEDNESDAY,
+        time(10),
+        NAME,
+    )
+
+
+def test_a_waitlist_offer_declined_with_2(world: MemoryWorld) -> None:
+    dialog = offered(world)
+    dialog.say("2")
+    assert dialog.keys == ["waitlist.offer.declined", "menu.main.question"]
+    assert world.upcoming(1, NOW) == []
+    assert world.waitlist[0]["status"] == "declined"
+
+
+def test_a_waitlist_offer_answered_too_late(world: MemoryWorld) -> None:
+    dialog = offered(world, hours=1)
+    dialog.wait(minutes=61)
+    dialog.say("1")
+    assert dialog.keys[0] in {"waitlist.offer.gone", "common.expired"}
+    assert world.upcoming(1, NOW) == []
+
+
+def test_help_at_a_waitlist_offer(world: MemoryWorld) -> None:
+    dialog = offered(world)
+    dialog.say("aide")
+    assert dialog.keys[0] == "waitlist.offer.help"
 
 
 @pytest.mark.parametrize(
@@ -511,12 +583,122 @@ def test_words_that_merely_contain_yes_or_no_answer_nothing(
     assert world.upcoming(1, NOW) == []
 
 
-def test_too_many_appointments(world: MemoryWorld) -> None:
-    for day in (3, 4, 7, 8):
-        book_for(world, day=date(2026, 12, day))
+# -- fair access: one person, one procedure; limits told before the questions ---------------
+
+
+def test_an_appointment_held_for_the_service_is_shown_as_soon_as_it_is_chosen(
+    world: MemoryWorld,
+) -> None:
+    reference = book_for(world)
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")  # Abidjan
+    dialog.say("1")  # passport: the one already held there
+    assert dialog.keys == ["booking.held.question"]
+    assert dialog.step == "booking.held"
+    assert dialog.values == ["reschedule", "another", "back"]
+    item = dialog.line("booking.held.question").params["item"]
+    assert item.params["reference"] == reference
+    dialog.say("1")  # reschedule it: the booking's days, moving that appointment
+    assert dialog.step == "booking.day"
+    assert dialog.state.data["reschedule"] == 1
+
+
+def test_going_back_from_the_held_appointment_shows_the_services(world: MemoryWorld) -> None:
+    book_for(world)
+    dialog = at_menu(world)
+    for text in ("1", "1", "1", "3"):
+        dialog.say(text)
+    assert dialog.step == "booking.service"
+    assert dialog.keys == ["booking.service.question"]
+
+
+def test_a_parent_books_for_a_child_from_the_same_phone(world: MemoryWorld) -> None:
+    book_for(world)  # the parent's own passport appointment
+    dialog = at_menu(world)
+    for text in ("1", "1", "1", "2", "demain", "10h"):
+        dialog.say(text)
+    dialog.say(NAME)  # the parent's name again: that person already holds one
+    assert dialog.keys == ["booking.limit.name_held", "booking.name.question"]
+    assert dialog.step == "booking.name"
+    dialog.say("Issa Sawadogo")
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert [a.full_name for a in world.upcoming(1, NOW)] == [NAME, "Issa Sawadogo"]
+
+
+def test_the_phone_limit_is_told_before_the_service_question(world: MemoryWorld) -> None:
+    for day, (service, name) in zip(
+        (2, 3, 4, 7),
+        [
+            ("passport", NAME),
+            ("cnib", NAME),
+            ("passport", "Issa Sawadogo"),
+            ("cnib", "Issa Sawadogo"),
+        ],
+        strict=True,
+    ):
+        book_for(world, day=date(2026, 12, day), service=service, name=name)
+    first = next(iter(world.appointments))
+    assert world.cancel(1, first, NOW)  # cancelled ones count too
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")  # Abidjan
+    assert dialog.keys == ["booking.limit.phone", "menu.main.question"]
+    assert dialog.line("booking.limit.phone").params == {
+        "limit": 4,
+        "days": 30,
+        "day": date(2026, 12, 31),  # 30 days after the first of them was booked
+    }
+    dialog.say("1")
+    dialog.say("2")  # Bouaké: another post, another allowance
+    assert dialog.step == "booking.service"
+
+
+def test_the_name_limit_is_told_at_the_name(world: MemoryWorld) -> None:
+    world.per_name = 1
+    book_for(world, citizen_id=2, service="cnib")  # someone else's phone, the same name
+    dialog = Dialog(world, citizen_id=3, phone="+2250701000003")
+    dialog.say("Hello")
+    for text in ("1", "1", "1", "demain", "9h30", "awa  OUEDRAOGO"):
+        dialog.say(text)
+    assert dialog.keys == ["booking.limit.name", "booking.name.question"]
+    assert dialog.line("booking.limit.name").params["limit"] == 1
+    dialog.say("Issa Sawadogo")  # another person goes on
+    assert dialog.step == "booking.confirm"
+
+
+def test_too_many_no_shows_with_a_delay_is_told_before_the_service(world: MemoryWorld) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows, 2, 90, NOW + timedelta(days=10))
+    dialog = at_menu(world)
+    dialog.say("1")
+    dialog.say("1")
+    assert dialog.keys == ["booking.limit.no_shows", "menu.main.question"]
+    assert dialog.line("booking.limit.no_shows").params["day"] == date(2026, 12, 11)
+
+
+def test_too_many_no_shows_with_a_shorter_window_shows_only_the_nearer_days(
+    world: MemoryWorld,
+) -> None:
+    world.no_shows = LimitInfo(LimitKind.no_shows_window, 2, 90, None, window_days=2)
+    dialog = at_booking_day(world)
+    assert dialog.keys == ["booking.limit.no_shows_window", "booking.day.question"]
+    assert dialog.values == ["2026-12-01", "2026-12-02", "2026-12-03"]
+    dialog.say("1")
+    dialog.say("1")
+    dialog.say(NAME)
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+
+
+def test_a_limit_reached_meanwhile_is_still_refused_at_the_confirmation(
+    world: MemoryWorld,
+) -> None:
     dialog = at_confirm(world)
+    book_for(world, citizen_id=2, day=date(2026, 12, 3))  # the same person, another phone
     dialog.say("1")
     assert dialog.keys == ["booking.limit_reached", "menu.main.question"]
+    assert world.upcoming(1, NOW) == []
 
 
 def test_booking_from_the_services_page_skips_the_service(world: MemoryWorld) -> None:
@@ -559,7 +741,7 @@ def test_appointments_are_listed_soonest_first_and_picked_by_reference(
     world: MemoryWorld,
 ) -> None:
     later = book_for(world, day=date(2026, 12, 8))
-    sooner = book_for(world, day=date(2026, 12, 3))
+    sooner = book_for(world, day=date(2026, 12, 3), name="Issa Sawadogo")
     dialog = at_menu(world)
     dialog.say("3")
     assert [c.params["reference"] for c in dialog.last.replies[0].choices] == [sooner, later]

@@ -226,6 +226,7 @@ def test_the_scheduler_registers_its_jobs_under_fixed_ids(sqlite_engine: Engine)
         "inbound.purge",
         "privacy.retention",
         "reminders.send",
+        "waitlist.offers",
     ]
 
 

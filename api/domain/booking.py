@@ -17,10 +17,12 @@ Seats. A `slot` row exists only once someone has booked it; until then it has
 (`UPDATE slot SET booked = booked + 1 WHERE … AND booked < capacity`), never a read followed
 by a write; the CHECK `booked BETWEEN 0 AND capacity` on the table is the backstop.
 
-Anti-scalping. A citizen holds at most `MAX_UPCOMING_PER_SERVICE` upcoming booked appointments
-for one service and `MAX_UPCOMING_TOTAL` in all, and never two at the same instant. The
-citizen's row is locked (`FOR UPDATE` on PostgreSQL; SQLite's write lock covers it) while
-these are counted, so that two concurrent bookings by one citizen cannot both slip through.
+Fair access (api.domain.fairness). One person holds at most one upcoming appointment per
+service and post, and each post allows so many bookings per phone and per full name in a
+rolling window; a citizen is never booked twice at the same instant. The citizen's row is
+locked (`FOR UPDATE` on PostgreSQL; SQLite's write lock covers it), and the phone and the
+name at the post on PostgreSQL, while these are counted, so that two concurrent bookings
+cannot both slip through.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
+from api.domain import fairness, waitlist
 from api.models import (
     Appointment,
     AppointmentStatus,
@@ -54,17 +57,14 @@ from flows.world import (
     AppointmentInfo,
     BookingOutcome,
     BookingResult,
+    LimitInfo,
     OpeningHours,
     PostInfo,
     ServiceOffer,
     SlotOption,
+    WaitlistOffer,
+    person_key,
 )
-
-MAX_UPCOMING_PER_SERVICE = 2
-"""Upcoming booked appointments one citizen may hold for one service (anti-scalping)."""
-
-MAX_UPCOMING_TOTAL = 4
-"""Upcoming booked appointments one citizen may hold in all (anti-scalping)."""
 
 REFERENCE_PREFIX = "RDV-"
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -193,10 +193,8 @@ class _Offer:
 
 @dataclass(frozen=True)
 class _Held:
-    """A citizen's upcoming booked appointments: in all, for one service, at one instant."""
+    """A citizen's upcoming booked appointments at one instant."""
 
-    total: int
-    same_service: int
     same_instant: int
 
 
@@ -373,7 +371,11 @@ class BookingService:
         held = self._lock_citizen_and_count(citizen_id, offer.service_id, starts_at, now)
         if held.same_instant:
             return BookingResult(BookingOutcome.unavailable)
-        if held.total >= MAX_UPCOMING_TOTAL or held.same_service >= MAX_UPCOMING_PER_SERVICE:
+        fairness.lock(self.conn, citizen_id, offer.post_id, full_name)
+        stopped = fairness.limit(
+            self.conn, citizen_id, offer.post_id, offer.service_id, full_name, now
+        )
+        if stopped is not None and not fairness.within(stopped, offer.tz, starts_at, now):
             return BookingResult(BookingOutcome.limit_reached)
 
         self._ensure_slot(offer, starts_at)
@@ -383,6 +385,7 @@ class BookingService:
         appointment_id, reference = self._insert_appointment(
             citizen_id, offer, slot_id, starts_at, full_name, now
         )
+        waitlist.left_by_booking(self.conn, citizen_id, offer.post_id, offer.service_id, now)
         info = AppointmentInfo(
             id=appointment_id,
             reference=reference,
@@ -394,6 +397,97 @@ class BookingService:
             status=BOOKED,
         )
         return BookingResult(BookingOutcome.booked, info)
+
+    def booking_limit(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str | None,
+        full_name: str | None,
+        now: datetime,
+    ) -> LimitInfo | None:
+        now = _aware_utc(now, "now")
+        row = self.conn.execute(
+            sa.select(_post.c.id, _service.c.id)
+            .select_from(_post.outerjoin(_service, _service.c.code == (service_code or "")))
+            .where(_post.c.code == post_code)
+        ).first()
+        if row is None:
+            return None
+        return fairness.limit(self.conn, citizen_id, row[0], row[1], full_name, now)
+
+    # --- the waitlist -----------------------------------------------------------------------
+
+    def join_waitlist(
+        self, citizen_id: int, post_code: str, service_code: str, full_name: str, now: datetime
+    ) -> int:
+        return waitlist.join(self.conn, citizen_id, post_code, service_code, full_name, now)
+
+    def waitlist_offer(self, citizen_id: int, entry_id: int, now: datetime) -> WaitlistOffer | None:
+        now = _aware_utc(now, "now")
+        row = waitlist.offer(self.conn, citizen_id, entry_id, now)
+        if row is None:
+            return None
+        post = self.post(row.post_code)
+        if post is None:
+            return None
+        tz = ZoneInfo(post.timezone)
+        return WaitlistOffer(
+            entry_id=row.id,
+            post=post,
+            service_code=row.service_code,
+            starts_at=row.offered_starts_at,
+            local=row.offered_starts_at.astimezone(tz),
+            expires_at=row.offer_expires_at,
+        )
+
+    def answer_offer(
+        self, citizen_id: int, entry_id: int, accept: bool, now: datetime
+    ) -> BookingResult:
+        now = _aware_utc(now, "now")
+        if not accept:
+            waitlist.decline(self.conn, citizen_id, entry_id, now)
+            return BookingResult(BookingOutcome.unavailable)
+        taken = waitlist.accept(self.conn, citizen_id, entry_id, now)
+        if taken is None:
+            return BookingResult(BookingOutcome.unavailable)
+        post_code, service_code = waitlist.codes(self.conn, taken.post_id, taken.service_id)
+        starts_at = taken.offered_starts_at
+        offer = self._offer(post_code, service_code, *self._closures_around(starts_at))
+        if offer is None:
+            raise RuntimeError(f"waitlist entry {entry_id}: the offer is gone")
+        appointment_id, reference = self._insert_appointment(
+            citizen_id, offer, taken.offer_slot_id, starts_at, taken.full_name, now
+        )
+        waitlist.booked_from_offer(self.conn, entry_id, appointment_id)
+        info = AppointmentInfo(
+            id=appointment_id,
+            reference=reference,
+            post=offer.post,
+            service_code=offer.service_code,
+            starts_at=starts_at,
+            local=starts_at.astimezone(offer.tz),
+            full_name=taken.full_name,
+            status=BOOKED,
+        )
+        return BookingResult(BookingOutcome.booked, info)
+
+    def hold_seat(
+        self, post_code: str, service_code: str, now: datetime
+    ) -> tuple[int, datetime, PostInfo] | None:
+        """Take the first free seat of the window for the waitlist (the same conditional
+        UPDATE as a booking): its slot id, start and post; None when there is none."""
+        now = _aware_utc(now, "now")
+        for day in BookingService.open_days(self, post_code, service_code, now, 5):
+            for slot in BookingService.open_times(self, post_code, service_code, day, now):
+                offer = self._offer(post_code, service_code, day, day)
+                if offer is None:
+                    return None
+                self._ensure_slot(offer, slot.starts_at)
+                slot_id = self._take_seat(offer.post_service_id, slot.starts_at)
+                if slot_id is not None:
+                    return slot_id, slot.starts_at, offer.post
+        return None
 
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
         """Booked appointments starting after now, soonest first."""
@@ -543,6 +637,7 @@ class BookingService:
         if moved.rowcount != 1:  # the row is locked above: only a broken invariant gets here
             raise RuntimeError(f"appointment {appointment_id} changed while being rescheduled")
         self._release_seat(current.slot_id)
+        waitlist.offer_free_seats(self.conn, now, offer.post_id, offer.service_id)  # the old seat
         info = AppointmentInfo(
             id=current.appointment_id,
             reference=current.reference,
@@ -640,8 +735,6 @@ class BookingService:
         row = self.conn.execute(
             sa.select(
                 _citizen.c.id,
-                count().label("total"),
-                count(_appt.c.service_id == service_id).label("same_service"),
                 count(_appt.c.starts_at == starts_at).label("same_instant"),
             )
             .where(_citizen.c.id == citizen_id)
@@ -649,7 +742,7 @@ class BookingService:
         ).first()
         if row is None:
             raise LookupError(f"no citizen {citizen_id}")
-        return _Held(row.total, row.same_service, row.same_instant)
+        return _Held(row.same_instant)
 
     def _ensure_slot(self, offer: _Offer, starts_at: datetime) -> None:
         """Create the slot row on its first booking; a row that exists is left alone."""
@@ -710,6 +803,7 @@ class BookingService:
                             slot_id=slot_id,
                             starts_at=starts_at,
                             full_name=full_name,
+                            name_key=person_key(full_name),
                             status=BOOKED,
                             cancel_reason="",
                             created_at=now,
@@ -731,11 +825,12 @@ class BookingService:
             sa.update(_appt)
             .where(_appt.c.id == appointment_id, _appt.c.status == BOOKED, *conditions)
             .values(status=CANCELLED, cancel_reason=reason, updated_at=now)
-            .returning(_appt.c.slot_id)
+            .returning(_appt.c.slot_id, _appt.c.post_id, _appt.c.service_id)
         ).first()
         if row is None:
             return False
         self._release_seat(row.slot_id)
+        waitlist.offer_free_seats(self.conn, now, row.post_id, row.service_id)  # first in line
         return True
 
     @staticmethod

@@ -269,10 +269,17 @@ STEPS = (
 )
 
 
-def book_for(world: MemoryWorld, citizen_id: int = 1, day: date = date(2026, 12, 2)) -> str:
+def book_for(
+    world: MemoryWorld,
+    citizen_id: int = 1,
+    day: date = date(2026, 12, 2),
+    *,
+    service: str = "passport",
+    name: str = NAME,
+) -> str:
     """An appointment of the citizen at Abidjan, passport, 09:00 that day; its reference."""
     starts_at = world.slot("ABJ", day, time(9))
-    result = world.book(citizen_id, "ABJ", "passport", starts_at, NAME, NOW)
+    result = world.book(citizen_id, "ABJ", service, starts_at, name, NOW)
     assert result.appointment is not None, result
     return result.appointment.reference
 

@@ -17,12 +17,15 @@ import random
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flows.world import (
     AppointmentInfo,
     BookingOutcome,
     BookingResult,
+    LimitInfo,
+    LimitKind,
     LookupOutcome,
     LookupResult,
     OpeningHours,
@@ -30,6 +33,8 @@ from flows.world import (
     RequestInfo,
     ServiceOffer,
     SlotOption,
+    WaitlistOffer,
+    person_key,
 )
 
 POSTS = (
@@ -75,7 +80,8 @@ EUROPEAN_HOURS = ((time(9), time(12, 30)), (time(14), time(16)))
 CLOSURES = frozenset({date(2026, 12, 11)})  # Proclamation de la République
 SLOT = timedelta(minutes=30)
 WINDOW_DAYS = 30
-MAX_UPCOMING = 4
+PER_PHONE = PER_NAME = 4  # bookings per post in LIMIT_DAYS, cancelled ones included
+LIMIT_DAYS = 30
 MAX_FAILURES = 3
 LOCK = timedelta(minutes=15)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -93,8 +99,19 @@ class StoredRequest:
 class MemoryWorld:
     """Implements flows.world.World (Booking, Citizens, Requests) with dicts and counters."""
 
-    def __init__(self, seats: int = 2, closures: frozenset[date] = CLOSURES) -> None:
+    def __init__(
+        self,
+        seats: int = 2,
+        closures: frozenset[date] = CLOSURES,
+        per_phone: int = PER_PHONE,
+        per_name: int = PER_NAME,
+    ) -> None:
         self.seats = seats
+        self.per_phone = per_phone
+        self.per_name = per_name
+        self.created: dict[int, datetime] = {}  # appointment id → when it was booked
+        self.no_shows: LimitInfo | None = None  # a no-show rule that applies, set by tests
+        self.waitlist: list[dict[str, Any]] = []  # entries in order: citizen, post, service…
         self.closures = closures
         self.by_code = {post.code: post for post in POSTS}
         self.taken: Counter[Key] = Counter()  # seats taken, by the flows or behind their back
@@ -190,8 +207,13 @@ class MemoryWorld:
     ) -> BookingResult:
         if not self._on_grid(post_code, service_code, starts_at, now):
             return BookingResult(BookingOutcome.unavailable)
-        if len(self.upcoming(citizen_id, now)) >= MAX_UPCOMING:
-            return BookingResult(BookingOutcome.limit_reached)
+        stopped = self.booking_limit(citizen_id, post_code, service_code, full_name, now)
+        if stopped is not None:
+            tz = ZoneInfo(self.by_code[post_code].timezone)
+            last = now.astimezone(tz).date() + timedelta(days=stopped.window_days or 0)
+            nearer = stopped.kind is LimitKind.no_shows_window
+            if not nearer or starts_at.astimezone(tz).date() > last:
+                return BookingResult(BookingOutcome.limit_reached)
         if self._seats_left(post_code, service_code, starts_at) <= 0:
             return BookingResult(BookingOutcome.full)
         self.taken[(post_code, service_code, starts_at)] += 1
@@ -208,7 +230,43 @@ class MemoryWorld:
         )
         self.appointments[appointment.id] = appointment
         self.owners[appointment.id] = citizen_id
+        self.created[appointment.id] = now
         return BookingResult(BookingOutcome.booked, appointment)
+
+    def booking_limit(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str | None,
+        full_name: str | None,
+        now: datetime,
+    ) -> LimitInfo | None:
+        """The store's rules, with the citizen standing for their phone."""
+        here = [a for a in self.appointments.values() if a.post.code == post_code]
+        mine = [a for a in here if self.owners[a.id] == citizen_id]
+        stopped = self._allowance(LimitKind.phone, mine, self.per_phone, now)
+        later = self.no_shows  # the no-shows' window restricts, it does not stop
+        if later is not None and later.kind is LimitKind.no_shows:
+            stopped = stopped or later
+        if stopped is not None or full_name is None:
+            return stopped or later
+        key = person_key(full_name)
+        named = [a for a in here if person_key(a.full_name) == key]
+        if any(
+            a.service_code == service_code and a.status == "booked" and a.starts_at > now
+            for a in named
+        ):
+            return LimitInfo(LimitKind.name_held, 1, LIMIT_DAYS, None)
+        return self._allowance(LimitKind.name, named, self.per_name, now) or later
+
+    def _allowance(
+        self, kind: LimitKind, made: list[AppointmentInfo], limit: int, now: datetime
+    ) -> LimitInfo | None:
+        since = now - timedelta(days=LIMIT_DAYS)
+        times = sorted(t for a in made if (t := self.created[a.id]) > since)
+        if len(times) < limit:
+            return None
+        return LimitInfo(kind, limit, LIMIT_DAYS, times[len(times) - limit] + timedelta(LIMIT_DAYS))
 
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
         return sorted(
@@ -241,6 +299,57 @@ class MemoryWorld:
         moved = replace(current, starts_at=starts_at, local=starts_at.astimezone(tz))
         self.appointments[appointment_id] = moved
         return BookingResult(BookingOutcome.booked, moved)
+
+    # -- the waitlist -------------------------------------------------------------------------
+
+    def join_waitlist(
+        self, citizen_id: int, post_code: str, service_code: str, full_name: str, now: datetime
+    ) -> int:
+        line = [e for e in self.waitlist if (e["post"], e["service"]) == (post_code, service_code)]
+        waiting = [e for e in line if e["status"] in ("waiting", "offered")]
+        if not any(e["citizen"] == citizen_id for e in waiting):
+            entry = {"id": len(self.waitlist) + 1, "citizen": citizen_id, "post": post_code,
+                     "service": service_code, "name": full_name, "status": "waiting"}  # fmt: skip
+            self.waitlist.append(entry)
+            waiting.append(entry)
+        return 1 + next(i for i, e in enumerate(waiting) if e["citizen"] == citizen_id)
+
+    def offer_seat(self, entry_id: int, starts_at: datetime, expires_at: datetime) -> None:
+        """A seat freed: held for this entry (the back office's job, done by hand)."""
+        entry = self.waitlist[entry_id - 1]
+        entry.update(status="offered", starts_at=starts_at, expires_at=expires_at)
+        self.taken[(entry["post"], entry["service"], starts_at)] += 1
+
+    def waitlist_offer(self, citizen_id: int, entry_id: int, now: datetime) -> WaitlistOffer | None:
+        if not 0 < entry_id <= len(self.waitlist):
+            return None
+        entry = self.waitlist[entry_id - 1]
+        if entry["citizen"] != citizen_id or entry["status"] != "offered":
+            return None
+        if entry["expires_at"] <= now:
+            return None
+        post = self.by_code[entry["post"]]
+        starts_at = entry["starts_at"]
+        local = starts_at.astimezone(ZoneInfo(post.timezone))
+        return WaitlistOffer(
+            entry_id, post, entry["service"], starts_at, local, entry["expires_at"]
+        )
+
+    def answer_offer(
+        self, citizen_id: int, entry_id: int, accept: bool, now: datetime
+    ) -> BookingResult:
+        offer = self.waitlist_offer(citizen_id, entry_id, now)
+        if offer is None:
+            return BookingResult(BookingOutcome.unavailable)
+        entry = self.waitlist[entry_id - 1]
+        self.taken[(entry["post"], entry["service"], offer.starts_at)] -= 1
+        if not accept:
+            entry["status"] = "declined"
+            return BookingResult(BookingOutcome.unavailable)
+        entry["status"] = "booked"
+        return self.book(
+            citizen_id, entry["post"], entry["service"], offer.starts_at, entry["name"], now
+        )
 
     # -- Citizens ----------------------------------------------------------------------------
 

@@ -35,11 +35,22 @@ outbox_t = table(OutboxMessage)
 audit_t = table(AuditLog)
 
 
+def letters(n: int) -> str:
+    """A word of letters for a number (names have no digits): 2 → "Cb"."""
+    word = ""
+    while True:
+        n, rest = divmod(n, 26)
+        word += "abcdefghijklmnopqrstuvwxyz"[rest]
+        if not n:
+            return word.capitalize()
+
+
 @dataclass
 class StaffApi:
     engine: Engine
     client: TestClient
     tokens: dict[str, str]  # admin, acc (agent of Accra), abj (agent of Abidjan)
+    booked: int = 0  # bookings made through `book`
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
@@ -98,8 +109,13 @@ class StaffApi:
         service: str = "passport",
         day: date = date(2026, 12, 3),
         index: int = 0,
-        name: str = "Awa Ouédraogo",
+        name: str | None = None,
     ) -> dict[str, Any]:
+        """Awa Ouédraogo's first, then one person of their own each time (one person holds
+        one appointment per service and post)."""
+        self.booked += 1
+        if name is None:
+            name = "Awa Ouédraogo" + ("" if self.booked == 1 else " " + letters(self.booked))
         with write(self.engine) as conn:
             world = BookingService(conn)
             slot = world.open_times(post, service, day, NOW)[index]

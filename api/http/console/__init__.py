@@ -23,6 +23,7 @@ from api.http.console import (
     appointments,
     broadcasts,
     citizens,
+    limits,
     login,
     posts,
     requests,
@@ -31,7 +32,16 @@ from api.http.console import (
 from api.http.console.login import login_failures_limit
 
 router = APIRouter()
-for section in (login, appointments, requests, posts, broadcasts, citizens, translations):
+for section in (
+    login,
+    appointments,
+    requests,
+    posts,
+    broadcasts,
+    limits,
+    citizens,
+    translations,
+):
     router.include_router(section.router)
 
 __all__ = ["login_failures_limit", "router"]

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from api import db
+from api.domain import waitlist
 from api.domain.audit import staff_write
 from api.domain.closures import add_closure
 from api.domain.tables import table
@@ -68,6 +69,7 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
             .where(_closure.c.post_id == post.id, _closure.c.day >= today)
             .order_by(_closure.c.day)
         ).all()
+        line = waitlist.line(conn, post.id, desk.now)
     week = [
         [f"{h.opens:%H:%M} – {h.closes:%H:%M}" for h in hours if h.weekday == weekday]
         for weekday in range(7)
@@ -80,6 +82,7 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
         week=week,
         closures=[(c.day, french_day(c.day), c.reason) for c in closures],
         today=today,
+        waitlist=line,
     )
 
 

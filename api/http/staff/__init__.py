@@ -14,12 +14,14 @@ from api.http.staff import (
     broadcasts,
     citizens,
     hours,
+    limits,
     me,
     posts,
     requests,
     services,
     translations,
     voice,
+    waitlist,
 )
 
 PREFIX = "/api/v1"
@@ -34,10 +36,12 @@ for module in (
     appointments,
     requests,
     citizens,
+    limits,
     audit,
     broadcasts,
     translations,
     voice,
+    waitlist,
 ):
     router.include_router(module.router)
 

@@ -39,6 +39,24 @@ class PostBase(BaseModel):
     address: str = Field(default="", max_length=300, pattern=ONE_LINE)
     phone: str = Field(default="", max_length=40, pattern=ONE_LINE)
     email: str = Field(default="", max_length=120, pattern=ONE_LINE)
+    max_bookings_per_phone: int = Field(
+        default=4, ge=0, le=1000, description="Bookings per phone in the rolling window"
+    )
+    max_bookings_per_name: int = Field(
+        default=4, ge=0, le=1000, description="Bookings per full name in the rolling window"
+    )
+    limit_window_days: int = Field(default=30, ge=1, le=366, description="The rolling window")
+    waitlist_hold_minutes: int = Field(
+        default=120, ge=5, le=7 * 24 * 60, description="How long a waitlist offer holds"
+    )
+    no_show_limit: int = Field(default=2, ge=0, le=100, description="No-shows (0: no rule)")
+    no_show_days: int = Field(default=90, ge=1, le=366, description="counted over these days")
+    no_show_window_days: int = Field(
+        default=7, ge=0, le=366, description="then book only within these days (0: no)"
+    )
+    no_show_delay_days: int = Field(
+        default=0, ge=0, le=366, description="and not before the last no-show + these days"
+    )
 
 
 class PostCreate(PostBase):
@@ -56,6 +74,14 @@ class PostUpdate(BaseModel):
     address: str | None = Field(default=None, max_length=300, pattern=ONE_LINE)
     phone: str | None = Field(default=None, max_length=40, pattern=ONE_LINE)
     email: str | None = Field(default=None, max_length=120, pattern=ONE_LINE)
+    max_bookings_per_phone: int | None = Field(default=None, ge=0, le=1000)
+    max_bookings_per_name: int | None = Field(default=None, ge=0, le=1000)
+    limit_window_days: int | None = Field(default=None, ge=1, le=366)
+    waitlist_hold_minutes: int | None = Field(default=None, ge=5, le=7 * 24 * 60)
+    no_show_limit: int | None = Field(default=None, ge=0, le=100)
+    no_show_days: int | None = Field(default=None, ge=1, le=366)
+    no_show_window_days: int | None = Field(default=None, ge=0, le=366)
+    no_show_delay_days: int | None = Field(default=None, ge=0, le=366)
     active: bool | None = None
 
 
@@ -68,6 +94,14 @@ class PostPublic(BaseModel):
     address: str
     phone: str
     email: str
+    max_bookings_per_phone: int
+    max_bookings_per_name: int
+    limit_window_days: int
+    waitlist_hold_minutes: int
+    no_show_limit: int
+    no_show_days: int
+    no_show_window_days: int
+    no_show_delay_days: int
     active: bool
 
 
