@@ -31,6 +31,7 @@ class Conversation:
     data: dict[str, Any] = field(default_factory=dict)
     options: tuple[StoredOption, ...] = ()
     updated_at: datetime | None = None
+    misses: int = 0  # answers in a row the bot could not understand (flows.engine)
 
     def at(self, flow: str, step: str, data: dict[str, Any] | None = None) -> Conversation:
         return replace(self, flow=flow, step=step, data=dict(data or {}), options=())
@@ -43,6 +44,7 @@ class Conversation:
             "data": self.data,
             "options": [[o.value, o.label, list(o.words), o.lexicon] for o in self.options],
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            **({"misses": self.misses} if self.misses else {}),
         }
 
     @classmethod
@@ -66,6 +68,7 @@ class Conversation:
                     for o in raw.get("options") or ()
                 ),
                 updated_at=datetime.fromisoformat(updated) if updated else None,
+                misses=int(raw.get("misses") or 0),
             )
         except (TypeError, ValueError, IndexError, KeyError):
             return None  # an unreadable state starts over rather than failing the turn
