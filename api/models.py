@@ -485,3 +485,15 @@ class DeskMessage(SQLModel, table=True):
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
     outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
     at: datetime = _utc()
+
+
+class DeskAnswer(SQLModel, table=True):
+    """A canned answer of the desk, in one language, maintained by staff."""
+
+    __tablename__ = "desk_answer"
+    id: int | None = Field(default=None, primary_key=True)
+    lang: str = Field(max_length=8, index=True)
+    title: str = Field(max_length=80)
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = _utc()

@@ -114,8 +114,13 @@ class MenuFlow:
 
     def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         if answer.number is not None:
-            if answer.picked in DESTINATIONS:
-                flow, first_step = DESTINATIONS[answer.picked]
+            # the numbers are the contract: they hold even when the menu was not just shown
+            # (the chat was brought back to it by the desk closing the conversation)
+            picked = answer.picked
+            if picked is None and 1 <= answer.number <= len(ENTRIES):
+                picked = ENTRIES[answer.number - 1][0]
+            if picked in DESTINATIONS:
+                flow, first_step = DESTINATIONS[picked]
                 return Goto(flow, first_step)
             return Stay(say=(msg("common.not_an_option", count=len(ENTRIES)),))
         # the sentence first: "annuler mon rdv" must not be taken for the "mes rendez-vous" door

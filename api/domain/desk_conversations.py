@@ -40,6 +40,7 @@ from api.models import (
     Appointment,
     ChannelIdentity,
     ConsularRequest,
+    DeskAnswer,
     DeskConversation,
     DeskMessage,
     DeskStatus,
@@ -56,7 +57,10 @@ appointment_table = table(Appointment)
 request_table = table(ConsularRequest)
 identity_table = table(ChannelIdentity)
 outbox_table = table(OutboxMessage)
+answer_table = table(DeskAnswer)
 
+LANGUAGES = ("fr", "mos", "dyu", "ff", "en")
+TITLE_MAX = 80
 TEXT_MAX = 1500  # an agent's reply, within WhatsApp's 1,600 with the post's name before it
 WAITING, OPEN, CLOSED = DeskStatus.waiting.value, DeskStatus.open.value, DeskStatus.closed.value
 
@@ -405,3 +409,45 @@ def _move_chats(conn: Connection, citizen_id: int, *, to_desk: bool) -> None:
         conn.execute(
             sa.update(identity_table).where(identity_table.c.id == row.id).values(state=moved)
         )
+
+
+# -- canned answers, per language ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CannedAnswer:
+    id: int
+    lang: str
+    title: str
+    text: str
+
+
+def canned_answers(conn: Connection, lang: str | None = None) -> list[CannedAnswer]:
+    query = sa.select(answer_table).order_by(answer_table.c.lang, answer_table.c.title)
+    if lang is not None:
+        query = query.where(answer_table.c.lang == lang)
+    return [CannedAnswer(r.id, r.lang, r.title, r.text) for r in conn.execute(query)]
+
+
+def add_canned_answer(tx: StaffWrite, lang: str, title: str, text: str) -> CannedAnswer:
+    """Refused `bad_language` or `empty`."""
+    title, text = " ".join(title.split())[:TITLE_MAX], text.strip()[:TEXT_MAX]
+    if lang not in LANGUAGES:
+        raise Refused("bad_language", f"the language must be one of {', '.join(LANGUAGES)}")
+    if not title or not text:
+        raise Refused("empty", "a canned answer needs a title and a text")
+    new_id = tx.conn.execute(
+        sa.insert(answer_table)
+        .values(lang=lang, title=title, text=text, created_by=tx.staff.id, created_at=tx.now)
+        .returning(answer_table.c.id)
+    ).scalar_one()
+    tx.audit("create", "desk_answer", new_id, None, {"lang": lang, "title": title})
+    return CannedAnswer(new_id, lang, title, text)
+
+
+def delete_canned_answer(tx: StaffWrite, answer_id: int) -> None:
+    row = tx.conn.execute(sa.select(answer_table).where(answer_table.c.id == answer_id)).first()
+    if row is None:
+        raise NotVisible("answer")
+    tx.conn.execute(sa.delete(answer_table).where(answer_table.c.id == answer_id))
+    tx.audit("delete", "desk_answer", answer_id, {"lang": row.lang, "title": row.title}, None)

@@ -13,6 +13,7 @@ from api.http.staff import (
     audit,
     broadcasts,
     citizens,
+    conversations,
     hours,
     me,
     posts,
@@ -34,6 +35,7 @@ for module in (
     citizens,
     audit,
     broadcasts,
+    conversations,
 ):
     router.include_router(module.router)
 

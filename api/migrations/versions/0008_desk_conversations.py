@@ -88,9 +88,25 @@ def upgrade() -> None:
     op.create_index(
         op.f('ix_desk_message_conversation_id'), 'desk_message', ['conversation_id'], unique=False
     )
+    op.create_table(
+        'desk_answer',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('lang', sa.String(length=8), nullable=False),
+        sa.Column('title', sa.String(length=80), nullable=False),
+        sa.Column('text', sa.Text(), nullable=False),
+        sa.Column('created_by', sa.Integer(), nullable=True),
+        sa.Column('created_at', api.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ['created_by'], ['staff.id'], name=op.f('fk_desk_answer_created_by_staff')
+        ),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_desk_answer')),
+    )
+    op.create_index(op.f('ix_desk_answer_lang'), 'desk_answer', ['lang'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_desk_answer_lang'), table_name='desk_answer')
+    op.drop_table('desk_answer')
     op.drop_index(op.f('ix_desk_message_conversation_id'), table_name='desk_message')
     op.drop_table('desk_message')
     op.drop_index('uq_desk_conversation_live', table_name='desk_conversation')
