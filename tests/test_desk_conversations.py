@@ -227,3 +227,21 @@ def test_the_console_inbox_reply_canned_answers_and_close(
         login(client, "kofi@acc.test")
         assert client.get(f"/console/inbox/{cid}").status_code == 404
         assert f"/console/inbox/{cid}" not in client.get("/console/inbox?status=closed").text
+
+
+def test_desk_messages_are_exported_and_erased_with_the_citizen(
+    demo_engine: Engine, app_factory: Any
+) -> None:
+    admin = auth(admin_token(demo_engine))
+    with app_factory(demo_engine) as (client, fakes):
+        ask_the_desk(WhatsAppChat(client, fakes, "+2250701000082"))
+        (item,) = client.get("/api/v1/conversations", headers=admin).json()["items"]
+        held = client.get(f"/api/v1/citizens/{item['citizen_id']}/export", headers=admin).json()
+        (exported,) = held["desk_conversations"]
+        assert exported["messages"][0]["text"] == "J'ai perdu mon passeport, que faire ?"
+        erased = client.delete(f"/api/v1/citizens/{item['citizen_id']}", headers=admin).json()
+        assert erased["desk_messages_deleted"] == 1
+        kept = client.get(f"/api/v1/conversations/{item['id']}", headers=admin).json()
+        assert kept["messages"] == []
+        assert kept["status"] == "closed"
+        assert kept["post"] == "ABJ"

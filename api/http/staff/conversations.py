@@ -106,7 +106,7 @@ def message_public(record: MessageRecord) -> MessagePublic:
     )
 
 
-def _detail(db: Engine, staff: StaffPrincipal, conversation_id: int) -> ConversationDetail:
+def detail(db: Engine, staff: StaffPrincipal, conversation_id: int) -> ConversationDetail:
     with read(db) as conn:
         try:
             record = domain.visible(conn, staff, conversation_id)
@@ -139,7 +139,7 @@ def list_conversations(
     responses=responses(404),
 )
 def get_conversation(conversation_id: IdPath, staff: CurrentStaff, db: DbDep) -> ConversationDetail:
-    return _detail(db, staff, conversation_id)
+    return detail(db, staff, conversation_id)
 
 
 @router.post(
