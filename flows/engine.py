@@ -282,8 +282,14 @@ class Engine:
 
     @staticmethod
     def _media_answer(incoming: Incoming) -> Answer:
+        caption = clean(incoming.text)  # a photo's caption, if any
         return Answer(
-            text="", folded="", number=None, picked=None, kind=incoming.kind, media=incoming.media
+            text=caption,
+            folded="",
+            number=None,
+            picked=None,
+            kind=incoming.kind,
+            media=incoming.media,
         )
 
     def _relay(self, flow: Flow, state: Conversation, incoming: Incoming, ctx: Context) -> Outcome:
