@@ -67,6 +67,7 @@ def create_app(
     app.state.engine = db
     app.state.run_worker = run_worker
     app.state.metrics = health.Metrics()
+    app.state.metrics.watch_desk(db)
     app.state.messaging = build_messaging(db, enqueue=enqueue_replies)
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)

@@ -245,3 +245,22 @@ def test_desk_messages_are_exported_and_erased_with_the_citizen(
         assert kept["messages"] == []
         assert kept["status"] == "closed"
         assert kept["post"] == "ABJ"
+
+
+def test_waiting_conversations_and_first_response_in_the_metrics(
+    demo_engine: Engine, app_factory: Any
+) -> None:
+    agent = auth(agent_token(demo_engine, "ABJ"))
+    with app_factory(demo_engine) as (client, fakes):
+        ask_the_desk(WhatsAppChat(client, fakes, "+2250701000083"))
+        ask_the_desk(WhatsAppChat(client, fakes, "+2250701000084"))
+        metrics = client.get("/metrics").text
+        assert 'diaspora_desk_waiting_conversations{post="ABJ"} 2.0' in metrics
+        assert 'diaspora_desk_waiting_conversations{post="NYC"} 0.0' in metrics
+        first = client.get("/api/v1/conversations", headers=agent).json()["items"][0]
+        client.post(
+            f"/api/v1/conversations/{first['id']}/messages", json={"text": "Bonjour"}, headers=agent
+        )
+        metrics = client.get("/metrics").text
+        assert 'diaspora_desk_waiting_conversations{post="ABJ"} 1.0' in metrics
+        assert 'diaspora_desk_first_response_median_seconds{post="ABJ"}' in metrics

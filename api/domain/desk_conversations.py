@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -409,6 +409,74 @@ def _move_chats(conn: Connection, citizen_id: int, *, to_desk: bool) -> None:
         conn.execute(
             sa.update(identity_table).where(identity_table.c.id == row.id).values(state=moved)
         )
+
+
+# -- the numbers: waiting conversations and median first response, per post ---------------------
+
+
+NUMBERS_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class DeskNumbers:
+    post_code: str
+    waiting: int  # conversations whose citizen waits for an answer now
+    median_first_response: timedelta | None  # over the conversations opened in 30 days
+
+
+def numbers(
+    conn: Connection, now: datetime, staff: StaffPrincipal | None = None
+) -> list[DeskNumbers]:
+    """Per post (the caller's, or every post): waiting now, and the median time from a
+    conversation's opening to an agent's first answer over the last 30 days."""
+    visible = sa.true() if staff is None else post_filter(staff, post_table.c.id)
+    codes = list(
+        conn.execute(
+            sa.select(post_table.c.code).where(visible).order_by(post_table.c.code)
+        ).scalars()
+    )
+    waiting: dict[str, int] = {
+        code: count
+        for code, count in conn.execute(
+            sa.select(post_table.c.code, sa.func.count())
+            .join(conversation_table, conversation_table.c.post_id == post_table.c.id)
+            .where(
+                visible,
+                conversation_table.c.waiting_since.is_not(None),
+                conversation_table.c.status != CLOSED,
+            )
+            .group_by(post_table.c.code)
+        ).all()
+    }
+    delays: dict[str, list[timedelta]] = {}
+    for code, created, answered in conn.execute(
+        sa.select(
+            post_table.c.code,
+            conversation_table.c.created_at,
+            conversation_table.c.first_response_at,
+        )
+        .join(conversation_table, conversation_table.c.post_id == post_table.c.id)
+        .where(
+            visible,
+            conversation_table.c.first_response_at.is_not(None),
+            conversation_table.c.created_at >= now - NUMBERS_WINDOW,
+        )
+    ).all():
+        delays.setdefault(code, []).append(answered - created)
+    return [
+        DeskNumbers(code, int(waiting.get(code, 0)), _median(delays.get(code, [])))
+        for code in codes
+    ]
+
+
+def _median(values: list[timedelta]) -> timedelta | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 # -- canned answers, per language ----------------------------------------------------------------

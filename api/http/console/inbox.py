@@ -80,6 +80,7 @@ def inbox(
         if not status:  # the closed ones only when asked for
             query = query.where(domain.conversation_table.c.status != domain.CLOSED)
         rows = [domain.to_record(r) for r in conn.execute(query.limit(PAGE_SIZE))]
+        numbers = domain.numbers(conn, desk.now, desk.staff)
     return desk.page(
         "console/inbox.html",
         "inbox",
@@ -88,6 +89,8 @@ def inbox(
         filters={"post": chosen.code if chosen is not None else "", "status": status},
         statuses=STATUSES,
         waited=lambda record: waited(record.waiting_since, desk.now),
+        numbers=numbers,
+        duration=lambda delay: waited(desk.now - delay, desk.now) if delay is not None else "—",
     )
 
 
