@@ -470,6 +470,8 @@ class DeskConversation(SQLModel, table=True):
     first_response_at: datetime | None = _utc(nullable=True)
     last_message_at: datetime = _utc()
     closed_at: datetime | None = _utc(nullable=True)
+    # what the citizen last typed to the bot before asking for a person: [[step, text], …]
+    tried: list[list[str]] | None = _json(nullable=True)
 
 
 class DeskMessage(SQLModel, table=True):

@@ -174,10 +174,16 @@ class SqlWorld(BookingService):
         return self._desk(desk.live(self.conn, citizen_id))
 
     def open_desk(
-        self, citizen_id: int, channel: str, post_code: str, lang: str, now: datetime
+        self,
+        citizen_id: int,
+        channel: str,
+        post_code: str,
+        lang: str,
+        now: datetime,
+        tried: tuple[tuple[str, str], ...] = (),
     ) -> DeskConversation:
         opened = self._desk(
-            desk.open_conversation(self.conn, citizen_id, channel, post_code, lang, now)
+            desk.open_conversation(self.conn, citizen_id, channel, post_code, lang, now, tried)
         )
         assert opened is not None
         return opened

@@ -102,7 +102,7 @@ class DeskFlow:
             post = ctx.world.post(str(data.get("post")))
             if post is None:
                 return Goto("desk", "start")
-            ctx.world.open_desk(citizen, ctx.who.channel, post.code, ctx.lang, now)
+            ctx.world.open_desk(citizen, ctx.who.channel, post.code, ctx.lang, now, ctx.recent)
             ctx.world.to_desk(citizen, ctx.who.channel, text, answer.kind, answer.media, now)
             return Goto("desk", "chat", say=(msg("desk.opened"), when_answered(ctx, post)))
         kept = ctx.world.to_desk(citizen, ctx.who.channel, text, answer.kind, answer.media, now)

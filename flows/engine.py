@@ -33,6 +33,9 @@ IDLE_TIMEOUT = timedelta(minutes=30)
 MAX_REDIRECTS = 8
 # After this many answers in a row that the bot could not understand, it offers a person.
 MISSES_BEFORE_OFFER = 3
+# What the citizen last typed, kept in the state for an agent to see what they tried.
+RECENT = 5
+RECENT_TEXT = 80
 # What a step says when it did not understand its answer: the engine then tries the message
 # as a sentence at the main menu ("je veux suivre ma demande" in the middle of a booking).
 CONFUSED = frozenset(
@@ -112,6 +115,7 @@ class Context:
     world: World
     lexicons: Lexicons
     texts: Texts
+    recent: tuple[tuple[str, str], ...] = ()  # what the citizen last typed (Conversation)
 
     @property
     def chain(self) -> tuple[Lexicon, ...]:
@@ -224,6 +228,20 @@ class Engine:
     # -- a turn ------------------------------------------------------------------------------
 
     def turn(self, state: Conversation | None, incoming: Incoming, ctx: Context) -> Turn:
+        if state is None:
+            return self._turn(state, incoming, ctx)
+        done = self._turn(state, incoming, replace(ctx, recent=state.recent))
+        return replace(done, state=replace(done.state, recent=self._recent(state, incoming)))
+
+    @staticmethod
+    def _recent(state: Conversation, incoming: Incoming) -> tuple[tuple[str, str], ...]:
+        """The last messages typed to the bot (not those for the desk: it keeps them)."""
+        text = clean(incoming.text)[:RECENT_TEXT]
+        if incoming.kind is not Kind.text or not text or state.flow == "desk":
+            return state.recent
+        return (*state.recent, (f"{state.flow}.{state.step}", text))[-RECENT:]
+
+    def _turn(self, state: Conversation | None, incoming: Incoming, ctx: Context) -> Turn:
         if state is None:
             return self._first_contact(incoming, ctx)
         ctx = replace(ctx, lang=state.lang or ctx.who.lang or "fr")

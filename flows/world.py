@@ -187,10 +187,16 @@ class Desk(Protocol):
         ...
 
     def open_desk(
-        self, citizen_id: int, channel: str, post_code: str, lang: str, now: datetime
+        self,
+        citizen_id: int,
+        channel: str,
+        post_code: str,
+        lang: str,
+        now: datetime,
+        tried: tuple[tuple[str, str], ...] = (),
     ) -> DeskConversation:
         """Start a conversation at `post_code` (or return the one still open); its messages
-        come through `to_desk`."""
+        come through `to_desk`. `tried`: what the citizen last typed to the bot, and where."""
         ...
 
     def to_desk(

@@ -209,6 +209,7 @@ def test_the_console_inbox_reply_canned_answers_and_close(
         page = client.get(f"/console/inbox/{cid}")
         assert "J&#39;ai perdu mon passeport" in page.text or "J'ai perdu" in page.text
         assert 'data-canned="Apportez une déclaration de perte."' in page.text
+        assert "menu.main" in page.text  # what the citizen tried with the bot: 7 at the menu
         sent = client.post(
             f"/console/inbox/{cid}/reply",
             data={"csrf": csrf(page.text), "text": "Apportez une déclaration de perte."},

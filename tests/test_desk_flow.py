@@ -148,3 +148,20 @@ def test_an_understood_answer_starts_the_count_again(world: MemoryWorld) -> None
     dialog.say("aide")
     dialog.say("bloblo")
     assert "desk.offer" not in dialog.keys
+
+
+def test_what_the_citizen_tried_with_the_bot_goes_to_the_agent(world: MemoryWorld) -> None:
+    dialog = at_menu(world, phone="+33612345678")
+    dialog.say("1")
+    dialog.say("je comprends pas")
+    dialog.say("0")
+    dialog.say("7")
+    dialog.say("mon acte de naissance")
+    tried = world.desk_tried[1]
+    assert ("booking.post", "je comprends pas") in tried
+    assert tried[-1] == ("menu.main", "7")
+    assert len(tried) <= 5
+    dialog.say("encore")  # what goes to the desk is not kept a second time in the state
+    conversation = dialog.conversation
+    assert conversation is not None
+    assert conversation.recent == tried

@@ -99,9 +99,16 @@ def live(conn: Connection, citizen_id: int) -> Row[Any] | None:
 
 
 def open_conversation(
-    conn: Connection, citizen_id: int, channel: str, post_code: str, lang: str, now: datetime
+    conn: Connection,
+    citizen_id: int,
+    channel: str,
+    post_code: str,
+    lang: str,
+    now: datetime,
+    tried: tuple[tuple[str, str], ...] = (),
 ) -> Row[Any]:
-    """A new conversation at that post, waiting for an agent (or the one still open)."""
+    """A new conversation at that post, waiting for an agent (or the one still open), with
+    what the citizen last typed to the bot (`tried`: step, text)."""
     current = live(conn, citizen_id)
     if current is not None:
         return current
@@ -116,6 +123,7 @@ def open_conversation(
             created_at=now,
             waiting_since=now,
             last_message_at=now,
+            tried=[list(pair) for pair in tried],
         )
     )
     opened = live(conn, citizen_id)
@@ -176,6 +184,7 @@ class ConversationRecord:
     first_response_at: datetime | None
     last_message_at: datetime
     closed_at: datetime | None
+    tried: tuple[tuple[str, str], ...] = ()  # what the citizen last typed to the bot
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,7 @@ def to_record(row: Row[Any]) -> ConversationRecord:
         first_response_at=row.first_response_at,
         last_message_at=row.last_message_at,
         closed_at=row.closed_at,
+        tried=tuple((str(w), str(t)) for w, t in row.tried or ()),
     )
 
 

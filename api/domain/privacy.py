@@ -169,6 +169,9 @@ def erase(conn: Connection, citizen_id: int, now: datetime) -> Erasure | None:
         .values(status="closed", closed_at=now, waiting_since=None)
     )
     conn.execute(
+        sa.update(desk_table).where(desk_table.c.citizen_id == citizen_id).values(tried=None)
+    )
+    conn.execute(
         sa.update(citizen_table)
         .where(citizen_table.c.id == citizen_id)
         .values(phone=None, phone_verified=False, opted_out=True, erased_at=now)

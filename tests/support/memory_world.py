@@ -110,6 +110,7 @@ class MemoryWorld:
         # the desk: citizen id → their conversation, and what they sent it (kind, text, media)
         self.desk: dict[int, DeskConversation] = {}
         self.desk_messages: dict[int, list[tuple[str, str, str]]] = {}
+        self.desk_tried: dict[int, tuple[tuple[str, str], ...]] = {}
         self._random = random.Random(7)
 
     # -- helpers for tests -------------------------------------------------------------------
@@ -258,8 +259,15 @@ class MemoryWorld:
         return found if found and found.status is not DeskStatus.closed else None
 
     def open_desk(
-        self, citizen_id: int, channel: str, post_code: str, lang: str, now: datetime
+        self,
+        citizen_id: int,
+        channel: str,
+        post_code: str,
+        lang: str,
+        now: datetime,
+        tried: tuple[tuple[str, str], ...] = (),
     ) -> DeskConversation:
+        self.desk_tried[citizen_id] = tried
         current = self.desk_conversation(citizen_id)
         if current is None:
             current = DeskConversation(

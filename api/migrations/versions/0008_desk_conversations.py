@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column('first_response_at', api.models.UTCDateTime(), nullable=True),
         sa.Column('last_message_at', api.models.UTCDateTime(), nullable=False),
         sa.Column('closed_at', api.models.UTCDateTime(), nullable=True),
+        sa.Column('tried', sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ['assigned_to'], ['staff.id'], name=op.f('fk_desk_conversation_assigned_to_staff')
         ),
