@@ -413,7 +413,7 @@ def _move_chats(conn: Connection, citizen_id: int, *, to_desk: bool) -> None:
     flow, step = ("desk", "chat") if to_desk else ("menu", "main")
     for row in rows:
         state = row.state if isinstance(row.state, dict) else json.loads(row.state or "null")
-        if not state or state.get("flow") == flow or (not to_desk and state["flow"] != "desk"):
+        if not state or state.get("flow") == flow or (not to_desk and state.get("flow") != "desk"):
             continue
         moved: dict[str, Any] = {"lang": state.get("lang"), "flow": flow, "step": step}
         conn.execute(

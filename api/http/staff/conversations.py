@@ -116,7 +116,9 @@ def detail(db: Engine, staff: StaffPrincipal, conversation_id: int) -> Conversat
     return ConversationDetail(**to_public(record).model_dump(), messages=messages)
 
 
-@router.get("/conversations", summary="The inbox: waiting first, oldest first")
+@router.get(
+    "/conversations", summary="The inbox: waiting first, oldest first", responses=responses(404)
+)
 def list_conversations(
     staff: CurrentStaff,
     db: DbDep,
