@@ -233,11 +233,12 @@ class Engine:
         done = self._turn(state, incoming, replace(ctx, recent=state.recent))
         return replace(done, state=replace(done.state, recent=self._recent(state, incoming)))
 
-    @staticmethod
-    def _recent(state: Conversation, incoming: Incoming) -> tuple[tuple[str, str], ...]:
-        """The last messages typed to the bot (not those for the desk: it keeps them)."""
+    def _recent(self, state: Conversation, incoming: Incoming) -> tuple[tuple[str, str], ...]:
+        """The last messages typed to the bot (not those of a flow that relays them to a
+        person: the desk keeps those itself)."""
         text = clean(incoming.text)[:RECENT_TEXT]
-        if incoming.kind is not Kind.text or not text or state.flow == "desk":
+        relaying = bool(getattr(self.flows.get(state.flow), "relays", ()))
+        if incoming.kind is not Kind.text or not text or relaying:
             return state.recent
         return (*state.recent, (f"{state.flow}.{state.step}", text))[-RECENT:]
 
