@@ -77,6 +77,7 @@ def create_app(
     app.state.engine = db
     app.state.run_worker = run_worker
     app.state.metrics = health.Metrics(db)
+    app.state.metrics.watch_desk(db)
     app.state.messaging = build_messaging(
         db, enqueue=enqueue_replies, public_base_url=settings.public_base_url
     )

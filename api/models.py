@@ -544,3 +544,73 @@ class VoicePrompt(SQLModel, table=True):
     seconds: float = 0.0
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
     updated_at: datetime = _utc()
+
+
+# --- the consular desk: conversations with a person (menu 7) ---------------------------------
+
+
+class DeskStatus(StrEnum):
+    waiting = "waiting"  # the citizen wrote last: an agent has to answer
+    open = "open"  # an agent answered or took it
+    closed = "closed"
+
+
+class DeskConversation(SQLModel, table=True):
+    """A citizen's conversation with the desk of one post (the console's inbox). At most one
+    is not closed per citizen."""
+
+    __tablename__ = "desk_conversation"
+    __table_args__ = (
+        sa.Index("ix_desk_conversation_inbox", "post_id", "status", "waiting_since"),
+        sa.Index(
+            "uq_desk_conversation_live",
+            "citizen_id",
+            unique=True,
+            sqlite_where=sa.text("status != 'closed'"),
+            postgresql_where=sa.text("status != 'closed'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    citizen_id: int = Field(foreign_key="citizen.id", index=True)
+    post_id: int = Field(foreign_key="post.id")
+    channel: str = Field(max_length=16)  # where the citizen wrote from
+    lang: str = Field(default="fr", max_length=8)
+    status: str = Field(
+        default="waiting", sa_column=sa.Column(sa.String(12), nullable=False, default="waiting")
+    )
+    assigned_to: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = _utc()
+    # the citizen's first message not answered yet (None once an agent answered)
+    waiting_since: datetime | None = _utc(nullable=True)
+    first_response_at: datetime | None = _utc(nullable=True)
+    last_message_at: datetime = _utc()
+    closed_at: datetime | None = _utc(nullable=True)
+    # what the citizen last typed to the bot before asking for a person: [[step, text], …]
+    tried: list[list[str]] | None = _json(nullable=True)
+
+
+class DeskMessage(SQLModel, table=True):
+    """One message of a desk conversation: `in` from the citizen, `out` from an agent."""
+
+    __tablename__ = "desk_message"
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="desk_conversation.id", index=True)
+    direction: str = Field(max_length=3)  # in | out
+    kind: str = Field(default="text", max_length=16)  # text, photo, voice… (as flows.Kind)
+    text: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False, default=""))
+    media: str = Field(default="", max_length=500)  # the provider's reference to a photo…
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    at: datetime = _utc()
+
+
+class DeskAnswer(SQLModel, table=True):
+    """A canned answer of the desk, in one language, maintained by staff."""
+
+    __tablename__ = "desk_answer"
+    id: int | None = Field(default=None, primary_key=True)
+    lang: str = Field(max_length=8, index=True)
+    title: str = Field(max_length=80)
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = _utc()

@@ -11,9 +11,18 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Connection
 
 from api.domain import citizens
+from api.domain import desk_conversations as desk
 from api.domain.booking import BookingService
 from api.domain.requests import RequestService
-from flows.world import BookingResult, LookupResult, PostInfo, ServiceOffer, SlotOption
+from flows.world import (
+    BookingResult,
+    DeskConversation,
+    DeskStatus,
+    LookupResult,
+    PostInfo,
+    ServiceOffer,
+    SlotOption,
+)
 
 T = TypeVar("T")
 
@@ -55,7 +64,8 @@ class NetworkCache:
 
 
 class SqlWorld(BookingService):
-    """Booking from BookingService; citizens' preferences and request lookups beside it."""
+    """Booking from BookingService; citizens' preferences, request lookups and the desk
+    (api.domain.desk_conversations) beside it."""
 
     def __init__(self, conn: Connection, cache: NetworkCache | None = None) -> None:
         super().__init__(conn)
@@ -146,3 +156,40 @@ class SqlWorld(BookingService):
         return RequestService(self.conn).lookup(
             reference, birth_date, verified_phone, now, sender=sender
         )
+
+    # -- the desk (menu 7) ---------------------------------------------------------------------
+
+    def desk_posts(self, citizen_id: int) -> list[PostInfo]:
+        codes = set(desk.desk_post_codes(self.conn, citizen_id))
+        return [post for post in self.posts() if post.code in codes]
+
+    def _desk(self, row: Any) -> DeskConversation | None:
+        if row is None:
+            return None
+        post = self.post(row.post_code)
+        assert post is not None
+        return DeskConversation(row.id, post, DeskStatus(row.status))
+
+    def desk_conversation(self, citizen_id: int) -> DeskConversation | None:
+        return self._desk(desk.live(self.conn, citizen_id))
+
+    def open_desk(
+        self,
+        citizen_id: int,
+        channel: str,
+        post_code: str,
+        lang: str,
+        now: datetime,
+        tried: tuple[tuple[str, str], ...] = (),
+    ) -> DeskConversation:
+        opened = self._desk(
+            desk.open_conversation(self.conn, citizen_id, channel, post_code, lang, now, tried)
+        )
+        assert opened is not None
+        return opened
+
+    def to_desk(
+        self, citizen_id: int, channel: str, text: str, kind: str, media: str, now: datetime
+    ) -> DeskConversation | None:
+        row = desk.citizen_wrote(self.conn, citizen_id, channel, text, kind, media, now)
+        return self._desk(row)

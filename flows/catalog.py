@@ -5,6 +5,7 @@ from __future__ import annotations
 from flows.appointments import AppointmentsFlow
 from flows.booking import BookingFlow
 from flows.contacts import ContactsFlow
+from flows.desk import DeskFlow
 from flows.engine import Engine
 from flows.info import InfoFlow
 from flows.language import LanguageFlow
@@ -24,5 +25,6 @@ def build_engine() -> Engine:
             InfoFlow(),
             ContactsFlow(),
             WaitlistFlow(),
+            DeskFlow(),
         ]
     )

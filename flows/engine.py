@@ -31,6 +31,11 @@ from flows.world import World
 LANGUAGES = ("fr", "mos", "dyu", "ff", "en")  # the language menu, in this order everywhere
 IDLE_TIMEOUT = timedelta(minutes=30)
 MAX_REDIRECTS = 8
+# After this many answers in a row that the bot could not understand, it offers a person.
+MISSES_BEFORE_OFFER = 3
+# What the citizen last typed, kept in the state for an agent to see what they tried.
+RECENT = 5
+RECENT_TEXT = 80
 # What a step says when it did not understand its answer: the engine then tries the message
 # as a sentence at the main menu ("je veux suivre ma demande" in the middle of a booking).
 CONFUSED = frozenset(
@@ -41,6 +46,8 @@ CONFUSED = frozenset(
         "status.birth_date.invalid",
     }
 )
+# What says that an answer was not understood (counted: MISSES_BEFORE_OFFER).
+MISSED = CONFUSED | {"common.cannot_read", "common.cannot_read.text", "common.not_understood.text"}
 UNREAD: dict[str, Msg] = {
     "common.cannot_read": msg("common.cannot_read"),
     "common.not_understood": msg("common.not_understood"),
@@ -78,6 +85,7 @@ class Incoming:
 
     text: str = ""
     kind: Kind = Kind.text
+    media: str = ""  # the provider's reference to a photo, a voice note… (kept for an agent)
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class Context:
     world: World
     lexicons: Lexicons
     texts: Texts
+    recent: tuple[tuple[str, str], ...] = ()  # what the citizen last typed (Conversation)
 
     @property
     def chain(self) -> tuple[Lexicon, ...]:
@@ -128,6 +137,8 @@ class Answer:
     folded: str  # folded, SMS spellings expanded
     number: int | None  # a number given, even out of range
     picked: str | None  # the value of the option chosen, by number or by words
+    kind: Kind = Kind.text  # at a step that takes media (Flow.takes_media): what came
+    media: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,11 @@ Outcome = Goto | Stay | Home
 
 
 class Flow(Protocol):
+    """A flow. A flow may also declare `takes_media` (steps that get photos and voice notes
+    as answers, `Answer.kind`) and `relays` (steps that get every message as it is: only
+    `0`/menu and STOP/START keep their meaning there, and the step never expires) — the
+    desk's conversation with an agent."""
+
     name: str
 
     def ask(self, step: str, ctx: Context, data: dict[str, Any]) -> Ask | Outcome: ...
@@ -213,18 +229,39 @@ class Engine:
 
     def turn(self, state: Conversation | None, incoming: Incoming, ctx: Context) -> Turn:
         if state is None:
+            return self._turn(state, incoming, ctx)
+        done = self._turn(state, incoming, replace(ctx, recent=state.recent))
+        return replace(done, state=replace(done.state, recent=self._recent(state, incoming)))
+
+    def _recent(self, state: Conversation, incoming: Incoming) -> tuple[tuple[str, str], ...]:
+        """The last messages typed to the bot (not those of a flow that relays them to a
+        person: the desk keeps those itself)."""
+        text = clean(incoming.text)[:RECENT_TEXT]
+        relaying = bool(getattr(self.flows.get(state.flow), "relays", ()))
+        if incoming.kind is not Kind.text or not text or relaying:
+            return state.recent
+        return (*state.recent, (f"{state.flow}.{state.step}", text))[-RECENT:]
+
+    def _turn(self, state: Conversation | None, incoming: Incoming, ctx: Context) -> Turn:
+        if state is None:
             return self._first_contact(incoming, ctx)
         ctx = replace(ctx, lang=state.lang or ctx.who.lang or "fr")
+        flow = self.flows.get(state.flow)
+        if flow is not None and state.step in getattr(flow, "relays", ()):
+            return self._go(state, ctx, self._relay(flow, state, incoming, ctx))
         if self._expired(state, ctx.now):
             return self._go(state, ctx, Home(say=(msg("common.expired"),)))
         if incoming.kind is Kind.contact:
             return self._go(state, ctx, Stay(say=(msg("common.contact_linked"),)))
         if incoming.kind is not Kind.text:
-            return self._go(state, ctx, self._unread(state, "common.cannot_read"))
+            if flow is not None and state.step in getattr(flow, "takes_media", ()):
+                media = self._media_answer(incoming)
+                return self._go(state, ctx, flow.answer(state.step, ctx, dict(state.data), media))
+            return self._missed(state, ctx, self._unread(state, "common.cannot_read"))
         text = clean(incoming.text)
         folded = folded_message(text, ctx)
         if not folded:
-            return self._go(state, ctx, self._unread(state, "common.not_understood"))
+            return self._missed(state, ctx, self._unread(state, "common.not_understood"))
         if state.lang is None and state.flow == "language":
             detected = self._detect(text, ctx)
             if detected and detected != "fr":  # still choosing: a greeting in Mooré picks it
@@ -233,7 +270,6 @@ class Engine:
         if global_outcome is not None:
             return self._go(state, ctx, global_outcome)
         answer = self._answer(text, folded, state, ctx)
-        flow = self.flows.get(state.flow)
         if flow is None:
             return self._go(state, ctx, Home())
         outcome = flow.answer(state.step, ctx, dict(state.data), answer)
@@ -252,7 +288,45 @@ class Engine:
                 if not isinstance(elsewhere, Stay):
                     # a sentence typed at the language menu is in French: that is the choice
                     outcome = replace(elsewhere, lang=elsewhere.lang or state.lang or ctx.lang)
-        return self._go(state, ctx, outcome)
+        return self._missed(state, ctx, outcome)
+
+    def _missed(self, state: Conversation, ctx: Context, outcome: Outcome) -> Turn:
+        """Count the answers in a row not understood at this step; at the third, offer a
+        person (the desk: "agent", or 7 at the menu)."""
+        missed = isinstance(outcome, Stay) and bool(outcome.say) and outcome.say[0].key in MISSED
+        misses = state.misses + 1 if missed else 0
+        if misses >= MISSES_BEFORE_OFFER:
+            outcome, misses = replace(outcome, say=(*outcome.say, msg("desk.offer"))), 0
+        return self._go(state, ctx, outcome, misses)
+
+    @staticmethod
+    def _media_answer(incoming: Incoming) -> Answer:
+        caption = clean(incoming.text)  # a photo's caption, if any
+        return Answer(
+            text=caption,
+            folded="",
+            number=None,
+            picked=None,
+            kind=incoming.kind,
+            media=incoming.media,
+        )
+
+    def _relay(self, flow: Flow, state: Conversation, incoming: Incoming, ctx: Context) -> Outcome:
+        """A step that relays (a conversation with an agent): everything goes to the step,
+        except `0`/menu (back to the bot) and STOP/START."""
+        if incoming.kind is not Kind.text:
+            return flow.answer(state.step, ctx, dict(state.data), self._media_answer(incoming))
+        text = clean(incoming.text)
+        folded = folded_message(text, ctx)
+        chain = ctx.chain
+        if folded == "0" or is_one_of(folded, chain, "menu"):
+            return Home(say=(msg("desk.left"),))
+        if is_one_of(folded, chain, "stop") or is_one_of(folded, chain, "start"):
+            global_outcome = self._global(folded, state, ctx)
+            if global_outcome is not None:
+                return global_outcome
+        answer = Answer(text=text, folded=folded, number=None, picked=None)
+        return flow.answer(state.step, ctx, dict(state.data), answer)
 
     def _unread(self, state: Conversation, key: str) -> Stay:
         """Not understood, or not text: with choices on screen, the number works; without,
@@ -360,7 +434,7 @@ class Engine:
 
     # -- from an outcome to the next question ------------------------------------------------
 
-    def _go(self, state: Conversation, ctx: Context, outcome: Outcome) -> Turn:
+    def _go(self, state: Conversation, ctx: Context, outcome: Outcome, misses: int = 0) -> Turn:
         said: list[Msg] = []
         lang = state.lang
         flow_name, step, data = state.flow, state.step, dict(state.data)
@@ -382,7 +456,7 @@ class Engine:
                 flow = self.flows["menu"]
             asked = flow.ask(step, ctx, data)
             if isinstance(asked, Ask):
-                return self._reply(lang, ctx, flow_name, step, data, said, asked)
+                return self._reply(lang, ctx, flow_name, step, data, said, asked, misses)
             outcome = asked
         raise RuntimeError(f"flows redirect in a loop at {flow_name}.{step}")
 
@@ -395,6 +469,7 @@ class Engine:
         data: dict[str, Any],
         said: list[Msg],
         asked: Ask,
+        misses: int = 0,
     ) -> Turn:
         stored = tuple(
             StoredOption(
@@ -412,6 +487,7 @@ class Engine:
             data=data,
             options=stored,
             updated_at=ctx.now,
+            misses=misses,
         )
         reply = Reply(
             lines=tuple(said) + asked.lines,

@@ -1,4 +1,4 @@
-"""The main menu: the six doors, numbered the same in every language, and whole sentences.
+"""The main menu: the seven doors, numbered the same in every language, and whole sentences.
 
 A sentence at the menu ("je veux un passeport à Abidjan demain", "abj 2026 123", "annuler
 mon rdv") is understood by flows.understanding and sent through the right door with what it
@@ -18,7 +18,7 @@ from flows.text import fold
 from flows.understanding import Place, Understood, understand
 from flows.world import PostInfo
 
-# (value, label, where it leads) — the order is the contract: 1 book … 6 language
+# (value, label, where it leads) — the order is the contract: 1 book … 6 language, 7 a person
 ENTRIES: tuple[tuple[str, Msg, tuple[str, str]], ...] = (
     ("book", msg("menu.book"), ("booking", "post")),
     ("track", msg("menu.track"), ("status", "reference")),
@@ -26,6 +26,7 @@ ENTRIES: tuple[tuple[str, Msg, tuple[str, str]], ...] = (
     ("info", msg("menu.info"), ("info", "service")),
     ("contacts", msg("menu.contacts"), ("contacts", "post")),
     ("language", msg("menu.language"), ("language", "choose")),
+    ("human", msg("menu.talk"), ("desk", "start")),
 )
 DESTINATIONS = {value: target for value, _label, target in ENTRIES}
 
@@ -95,10 +96,8 @@ def route(ctx: Context, said: Understood) -> Outcome | None:
         return Goto("info", "service")
     if chosen == "contacts":
         return Goto("contacts", "post", {"post": said.post} if said.post else {})
-    if chosen == "human":
-        # Until the desk's inbox exists (menu 7), a person is reached by the post's contacts.
-        at = {"post": said.post} if said.post else {}
-        return Goto("contacts", "post", at, say=(msg("menu.human"),))
+    if chosen == "human":  # menu 7: the desk's inbox
+        return Goto("desk", "start", {"post": said.post} if said.post else {})
     if chosen == "language":
         return Goto("language", "choose")
     return None
@@ -115,8 +114,13 @@ class MenuFlow:
 
     def answer(self, step: str, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         if answer.number is not None:
-            if answer.picked in DESTINATIONS:
-                flow, first_step = DESTINATIONS[answer.picked]
+            # the numbers are the contract: they hold even when the menu was not just shown
+            # (the chat was brought back to it by the desk closing the conversation)
+            picked = answer.picked
+            if picked is None and 1 <= answer.number <= len(ENTRIES):
+                picked = ENTRIES[answer.number - 1][0]
+            if picked in DESTINATIONS:
+                flow, first_step = DESTINATIONS[picked]
                 return Goto(flow, first_step)
             return Stay(say=(msg("common.not_an_option", count=len(ENTRIES)),))
         # the sentence first: "annuler mon rdv" must not be taken for the "mes rendez-vous" door

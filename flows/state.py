@@ -31,6 +31,9 @@ class Conversation:
     data: dict[str, Any] = field(default_factory=dict)
     options: tuple[StoredOption, ...] = ()
     updated_at: datetime | None = None
+    misses: int = 0  # answers in a row the bot could not understand (flows.engine)
+    # what the citizen last typed to the bot, and where ("booking.post"): shown to an agent
+    recent: tuple[tuple[str, str], ...] = ()
 
     def at(self, flow: str, step: str, data: dict[str, Any] | None = None) -> Conversation:
         return replace(self, flow=flow, step=step, data=dict(data or {}), options=())
@@ -43,6 +46,8 @@ class Conversation:
             "data": self.data,
             "options": [[o.value, o.label, list(o.words), o.lexicon] for o in self.options],
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            **({"misses": self.misses} if self.misses else {}),
+            **({"recent": [list(pair) for pair in self.recent]} if self.recent else {}),
         }
 
     @classmethod
@@ -66,6 +71,8 @@ class Conversation:
                     for o in raw.get("options") or ()
                 ),
                 updated_at=datetime.fromisoformat(updated) if updated else None,
+                misses=int(raw.get("misses") or 0),
+                recent=tuple((str(w), str(t)) for w, t in raw.get("recent") or ()),
             )
         except (TypeError, ValueError, IndexError, KeyError):
             return None  # an unreadable state starts over rather than failing the turn

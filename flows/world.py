@@ -231,5 +231,53 @@ class Requests(Protocol):
         ...
 
 
-class World(Booking, Citizens, Requests, Protocol):
+class DeskStatus(StrEnum):
+    waiting = "waiting"  # the citizen wrote last: an agent has to answer
+    open = "open"  # an agent answered (or took it); the citizen may write again
+    closed = "closed"
+
+
+@dataclass(frozen=True)
+class DeskConversation:
+    """A conversation with the consular desk (the console's inbox)."""
+
+    id: int
+    post: PostInfo
+    status: DeskStatus
+
+
+class Desk(Protocol):
+    """The consular desk: a person answers in the console (menu 7)."""
+
+    def desk_posts(self, citizen_id: int) -> list[PostInfo]:
+        """The posts where this citizen booked or has a request (the flow falls back on the
+        posts of their phone number's country, and asks when that leaves several or none)."""
+        ...
+
+    def desk_conversation(self, citizen_id: int) -> DeskConversation | None:
+        """The citizen's conversation still open with a desk, if any."""
+        ...
+
+    def open_desk(
+        self,
+        citizen_id: int,
+        channel: str,
+        post_code: str,
+        lang: str,
+        now: datetime,
+        tried: tuple[tuple[str, str], ...] = (),
+    ) -> DeskConversation:
+        """Start a conversation at `post_code` (or return the one still open); its messages
+        come through `to_desk`. `tried`: what the citizen last typed to the bot, and where."""
+        ...
+
+    def to_desk(
+        self, citizen_id: int, channel: str, text: str, kind: str, media: str, now: datetime
+    ) -> DeskConversation | None:
+        """Keep a message for the agent (text, or a photo or voice note the bot cannot read:
+        `kind` and the provider's `media` reference); None when no conversation is open."""
+        ...
+
+
+class World(Booking, Citizens, Requests, Desk, Protocol):
     """Everything a flow may ask, bound by the runtime to the turn's transaction."""

@@ -179,7 +179,7 @@ def test_the_simulator_books_through_numbered_choices(
         page.locator(".bubble.bot").last.locator(".choices button").first.click()
         expect(page.locator(".bubble.user").last).to_have_text(re.compile(r"^Vous :\s*1"))
 
-        menu = _last_choices(page, 6)  # the main menu
+        menu = _last_choices(page, 7)  # the main menu
         if catalog_path("fr").exists():
             assert menu[0] == "1. Prendre rendez-vous"
         # The choices of an answered question are retired: their numbers mean something else.
@@ -272,5 +272,76 @@ def test_a_translator_reviews_a_message_from_the_console(
                 {"key": "menu.main.question"},
             ).scalar_one()
         assert reviewed
+    finally:
+        context.close()
+
+
+def _citizen_at_the_desk(engine: Engine, phone: str, text: str) -> int:
+    """A WhatsApp citizen who asked for a person at ABJ (as the chat does); the conversation."""
+    from api import db
+    from api.domain import desk_conversations as desk
+    from api.models import ChannelIdentity, Citizen
+
+    citizen = sa.inspect(Citizen).local_table
+    identity = sa.inspect(ChannelIdentity).local_table
+    with db.write(engine) as conn:
+        citizen_id = conn.execute(
+            sa.insert(citizen)
+            .values(phone=phone, phone_verified=True, lang="fr", opted_out=False, created_at=NOW)
+            .returning(citizen.c.id)
+        ).scalar_one()
+        conn.execute(
+            sa.insert(identity).values(
+                channel="whatsapp", address=phone, citizen_id=citizen_id, last_inbound_at=NOW
+            )
+        )
+        opened = desk.open_conversation(conn, citizen_id, "whatsapp", "ABJ", "fr", NOW)
+        desk.citizen_wrote(conn, citizen_id, "whatsapp", text, "text", "", NOW)
+    return int(opened.id)
+
+
+def test_an_agent_answers_a_citizen_from_the_inbox(
+    live_app: LiveApp, browser: Browser, shots: Path
+) -> None:
+    from api import db
+    from api.domain import desk_conversations as desk
+
+    conversation_id = _citizen_at_the_desk(
+        live_app.engine, "+2250701000099", "Mon enfant est né à Abidjan, que faire ?"
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
+    page = context.new_page()
+    try:
+        page.goto(live_app.url + "/console/inbox")
+        if "/console/login" in page.url:
+            page.get_by_label("Adresse e-mail").fill(AGENT)
+            page.get_by_label("Mot de passe").fill(PASSWORD)
+            page.get_by_role("button", name="Se connecter").click()
+            page.goto(live_app.url + "/console/inbox")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Messages des citoyens")
+        link = page.get_by_role("link", name=f"Conversation {conversation_id}")
+        expect(link).to_be_visible()
+        page.screenshot(path=str(shots / "console-inbox.png"), full_page=True)
+        link.click()
+        expect(page.locator("#thread")).to_contain_text("Mon enfant est né à Abidjan")
+
+        with db.write(live_app.engine) as conn:  # the citizen writes again: no reload needed
+            citizen_id = conn.execute(
+                sa.text("SELECT citizen_id FROM desk_conversation WHERE id = :id"),
+                {"id": conversation_id},
+            ).scalar_one()
+            desk.citizen_wrote(conn, citizen_id, "whatsapp", "C'était hier soir.", "text", "", NOW)
+        expect(page.locator("#thread")).to_contain_text("C'était hier soir.", timeout=15_000)
+
+        page.get_by_label(re.compile("^Votre réponse")).fill(
+            "Venez déclarer la naissance avec le certificat de l'hôpital."
+        )
+        page.get_by_role("button", name="Envoyer").click()
+        expect(page.get_by_role("status")).to_contain_text("Message envoyé")
+        expect(page.locator("#thread .msg-out")).to_contain_text("certificat de l'hôpital")
+        page.screenshot(path=str(shots / "console-inbox-conversation.png"), full_page=True)
+
+        page.get_by_role("button", name="Clore la conversation").click()
+        expect(page.get_by_role("status")).to_contain_text("Conversation close")
     finally:
         context.close()

@@ -173,6 +173,10 @@ def cancel_behind_the_back(world: MemoryWorld, dialog: Dialog) -> None:
         world.cancel(1, appointment.id, NOW)
 
 
+def close_desk(world: MemoryWorld, dialog: Dialog) -> None:
+    world.close_desk(1)
+
+
 def idle(minutes: int) -> Script:
     def script(world: MemoryWorld, dialog: Dialog) -> None:
         dialog.wait(minutes=minutes)
@@ -313,6 +317,16 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
     ("sentence time", None, "+2250701000001", says("passeport a abidjan demain a 7h")),
     ("sentence human", None, "+2250701000001", says("je veux parler a un agent")),
     ("sentence unknown rdv", book_for, "+2250701000001", says("annuler RDV-XYZ234")),
+    # the desk: a person at the consulate (issue 13)
+    ("desk", None, "+2250701000001",
+     says("7", "1", "aide", "J'ai perdu mon passeport", "aide", "0", "7", "merci")),
+    ("desk media", None, "+33612345678", then(says("7"), send(Kind.photo), send(Kind.voice))),
+    ("desk tonight", None, "+2250701000001", then(idle(600), says("7", "2", "passeport perdu"))),
+    ("desk early", None, "+2250701000001", then(idle(60 * 23), says("7", "1", "acte"))),
+    ("desk friday", None, "+2250701000001", then(idle(60 * 82), says("7", "1", "acte"))),
+    ("desk closed", book_for, "+2250701000001",
+     then(says("7", "mon dossier"), close_desk, says("ok"))),
+    ("three misses", None, "+2250701000001", says("blabla", "blibli", "bloblo", "agent")),
     ("politeness", None, "+2250701000001",
      says("bonjour", "bonsoir", "good morning", "good afternoon", "bonne nuit", "merci")),
 ]  # fmt: skip
@@ -321,6 +335,7 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
 # turn in bot/runtime.py): rendered alone, so that their translations are checked too.
 UNREACHED = (
     msg("booking.no_posts"),
+    msg("desk.when.later", post=msg("common.raw", text="Consulat général, Abidjan")),
     msg("booking.no_services"),
     msg("weekday.saturday"),
     msg("weekday.sunday"),

@@ -138,7 +138,7 @@ def test_a_button_tap_is_answered_and_counts_as_its_number(
         answered = [c for c in fakes.telegram.calls if c.method == "answerCallbackQuery"]
     assert len(answered) == 1
     assert answered[0].ok
-    assert [data for _, data in buttons(main)] == ["1", "2", "3", "4", "5", "6"]
+    assert [data for _, data in buttons(main)] == ["1", "2", "3", "4", "5", "6", "7"]
     state = identity_row(demo_engine, "telegram", str(user.id)).state
     assert (state["lang"], state["flow"]) == ("fr", "menu")
     assert count(demo_engine, outbox) == 3  # two replies and one callback answer, all sent
@@ -174,7 +174,7 @@ def test_voice_notes_and_photos_get_a_kind_answer(demo_sqlite: Engine, app_facto
     for answer in (voice, photo):
         whole = "\n".join(m["text"] for m in answer)
         assert render("common.cannot_read") in whole
-        assert [data for _, data in buttons(answer[-1])] == ["1", "2", "3", "4", "5", "6"]
+        assert [data for _, data in buttons(answer[-1])] == ["1", "2", "3", "4", "5", "6", "7"]
 
 
 def test_a_failing_turn_apologises_in_the_webhook_answer(

@@ -193,7 +193,9 @@ def enqueue_callback_answer(
 def reachable_channel(conn: Connection, citizen_id: int) -> Any:
     """The identity the citizen last wrote from, among those that still reach them."""
     return conn.execute(
-        sa.select(identity.c.channel, identity.c.address, citizen.c.lang)
+        sa.select(
+            identity.c.channel, identity.c.address, citizen.c.lang, identity.c.last_inbound_at
+        )
         .join(citizen, citizen.c.id == identity.c.citizen_id)
         .where(
             identity.c.citizen_id == citizen_id,

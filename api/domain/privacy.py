@@ -9,7 +9,9 @@ request rows keep their post, service, status and times, with the name replaced 
 the phone and birth date removed; upcoming appointments are cancelled (their seats go back
 on sale); channel identities, and the conversations held on them, are deleted; messages
 still waiting in the outbox are cancelled, and the address and content of every message are
-removed. Nothing is sent to the citizen about it: there is no longer anywhere to send it.
+removed; the conversations with the desk keep their post, status and times, and their
+messages (what the citizen and the agents wrote) are deleted. Nothing is sent to the
+citizen about it: there is no longer anywhere to send it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from api.models import (
     ChannelIdentity,
     Citizen,
     ConsularRequest,
+    DeskConversation,
+    DeskMessage,
     OutboxMessage,
 )
 
@@ -40,6 +44,8 @@ identity_table = table(ChannelIdentity)
 appointment_table = table(Appointment)
 request_table = table(ConsularRequest)
 outbox_table = table(OutboxMessage)
+desk_table = table(DeskConversation)
+desk_message_table = table(DeskMessage)
 
 
 def requests_of(citizen_id: int) -> sa.ColumnElement[bool]:
@@ -63,6 +69,7 @@ class Erasure:
     identities_deleted: int
     messages_cancelled: int
     messages_scrubbed: int
+    desk_messages_deleted: int
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,6 +99,11 @@ def export_rows(conn: Connection, citizen_id: int) -> dict[str, list[dict[str, A
             sa.select(outbox_table)
             .where(outbox_table.c.citizen_id == citizen_id)
             .order_by(outbox_table.c.id)
+        ),
+        "desk_conversations": rows(
+            sa.select(desk_table.c.id)
+            .where(desk_table.c.citizen_id == citizen_id)
+            .order_by(desk_table.c.id)
         ),
     }
 
@@ -147,6 +159,18 @@ def erase(conn: Connection, citizen_id: int, now: datetime) -> Erasure | None:
         .where(outbox_table.c.citizen_id == citizen_id)
         .values(address=ERASED, payload={}, error="")
     ).rowcount
+    conversations = sa.select(desk_table.c.id).where(desk_table.c.citizen_id == citizen_id)
+    desk_messages = conn.execute(
+        sa.delete(desk_message_table).where(desk_message_table.c.conversation_id.in_(conversations))
+    ).rowcount
+    conn.execute(
+        sa.update(desk_table)
+        .where(desk_table.c.citizen_id == citizen_id, desk_table.c.status != "closed")
+        .values(status="closed", closed_at=now, waiting_since=None)
+    )
+    conn.execute(
+        sa.update(desk_table).where(desk_table.c.citizen_id == citizen_id).values(tried=None)
+    )
     conn.execute(
         sa.update(citizen_table)
         .where(citizen_table.c.id == citizen_id)
@@ -159,4 +183,5 @@ def erase(conn: Connection, citizen_id: int, now: datetime) -> Erasure | None:
         identities_deleted=identities,
         messages_cancelled=messages_cancelled,
         messages_scrubbed=messages_scrubbed,
+        desk_messages_deleted=desk_messages,
     )

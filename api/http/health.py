@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -27,10 +27,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.db import read
+from api.domain import desk_conversations
 from api.http.problems import problem, route_template
-from api.models import Lane
+from api.models import Lane, utcnow
 
 logger = logging.getLogger("api.http")
 
@@ -84,6 +87,9 @@ class Metrics:
         else:
             self.turns.labels(channel, lang or "fr").inc()
 
+    def watch_desk(self, engine: Engine) -> None:
+        self.registry.register(DeskCollector(engine))
+
 
 class StoreCollector(Collector):
     """What the database holds, read at each scrape (the same on every replica: aggregate
@@ -127,6 +133,47 @@ _OUTBOX_DEPTH = sa.text(
     "WHERE status IN ('pending', 'sending') GROUP BY channel, lane"
 )
 _BOOKINGS = sa.text("SELECT count(*) FROM appointment")
+
+
+class DeskCollector:
+    """The desk's numbers, read from the database at each scrape: conversations waiting for
+    an answer and the median first-response time (30 days), per post."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The families alone, so that registering reads nothing from the database."""
+        return iter(self._families())
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        waiting = GaugeMetricFamily(
+            "diaspora_desk_waiting_conversations",
+            "Desk conversations whose citizen waits for an agent's answer, by post.",
+            labels=["post"],
+        )
+        median = GaugeMetricFamily(
+            "diaspora_desk_first_response_median_seconds",
+            "Median time to an agent's first answer, conversations of the last 30 days, by post.",
+            labels=["post"],
+        )
+        return waiting, median
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        waiting, median = self._families()
+        try:
+            with read(self.engine) as conn:
+                rows = desk_conversations.numbers(conn, utcnow())
+        except SQLAlchemyError:
+            logger.warning("desk numbers unavailable for /metrics")
+            rows = []
+        for row in rows:
+            waiting.add_metric([row.post_code], row.waiting)
+            if row.median_first_response is not None:
+                median.add_metric([row.post_code], row.median_first_response.total_seconds())
+        yield waiting
+        yield median
 
 
 class RequestMetrics:

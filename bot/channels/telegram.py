@@ -138,20 +138,19 @@ def _incoming(message: Message) -> tuple[Incoming, str | None]:
         if phone is None:
             return Incoming(kind=Kind.other), None
         return Incoming(kind=Kind.contact), phone
-    if message.voice is not None:
-        return Incoming(kind=Kind.voice), None
-    if message.audio is not None:
-        return Incoming(kind=Kind.audio), None
-    if message.video is not None or message.video_note is not None:
-        return Incoming(kind=Kind.video), None
-    if message.animation is not None:
-        return Incoming(kind=Kind.video), None
-    if message.photo:
-        return Incoming(kind=Kind.photo), None
-    if message.sticker is not None:
-        return Incoming(kind=Kind.sticker), None
-    if message.document is not None:
-        return Incoming(kind=Kind.document), None
+    # what the bot cannot read is kept for an agent at the desk: its file id, its caption
+    caption = message.caption or ""
+    media: list[tuple[Any, Kind]] = [
+        (message.voice, Kind.voice),
+        (message.audio, Kind.audio),
+        (message.video or message.video_note or message.animation, Kind.video),
+        (message.photo[-1] if message.photo else None, Kind.photo),
+        (message.sticker, Kind.sticker),
+        (message.document, Kind.document),
+    ]
+    for item, kind in media:
+        if item is not None:
+            return Incoming(text=caption, kind=kind, media=str(item.file_id)), None
     if message.location is not None or message.venue is not None:
         return Incoming(kind=Kind.location), None
     return Incoming(kind=Kind.other), None

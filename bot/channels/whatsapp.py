@@ -129,8 +129,12 @@ def _incoming(form: Mapping[str, str]) -> Incoming:
     button = str(form.get("ButtonText") or "").strip()
     if payload or button:
         return Incoming(text=payload or button)
-    if _int(form.get("NumMedia")) > 0:
-        return Incoming(kind=_media_kind(str(form.get("MediaContentType0") or "")))
+    if _int(form.get("NumMedia")) > 0:  # kept for an agent at the desk: its URL, its caption
+        return Incoming(
+            text=str(form.get("Body") or ""),
+            kind=_media_kind(str(form.get("MediaContentType0") or "")),
+            media=str(form.get("MediaUrl0") or ""),
+        )
     if form.get("Latitude") and form.get("Longitude"):
         return Incoming(kind=Kind.location)
     return Incoming(text=str(form.get("Body") or ""))

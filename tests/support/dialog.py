@@ -266,6 +266,7 @@ STEPS = (
         ),
     ),
     Step("contacts.post", ("5",), "contacts.post.question", "contacts.post.help"),
+    Step("desk.start", ("7",), "desk.post.question", "desk.post.help"),
 )
 
 

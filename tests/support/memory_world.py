@@ -24,6 +24,8 @@ from flows.world import (
     AppointmentInfo,
     BookingOutcome,
     BookingResult,
+    DeskConversation,
+    DeskStatus,
     LimitInfo,
     LimitKind,
     LookupOutcome,
@@ -122,6 +124,10 @@ class MemoryWorld:
         self.locked_until: dict[tuple[str, int], datetime] = {}
         self.languages: dict[int, str] = {}
         self.opted_out: dict[int, bool] = {}
+        # the desk: citizen id → their conversation, and what they sent it (kind, text, media)
+        self.desk: dict[int, DeskConversation] = {}
+        self.desk_messages: dict[int, list[tuple[str, str, str]]] = {}
+        self.desk_tried: dict[int, tuple[tuple[str, str], ...]] = {}
         self._random = random.Random(7)
 
     # -- helpers for tests -------------------------------------------------------------------
@@ -352,6 +358,45 @@ class MemoryWorld:
         )
 
     # -- Citizens ----------------------------------------------------------------------------
+
+    def desk_posts(self, citizen_id: int) -> list[PostInfo]:
+        codes = {a.post.code for i, a in self.appointments.items() if self.owners[i] == citizen_id}
+        return [post for post in POSTS if post.code in codes]
+
+    def desk_conversation(self, citizen_id: int) -> DeskConversation | None:
+        found = self.desk.get(citizen_id)
+        return found if found and found.status is not DeskStatus.closed else None
+
+    def open_desk(
+        self,
+        citizen_id: int,
+        channel: str,
+        post_code: str,
+        lang: str,
+        now: datetime,
+        tried: tuple[tuple[str, str], ...] = (),
+    ) -> DeskConversation:
+        self.desk_tried[citizen_id] = tried
+        current = self.desk_conversation(citizen_id)
+        if current is None:
+            current = DeskConversation(
+                len(self.desk) + 1, self.by_code[post_code], DeskStatus.waiting
+            )
+            self.desk[citizen_id] = current
+            self.desk_messages[citizen_id] = []
+        return current
+
+    def to_desk(
+        self, citizen_id: int, channel: str, text: str, kind: str, media: str, now: datetime
+    ) -> DeskConversation | None:
+        current = self.desk_conversation(citizen_id)
+        if current is not None:
+            self.desk_messages[citizen_id].append((kind, text, media))
+        return current
+
+    def close_desk(self, citizen_id: int) -> None:
+        """An agent closed the conversation (what the console does)."""
+        self.desk[citizen_id] = replace(self.desk[citizen_id], status=DeskStatus.closed)
 
     def set_language(self, citizen_id: int, lang: str) -> None:
         self.languages[citizen_id] = lang

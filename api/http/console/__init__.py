@@ -1,18 +1,20 @@
 """`/console/` — the staff console: server-rendered pages for a consular agent at a desk.
 
 French pages (Jinja2 templates under api/templates/console/, CSS under api/static/), plain
-HTML forms, no JavaScript. A signed session cookie with a login kept on the server
-(`session`) after an e-mail and password login (`login`); every form carries the session's
-CSRF token, compared in constant time. An agent sees and changes the data of their posts only
-(another post's data answers 404, as if it did not exist); an administrator sees every post.
+HTML forms; JavaScript only for the inbox's live refresh (api/static/inbox.js, served by the
+app). A signed session cookie with a login kept on the server (`session`) after an e-mail and
+password login (`login`); every form carries the session's CSRF token, compared in constant
+time. An agent sees and changes the data of their posts only (another post's data answers
+404, as if it did not exist); an administrator sees every post.
 
 One module per section, as `api.http.staff` has one per resource: `appointments`, `requests`,
-`posts`, `broadcasts`, `citizens`, `translations` (review and glossary); `base` holds what they
-all stand on. A section's routes only translate: they read the form, call the use case of the
-domain (api.domain.*_desk, api.domain.broadcasts…) in a `staff_write` transaction — the same
-use case the staff API calls, so both check, change, notify and audit alike — and turn what it
-raises into a page or a flash message. Routes are plain `def`: the database calls and Argon2
-run in FastAPI's threadpool.
+`inbox` (the desk's conversations with citizens), `posts`, `broadcasts`, `limits`, `citizens`,
+`translations` (review and glossary); `base` holds what they all stand on. A section's routes
+only translate: they read the form, call the use case of the domain (api.domain.*_desk,
+api.domain.desk_conversations, api.domain.broadcasts…) in a `staff_write` transaction — the
+same use case the staff API calls, so both check, change, notify and audit alike — and turn
+what it raises into a page or a flash message. Routes are plain `def`: the database calls and
+Argon2 run in FastAPI's threadpool.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from api.http.console import (
     appointments,
     broadcasts,
     citizens,
+    inbox,
     limits,
     login,
     posts,
@@ -36,6 +39,7 @@ for section in (
     login,
     appointments,
     requests,
+    inbox,
     posts,
     broadcasts,
     limits,

@@ -25,6 +25,7 @@ from api.domain.requests import RequestService, record_query, to_record
 from api.domain.staff import StaffPrincipal
 from api.domain.tables import table
 from api.http.staff import appointments as appointment_routes
+from api.http.staff import conversations as conversation_routes
 from api.http.staff import requests as request_routes
 from api.http.staff.deps import (
     CurrentAdmin,
@@ -121,6 +122,9 @@ class CitizenExport(BaseModel):
     appointments: list[appointment_routes.AppointmentPublic]
     requests: list[RequestExport]
     messages: list[MessageExport]
+    desk_conversations: list[conversation_routes.ConversationDetail] = Field(
+        description="Conversations with the desk (menu 7), with their messages"
+    )
 
 
 class ErasurePublic(BaseModel):
@@ -132,6 +136,7 @@ class ErasurePublic(BaseModel):
     identities_deleted: int
     messages_cancelled: int
     messages_scrubbed: int
+    desk_messages_deleted: int
 
 
 # --- who belongs where ----------------------------------------------------------------------------
@@ -295,6 +300,9 @@ def export(citizen_id: IdPath, staff: CurrentAdmin, db: DbDep, now: NowDep) -> C
         appointments=appointments,
         requests=requests,
         messages=[MessageExport.model_validate(m) for m in held["outbox"]],
+        desk_conversations=[
+            conversation_routes.detail(db, staff, row["id"]) for row in held["desk_conversations"]
+        ],
     )
 
 

@@ -1,7 +1,7 @@
 """translations reviewed in the console, translators' languages, glossary, voice prompts
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-03 10:10:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import api.models
 
 revision: str = '0009'
-down_revision: str | None = '0007'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
