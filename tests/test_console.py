@@ -149,7 +149,15 @@ def console(demo_engine: Engine, app_factory: Any) -> Iterator[tuple[TestClient,
 
 @pytest.mark.parametrize(
     "path",
-    ["/console/appointments", "/console/requests", "/console/posts/ABJ", "/console/broadcasts"],
+    [
+        "/console/appointments",
+        "/console/requests",
+        "/console/posts/ABJ",
+        "/console/broadcasts",
+        "/console/broadcasts/new",
+        "/console/broadcasts/1",
+        "/console/broadcasts/1/stats",
+    ],
 )
 def test_every_page_needs_a_login(console: tuple[TestClient, Engine], path: str) -> None:
     client, _ = console
@@ -775,3 +783,113 @@ def test_with_console_secret_a_session_outlives_the_process(
     with fresh_app() as unkeyed:  # a random key of its own: the session is unknown there
         unkeyed.cookies.set("console_session", cookie, path="/console")
         assert unkeyed.get("/console/appointments", follow_redirects=False).status_code == 303
+
+
+# --- broadcasts: compose, count, send, follow, cancel, duplicate -------------------------------
+
+
+def _compose(client: TestClient, **fields: Any) -> Any:
+    data: dict[str, Any] = {
+        "csrf": csrf(client.get("/console/broadcasts/new").text),
+        "title": "Mission <b>consulaire</b>",
+        "text_fr": "Mission à Bouaké le 12 <script>alert(1)</script>",
+        "text_en": "Consular mission in Bouaké on the 12th",
+        "posts": ["ABJ"],
+    }
+    data.update(fields)
+    return client.post("/console/broadcasts", data=data, follow_redirects=False)
+
+
+def test_a_broadcast_is_composed_counted_sent_and_followed(
+    console: tuple[TestClient, Engine],
+) -> None:
+    from api.domain.broadcasts import due_broadcasts_job
+
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    first = book(engine, "ABJ", "2026-12-03T10:00", whatsapp="+2250701000011")
+    book(engine, "ABJ", "2026-12-03T11:00", whatsapp="+2250701000012")
+    login(client, "admin@mae.bf")
+
+    new = client.get("/console/broadcasts/new")
+    assert new.status_code == 200
+    assert "/static/console-broadcasts.js" in new.text
+    counted = client.post(
+        "/console/broadcasts/count",
+        data={"csrf": csrf(new.text), "posts": ["ABJ"], "channels": ["whatsapp"]},
+    )
+    assert counted.json() == {"total": 2, "reachable": 2, "opted_out": 0, "unreachable": 0}
+    refused = client.post("/console/broadcasts/count", data={"csrf": "nope", "posts": ["ABJ"]})
+    assert refused.status_code == 403
+
+    created = _compose(client)
+    assert created.status_code == 303
+    detail_url = created.headers["location"]
+    page = client.get(detail_url).text
+    assert "Mission &lt;b&gt;consulaire&lt;/b&gt;" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert" not in page
+    assert "Brouillon" in page
+
+    sent = client.post(
+        detail_url + "/send", data={"csrf": csrf(page), "when": "now"}, follow_redirects=False
+    )
+    assert sent.status_code == 303
+    due_broadcasts_job(engine, datetime(2026, 12, 1, 9, 0, 1, tzinfo=UTC))
+    stats = client.get(detail_url + "/stats").json()
+    assert stats["status"] == "sent"
+    assert stats["audience"] == 2
+    assert stats["pending"] == 2
+    assert stats["percent"] == 0
+    assert stats["live"] is True
+    with db.read(engine) as conn:
+        keys = conn.execute(
+            sa.select(outbox_t.c.dedupe_key).where(outbox_t.c.kind == "broadcast")
+        ).scalars()
+        assert any(k.endswith(f":citizen:{first['citizen_id']}") for k in keys)
+        actions = conn.execute(
+            sa.select(audit_t.c.action).where(audit_t.c.entity == "broadcast")
+        ).scalars()
+        assert sorted(actions) == ["create", "schedule"]
+
+    copied = client.post(
+        detail_url + "/duplicate", data={"csrf": csrf(page)}, follow_redirects=False
+    )
+    assert copied.status_code == 303
+    assert copied.headers["location"] != detail_url
+    cancelled = client.post(detail_url + "/cancel", data={"csrf": csrf(page)})
+    assert "Annonce annulée" in cancelled.text
+    assert client.get(detail_url + "/stats").json()["cancelled"] == 2
+
+
+def test_the_compose_form_says_what_is_missing(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    page = _compose(client, text_fr="  ")
+    assert page.status_code == 200
+    assert "Le texte en français est obligatoire" in page.text
+    assert "Mission &lt;b&gt;consulaire&lt;/b&gt;" in page.text  # kept, escaped
+    late = _compose(client, appointment_start="2026-13-40", countries="CIV")
+    assert "Ces critères ne sont pas valables" in late.text
+
+
+def test_an_agent_composes_for_their_posts_only_and_cannot_open_anothers(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    login(client, "admin@mae.bf")
+    other = _compose(client, posts=["ACC"]).headers["location"]
+    client.post("/console/logout", data={"csrf": token(client)})
+
+    login(client, "awa@consulat.bf")
+    assert client.get(other).status_code == 404
+    assert client.get(other + "/stats").status_code == 404
+    assert client.post(other + "/cancel", data={"csrf": token(client)}).status_code == 404
+    refused = _compose(client, posts=["ACC"])
+    assert "doit viser ses postes" in refused.text
+    mine = _compose(client, posts=["ABJ"])
+    assert mine.status_code == 303
+    assert client.get(mine.headers["location"]).status_code == 200
