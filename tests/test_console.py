@@ -938,3 +938,110 @@ def test_a_conversation_is_counted_once_when_it_starts(console: tuple[TestClient
     with db.read(engine) as conn:
         rows = conn.execute(sa.text("SELECT channel, lang FROM conversation_start")).all()
     assert [tuple(r) for r in rows] == [("simulator", "fr")]
+
+
+# --- administration -----------------------------------------------------------------------------
+
+
+def test_an_administrator_creates_changes_resets_and_deactivates_an_account(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    page = client.get("/console/admin/staff")
+    assert page.status_code == 200
+    created = client.post(
+        "/console/admin/staff",
+        data={
+            "csrf": csrf(page.text),
+            "email": "Fati@Consulat.bf",
+            "role": "agent",
+            "posts": ["ABJ"],
+            "password": "nouveau-guichet-1",
+        },
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    account_url = created.headers["location"]
+    detail = client.get(account_url).text
+    assert "fati@consulat.bf" in detail
+    assert "Compte fati@consulat.bf créé" in detail
+    token_ = csrf(detail)
+    client.post(account_url, data={"csrf": token_, "role": "agent", "posts": ["ABJ", "BKE"]})
+    short = client.post(account_url + "/password", data={"csrf": token_, "password": "court"})
+    assert "au moins 8" in short.text
+    client.post(account_url + "/password", data={"csrf": token_, "password": "encore-un-autre"})
+    gone = client.post(account_url + "/disable", data={"csrf": token_})
+    assert "désactivé" in gone.text
+    with db.read(engine) as conn:
+        actions = list(
+            conn.execute(
+                sa.select(audit_t.c.action)
+                .where(audit_t.c.entity == "staff")
+                .order_by(audit_t.c.id)
+            ).scalars()
+        )
+        snapshots = conn.execute(
+            sa.select(audit_t.c.after).where(audit_t.c.entity == "staff")
+        ).scalars()
+        assert all("password" not in json.dumps(s) for s in snapshots)
+    assert actions == ["create", "update", "reset_password", "disable"]
+    assert login(client, "fati@consulat.bf", "encore-un-autre").status_code != 303
+
+
+def test_administration_is_not_there_for_an_agent(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    login(client, "awa@consulat.bf")
+    assert client.get("/console/admin/staff").status_code == 404
+    response = client.post(
+        "/console/posts/ABJ/services/passport",
+        data={
+            "csrf": token(client),
+            "slot_minutes": "15",
+            "seats_per_slot": "3",
+            "booking_window_days": "30",
+            "min_notice_hours": "12",
+        },
+    )
+    assert response.status_code == 404
+
+
+def test_a_posts_service_is_changed_and_a_closure_removed(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    page = client.get("/console/posts/ABJ").text
+    saved = client.post(
+        "/console/posts/ABJ/services/passport",
+        data={
+            "csrf": csrf(page),
+            "slot_minutes": "20",
+            "seats_per_slot": "3",
+            "booking_window_days": "45",
+            "min_notice_hours": "6",
+            "fee_note": "50 000 <b>FCFA</b>",
+            "active": "on",
+        },
+    )
+    assert "Service passport enregistré" in saved.text
+    assert 'value="50 000 &lt;b&gt;FCFA&lt;/b&gt;"' in saved.text
+    client.post("/console/posts/ABJ/closures", data={"csrf": csrf(page), "day": "2026-12-24"})
+    reopened = client.post(
+        "/console/posts/ABJ/closures/2026-12-24/delete", data={"csrf": csrf(page)}
+    )
+    assert "de nouveau ouvert" in reopened.text
+    again = client.post("/console/posts/ABJ/closures/2026-12-24/delete", data={"csrf": csrf(page)})
+    assert "pas de fermeture" in again.text
+    with db.read(engine) as conn:
+        audited = conn.execute(
+            sa.select(audit_t.c.action, audit_t.c.entity).order_by(audit_t.c.id)
+        ).all()
+    assert [tuple(a) for a in audited] == [
+        ("update", "offer"),
+        ("create", "closure"),
+        ("delete", "closure"),
+    ]

@@ -321,6 +321,15 @@ def end_login(conn: Connection, login_id: str, now: datetime) -> None:
     )
 
 
+def set_password(conn: Connection, staff_id: int, password: str) -> None:
+    """A new password (Argon2id); the console sessions opened with the old one stop working."""
+    conn.execute(
+        _staff.update()
+        .where(_staff.c.id == staff_id)
+        .values(password_hash=_hasher().hash(password))
+    )
+
+
 def verify_password(conn: Connection, email: str, password: str) -> StaffPrincipal | None:
     """The account if the password is right, else None; rehashes when parameters changed."""
     row = conn.execute(

@@ -19,11 +19,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http.console import appointments, broadcasts, dashboard, login, posts, requests
+from api.http.console import (
+    admin,
+    appointments,
+    broadcasts,
+    dashboard,
+    login,
+    posts,
+    requests,
+)
 from api.http.console.login import login_failures_limit
 
 router = APIRouter()
-for section in (login, dashboard, appointments, requests, posts, broadcasts):
+for section in (login, dashboard, appointments, requests, posts, broadcasts, admin):
     router.include_router(section.router)
 
 __all__ = ["login_failures_limit", "router"]
