@@ -55,6 +55,7 @@
 
   function progress(section) {
     var labels = JSON.parse(section.dataset.labels || "{}");
+    var reasons = JSON.parse(section.dataset.skipLabels || "{}");
     var bar = document.getElementById("progress-bar");
     var status = document.querySelector("[data-status-label]");
     function show(data) {
@@ -66,7 +67,7 @@
           if (cell) cell.textContent = String(data[key]);
         }
       );
-      var skipped = Object.keys(data.skipped).map(function (k) { return k + " : " + data.skipped[k]; });
+      var skipped = Object.keys(data.skipped).map(function (k) { return (reasons[k] || k) + " : " + data.skipped[k]; });
       section.querySelector('[data-stat="skipped"]').textContent = skipped.join(", ") || "0";
       if (status && labels[data.status]) {
         status.textContent = labels[data.status];

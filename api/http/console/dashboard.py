@@ -29,6 +29,7 @@ router = section_router()
 PALETTE = ("#00753a", "#c8102e", "#1a4a8a", "#b07d00", "#6a3d9a", "#2b7a78", "#8c564b", "#555")
 CHART_WIDTH, CHART_HEIGHT = 720, 180
 LABEL_ROOM = 28  # under the bars: the days
+HBAR_WIDTH, HBAR_LABEL, HBAR_ROOM = 480, 190, 230  # horizontal bars: label, then the bar
 
 
 def stacked_bars(figure: Table) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def stacked_bars(figure: Table) -> dict[str, Any]:
                 }
             )
     labels = [
-        {"x": round(i * step + step / 2, 1), "text": str(row[0])[5:]}
+        {"x": round(i * step + 1, 1), "text": str(row[0])[5:]}
         for i, row in enumerate(days)
         if i % 7 == 0
     ]
@@ -80,12 +81,13 @@ def horizontal_bars(items: list[tuple[str, float]], unit: str = "") -> dict[str,
             "value": value,
             "text": f"{value:g}{unit}",
             "y": i * 28,
-            "w": round(400 * value / top, 1),
+            "w": round(HBAR_ROOM * value / top, 1),
             "color": PALETTE[i % len(PALETTE)],
         }
         for i, (label, value) in enumerate(items)
     ]
-    return {"width": 720, "height": max(len(rows), 1) * 28, "rows": rows}
+    height = max(len(rows), 1) * 28
+    return {"width": HBAR_WIDTH, "height": height, "bar_x": HBAR_LABEL, "rows": rows}
 
 
 def _figures(desk: Desk, code: str | None) -> tuple[Dashboard, list[AnyRow], AnyRow | None]:
