@@ -1,13 +1,15 @@
 """`/console/` — the staff console: server-rendered pages for a consular agent at a desk.
 
-French pages (Jinja2 templates under api/templates/console/, CSS under api/static/), plain
-HTML forms, no JavaScript. A signed session cookie with a login kept on the server
-(`session`) after an e-mail and password login (`login`); every form carries the session's
-CSRF token, compared in constant time. An agent sees and changes the data of their posts only
-(another post's data answers 404, as if it did not exist); an administrator sees every post.
+French pages (Jinja2 templates under api/templates/console/, CSS and one small script under
+api/static/, all served by the app), plain HTML forms that work without the script. A
+signed session cookie with a login kept on the server (`session`) after an e-mail and
+password login (`login`); every form carries the session's CSRF token, compared in constant
+time. An agent sees and changes the data of their posts only (another post's data answers
+404, as if it did not exist); an administrator sees every post.
 
-One module per section, as `api.http.staff` has one per resource: `appointments`,
-`requests`, `posts`, `broadcasts`; `base` holds what they all stand on. A section's routes
+One module per section, as `api.http.staff` has one per resource: `dashboard`,
+`appointments`, `requests`, `posts`, `broadcasts`, `admin`; `base` holds what they all stand
+on. A section's routes
 only translate: they read the form, call the use case of the domain (api.domain.*_desk,
 api.domain.broadcasts…) in a `staff_write` transaction — the same use case the staff API
 calls, so both check, change, notify and audit alike — and turn what it raises into a page or
