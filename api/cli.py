@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy.engine import Engine
@@ -178,21 +180,70 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.domain.staff import demo_admin
 
     current = settings()
     with database(current) as engine:
         web = create_app(current, engine, run_worker=not no_worker)
         logger.info("serving on http://%s:%d", host, port)
+        login = None
+        if current.is_local_demo:
+            with write(engine) as conn:
+                login = demo_admin(conn, utcnow())
         # Our logging setup, not uvicorn's; no access log: query strings may hold personal data.
-        uvicorn.run(
-            web,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            server_header=False,
+        server = uvicorn.Server(
+            uvicorn.Config(
+                web,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                proxy_headers=True,
+                server_header=False,
+            )
         )
+        threading.Thread(
+            target=_announce,
+            args=(server, current, f"http://{_shown(host)}:{port}", login),
+            name="announce",
+            daemon=True,
+        ).start()
+        server.run()
+
+
+def _shown(host: str) -> str:
+    """The address a browser on this machine would use for `host`."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104  (what was asked, not a choice)
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def start_up_lines(base: str, current: Settings, login: tuple[str, str] | None) -> list[str]:
+    """What `serve` prints once it listens: where everything is, and the demo login."""
+    lines = [""]
+    if current.simulator_enabled:
+        lines.append(f"  Simulator     {base}/simulator")
+    lines.append(f"  Staff console {base}/console/")
+    if current.api_docs != "off":
+        lines.append(f"  API docs      {base}/docs")
+    if login is not None:
+        email, password = login
+        lines += [
+            "",
+            "  Local demo: an administrator for the console (a new password at each start)",
+            f"    e-mail    {email}",
+            f"    password  {password}",
+        ]
+    return [*lines, ""]
+
+
+def _announce(server: Any, current: Settings, base: str, login: tuple[str, str] | None) -> None:
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or server.should_exit:
+            return
+        time.sleep(0.1)
+    typer.echo("\n".join(start_up_lines(base, current, login)))
 
 
 # --- staff ------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 This is the hot path of every message, written for it: three driver-level statements of
 our own per turn — the dedupe insert, the identity-and-citizen read (row-locked on
 PostgreSQL), one state update (which also carries the sender's flood count, bot.runtime) —
-plus what the flow itself asks, all in one transaction.
+plus what the flow itself asks, all in one transaction; and once per conversation (a first
+message, or the first after 30 minutes of silence) a `conversation_start` row for the
+dashboard.
 Statements are plain SQL prepared once per dialect, not ORM or Core expressions built anew.
 """
 
@@ -25,7 +27,7 @@ from api.domain.tables import table
 from api.models import ChannelIdentity, Citizen
 from api.world import NetworkCache, SqlWorld
 from bot.runtime import FLOOD_WINDOW, Inbound, Outbound, StoreUnavailable
-from flows.engine import Who
+from flows.engine import IDLE_TIMEOUT, Who
 from flows.state import Conversation
 
 identity = table(ChannelIdentity)
@@ -52,6 +54,10 @@ class _Sql:
         "last_inbound_at = :now, unreachable_at = NULL, "
         "burst_started_at = :burst_at, burst_count = :burst WHERE id = :id"
     )
+    STARTED = (
+        "INSERT INTO conversation_start (channel, lang, citizen_id, started_at) "
+        "VALUES (:channel, :lang, :citizen_id, :now)"
+    )
     SKIP = (
         "UPDATE channel_identity SET burst_started_at = :burst_at, burst_count = :burst "
         "WHERE id = :id"
@@ -67,6 +73,7 @@ class _Sql:
         self.identity = self._native(identity_sql)
         self.save = self._native(save_sql)
         self.skip = self._native(self.SKIP)
+        self.started = self._native(self.STARTED)
 
     def _native(self, sql: str) -> str:
         """`:name` is sqlite3's named style; psycopg wants `%(name)s`."""
@@ -149,6 +156,15 @@ class SqlTurnSession:
         now = self.sql.when(state.updated_at or datetime.now(UTC))
         params = {"state": json.dumps(state.to_json()), "now": now, "id": self.identity_id}
         self.sql.execute(self.conn, self.sql.save, {**params, **self._burst_params()})
+        before = self._state.updated_at if self._state is not None else None
+        if before is None or state.updated_at is None or state.updated_at - before >= IDLE_TIMEOUT:
+            started = {
+                "channel": self._who.channel,
+                "lang": (state.lang or self._who.lang or "fr")[:8],
+                "citizen_id": self._who.citizen_id,
+                "now": now,
+            }
+            self.sql.execute(self.conn, self.sql.started, started)
 
     def skip(self) -> None:
         self.sql.execute(self.conn, self.sql.skip, {"id": self.identity_id, **self._burst_params()})

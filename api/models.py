@@ -268,6 +268,18 @@ class InboundMessage(SQLModel, table=True):
     received_at: datetime = _utc(index=True)
 
 
+class ConversationStart(SQLModel, table=True):
+    """One row per conversation (a first message, or the first after 30 minutes of silence):
+    the dashboard's conversations per day, channel and language. No address, no text."""
+
+    __tablename__ = "conversation_start"
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    lang: str = Field(default="fr", max_length=8)
+    citizen_id: int = Field(index=True)
+    started_at: datetime = _utc(index=True)
+
+
 # --- staff ------------------------------------------------------------------------------------
 
 

@@ -174,14 +174,51 @@ def test_serve_passes_no_worker_to_the_app(tmp_path: Path, monkeypatch: pytest.M
 
     served: dict[str, object] = {}
 
-    def fake_run(web: object, **kw: object) -> None:
-        served["app"] = web
-        served.update(kw)
+    def fake_run(server: uvicorn.Server) -> None:
+        served.update(app=server.config.app, port=server.config.port, host=server.config.host)
+        server.should_exit = True  # the start-up announcement gives up
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     result = CliRunner().invoke(app, ["serve", "--no-worker", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert served["port"] == 8123
     assert served["host"] == "127.0.0.1"
     assert served["app"].state.run_worker is False  # type: ignore[attr-defined]
+
+
+def test_start_up_names_the_addresses_and_the_demo_login_only_on_the_demo(
+    tmp_path: Path,
+) -> None:
+    from api import db, migrate
+    from api.cli import start_up_lines
+    from api.db import create_engine
+    from api.domain.staff import DEMO_ADMIN, demo_admin, verify_password
+    from api.models import utcnow
+    from api.settings import Settings
+
+    production = Settings(
+        database_url="postgresql://u:p@db:5432/app", public_base_url="https://consulat.bf"
+    )
+    lines = "\n".join(start_up_lines("http://127.0.0.1:8000", production, None))
+    assert "http://127.0.0.1:8000/console/" in lines
+    assert "simulator" not in lines
+    assert "password" not in lines
+
+    engine = create_engine(Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}").sqlalchemy_url)
+    migrate.upgrade(engine)
+    with db.write(engine) as conn:
+        email, first = demo_admin(conn, utcnow())
+        _, second = demo_admin(conn, utcnow())  # a new start: a new password
+    with db.write(engine) as conn:
+        assert email == DEMO_ADMIN
+        assert verify_password(conn, email, first) is None
+        found = verify_password(conn, email, second)
+        assert found is not None
+        assert found.is_admin
+    demo = Settings(database_url="sqlite:///var/app.db", public_base_url="http://127.0.0.1:8000")
+    shown = "\n".join(start_up_lines("http://127.0.0.1:8000", demo, (email, second)))
+    assert "/simulator" in shown
+    assert "/docs" in shown
+    assert second in shown
+    engine.dispose()

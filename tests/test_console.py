@@ -152,7 +152,19 @@ def console(demo_engine: Engine, app_factory: Any) -> Iterator[tuple[TestClient,
 
 @pytest.mark.parametrize(
     "path",
-    ["/console/appointments", "/console/requests", "/console/posts/ABJ", "/console/broadcasts"],
+    [
+        "/console/appointments",
+        "/console/requests",
+        "/console/posts/ABJ",
+        "/console/broadcasts",
+        "/console/broadcasts/new",
+        "/console/broadcasts/1",
+        "/console/broadcasts/1/stats",
+        "/console/dashboard",
+        "/console/dashboard.csv?table=requests",
+        "/console/admin/staff",
+        "/console/admin/staff/1",
+    ],
 )
 def test_every_page_needs_a_login(console: tuple[TestClient, Engine], path: str) -> None:
     client, _ = console
@@ -943,3 +955,275 @@ def test_a_posts_page_shows_its_waitlist(console: tuple[TestClient, Engine]) -> 
     assert "Liste d'attente" in page.text
     assert 'data-status="waiting"' in page.text
     assert "Issa Traoré" in page.text
+
+
+# --- broadcasts: compose, count, send, follow, cancel, duplicate -------------------------------
+
+
+def _compose(client: TestClient, **fields: Any) -> Any:
+    data: dict[str, Any] = {
+        "csrf": csrf(client.get("/console/broadcasts/new").text),
+        "title": "Mission <b>consulaire</b>",
+        "text_fr": "Mission à Bouaké le 12 <script>alert(1)</script>",
+        "text_en": "Consular mission in Bouaké on the 12th",
+        "posts": ["ABJ"],
+    }
+    data.update(fields)
+    return client.post("/console/broadcasts", data=data, follow_redirects=False)
+
+
+def test_a_broadcast_is_composed_counted_sent_and_followed(
+    console: tuple[TestClient, Engine],
+) -> None:
+    from api.domain.broadcasts import due_broadcasts_job
+
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    first = book(engine, "ABJ", "2026-12-03T10:00", whatsapp="+2250701000011")
+    book(engine, "ABJ", "2026-12-03T11:00", whatsapp="+2250701000012")
+    login(client, "admin@mae.bf")
+
+    new = client.get("/console/broadcasts/new")
+    assert new.status_code == 200
+    assert "/static/console-broadcasts.js" in new.text
+    counted = client.post(
+        "/console/broadcasts/count",
+        data={"csrf": csrf(new.text), "posts": ["ABJ"], "channels": ["whatsapp"]},
+    )
+    assert counted.json() == {"total": 2, "reachable": 2, "opted_out": 0, "unreachable": 0}
+    refused = client.post("/console/broadcasts/count", data={"csrf": "nope", "posts": ["ABJ"]})
+    assert refused.status_code == 403
+
+    created = _compose(client)
+    assert created.status_code == 303
+    detail_url = created.headers["location"]
+    page = client.get(detail_url).text
+    assert "Mission &lt;b&gt;consulaire&lt;/b&gt;" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert" not in page
+    assert "Brouillon" in page
+
+    sent = client.post(
+        detail_url + "/send", data={"csrf": csrf(page), "when": "now"}, follow_redirects=False
+    )
+    assert sent.status_code == 303
+    due_broadcasts_job(engine, datetime(2026, 12, 1, 9, 0, 1, tzinfo=UTC))
+    stats = client.get(detail_url + "/stats").json()
+    assert stats["status"] == "sent"
+    assert stats["audience"] == 2  # the app's own worker may already be sending them
+    assert stats["percent"] == round(100 * (2 - stats["pending"]) / 2)
+    with db.read(engine) as conn:
+        keys = conn.execute(
+            sa.select(outbox_t.c.dedupe_key).where(outbox_t.c.kind == "broadcast")
+        ).scalars()
+        assert any(k.endswith(f":citizen:{first['citizen_id']}") for k in keys)
+        actions = conn.execute(
+            sa.select(audit_t.c.action).where(audit_t.c.entity == "broadcast")
+        ).scalars()
+        assert sorted(actions) == ["create", "schedule"]
+
+    copied = client.post(
+        detail_url + "/duplicate", data={"csrf": csrf(page)}, follow_redirects=False
+    )
+    assert copied.status_code == 303
+    copy_url = copied.headers["location"]
+    assert copy_url != detail_url
+    # The copy is a draft (the original may already be out: the app's worker sends it).
+    cancelled = client.post(copy_url + "/cancel", data={"csrf": csrf(page)})
+    assert "Annonce annulée" in cancelled.text
+    after = client.get(copy_url + "/stats").json()
+    assert after["status"] == "cancelled"
+    assert after["percent"] == 0
+
+
+def test_the_compose_form_says_what_is_missing(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    page = _compose(client, text_fr="  ")
+    assert page.status_code == 200
+    assert "Le texte en français est obligatoire" in page.text
+    assert "Mission &lt;b&gt;consulaire&lt;/b&gt;" in page.text  # kept, escaped
+    late = _compose(client, appointment_start="2026-13-40", countries="CIV")
+    assert "Ces critères ne sont pas valables" in late.text
+
+
+def test_an_agent_composes_for_their_posts_only_and_cannot_open_anothers(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    login(client, "admin@mae.bf")
+    other = _compose(client, posts=["ACC"]).headers["location"]
+    client.post("/console/logout", data={"csrf": token(client)})
+
+    login(client, "awa@consulat.bf")
+    assert client.get(other).status_code == 404
+    assert client.get(other + "/stats").status_code == 404
+    assert client.post(other + "/cancel", data={"csrf": token(client)}).status_code == 404
+    refused = _compose(client, posts=["ACC"])
+    assert "doit viser ses postes" in refused.text
+    mine = _compose(client, posts=["ABJ"])
+    assert mine.status_code == 303
+    assert client.get(mine.headers["location"]).status_code == 200
+
+
+# --- the dashboard -----------------------------------------------------------------------------
+
+
+def test_the_dashboard_draws_a_posts_figures_and_none_of_anothers(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    mine = book(engine, "ABJ", "2026-12-03T10:00", whatsapp="+2250701000021")
+    book(engine, "ACC", "2026-12-02T10:00", name="Kofi <i>Mensah</i>")
+    with db.write(engine) as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO conversation_start (channel, lang, citizen_id, started_at)"
+                " VALUES ('whatsapp', 'fr', :cid, :at)"
+            ),
+            {"cid": mine["citizen_id"], "at": datetime(2026, 11, 30, 18)},
+        )
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/dashboard")
+    assert page.status_code == 200
+    assert page.text.count("<svg") >= 3
+    assert '<th scope="row">2026-12-03</th><td>1</td>' in page.text
+    assert "2026-12-02</th><td>1</td>" not in page.text  # Accra's is not hers
+    assert "whatsapp/fr" in page.text
+    assert client.get("/console/dashboard?post=ACC").status_code == 404
+
+    csv_file = client.get("/console/dashboard.csv?table=appointments&post=ABJ")
+    assert csv_file.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_file.headers["content-disposition"]
+    lines = csv_file.text.splitlines()
+    assert lines[0] == "day,passport"
+    assert "2026-12-03,1" in lines
+    assert client.get("/console/dashboard.csv?table=nope").status_code == 404
+
+
+def test_a_conversation_is_counted_once_when_it_starts(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    for text in ("Bonjour", "1"):
+        client.post("/api/v1/simulator/messages", json={"user": "dash-1", "text": text})
+    with db.read(engine) as conn:
+        rows = conn.execute(sa.text("SELECT channel, lang FROM conversation_start")).all()
+    assert [tuple(r) for r in rows] == [("simulator", "fr")]
+
+
+# --- administration -----------------------------------------------------------------------------
+
+
+def test_an_administrator_creates_changes_resets_and_deactivates_an_account(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    page = client.get("/console/admin/staff")
+    assert page.status_code == 200
+    created = client.post(
+        "/console/admin/staff",
+        data={
+            "csrf": csrf(page.text),
+            "email": "Fati@Consulat.bf",
+            "role": "agent",
+            "posts": ["ABJ"],
+            "password": "nouveau-guichet-1",
+        },
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    account_url = created.headers["location"]
+    detail = client.get(account_url).text
+    assert "fati@consulat.bf" in detail
+    assert "Compte fati@consulat.bf créé" in detail
+    token_ = csrf(detail)
+    client.post(account_url, data={"csrf": token_, "role": "agent", "posts": ["ABJ", "BKE"]})
+    short = client.post(account_url + "/password", data={"csrf": token_, "password": "court"})
+    assert "au moins 8" in short.text
+    client.post(account_url + "/password", data={"csrf": token_, "password": "encore-un-autre"})
+    gone = client.post(account_url + "/disable", data={"csrf": token_})
+    assert "désactivé" in gone.text
+    with db.read(engine) as conn:
+        actions = list(
+            conn.execute(
+                sa.select(audit_t.c.action)
+                .where(audit_t.c.entity == "staff")
+                .order_by(audit_t.c.id)
+            ).scalars()
+        )
+        snapshots = conn.execute(
+            sa.select(audit_t.c.after).where(audit_t.c.entity == "staff")
+        ).scalars()
+        assert all("password" not in json.dumps(s) for s in snapshots)
+    assert actions == ["create", "update", "reset_password", "disable"]
+    assert login(client, "fati@consulat.bf", "encore-un-autre").status_code != 303
+
+
+def test_administration_is_not_there_for_an_agent(console: tuple[TestClient, Engine]) -> None:
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    forged = client.post(
+        "/console/admin/staff",
+        data={"email": "x@consulat.bf", "role": "admin", "password": "longenough"},
+    )
+    assert forged.status_code == 403  # no CSRF token: refused
+    client.post("/console/logout", data={"csrf": token(client)})
+    login(client, "awa@consulat.bf")
+    assert client.get("/console/admin/staff").status_code == 404
+    response = client.post(
+        "/console/posts/ABJ/services/passport",
+        data={
+            "csrf": token(client),
+            "slot_minutes": "15",
+            "seats_per_slot": "3",
+            "booking_window_days": "30",
+            "min_notice_hours": "12",
+        },
+    )
+    assert response.status_code == 404
+
+
+def test_a_posts_service_is_changed_and_a_closure_removed(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    page = client.get("/console/posts/ABJ").text
+    saved = client.post(
+        "/console/posts/ABJ/services/passport",
+        data={
+            "csrf": csrf(page),
+            "slot_minutes": "20",
+            "seats_per_slot": "3",
+            "booking_window_days": "45",
+            "min_notice_hours": "6",
+            "fee_note": "50 000 <b>FCFA</b>",
+            "active": "on",
+        },
+    )
+    assert "Service passport enregistré" in saved.text
+    assert 'value="50 000 &lt;b&gt;FCFA&lt;/b&gt;"' in saved.text
+    client.post("/console/posts/ABJ/closures", data={"csrf": csrf(page), "day": "2026-12-24"})
+    reopened = client.post(
+        "/console/posts/ABJ/closures/2026-12-24/delete", data={"csrf": csrf(page)}
+    )
+    assert "de nouveau ouvert" in reopened.text
+    again = client.post("/console/posts/ABJ/closures/2026-12-24/delete", data={"csrf": csrf(page)})
+    assert "pas de fermeture" in again.text
+    with db.read(engine) as conn:
+        audited = conn.execute(
+            sa.select(audit_t.c.action, audit_t.c.entity).order_by(audit_t.c.id)
+        ).all()
+    assert [tuple(a) for a in audited] == [
+        ("update", "offer"),
+        ("create", "closure"),
+        ("delete", "closure"),
+    ]

@@ -3,7 +3,10 @@ Playwright, against the real app served by uvicorn on 127.0.0.1 (SQLite demo net
 temporary folder). Screenshots go to the test's temporary folder, or to the folder named by
 `SCREENSHOT_DIR` when it is set (to look at them).
 
-The app's clock is Tuesday 1 December 2026, 09:00 in Abidjan.
+The app's clock is Tuesday 1 December 2026, 09:00 in Abidjan. The app runs its worker
+(outbox sender and scheduler) against the fake Telegram and Twilio servers of tests/fakes, so
+that a broadcast sent from the console really leaves. Accessibility is checked with axe-core
+(`tests/axe`: `npm ci --prefix tests/axe`), read from disk and evaluated in the page: no CDN.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -37,7 +41,16 @@ CHROMIUM_ARGS = [
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 AGENT = "awa.ouedraogo@consulat.bf"
 TRANSLATOR = "rasmata.kabore@asso-bf.org"
+ADMIN = "admin@mae.gov.bf"
 PASSWORD = "guichet-abidjan-2026"
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+# Citizens of Abidjan's community: (channel, address, language, opted out)
+COMMUNITY = (
+    ("whatsapp", "+2250701000101", "fr", False),
+    ("whatsapp", "+2250701000102", "en", False),
+    ("telegram", "700100103", "fr", False),
+    ("whatsapp", "+2250701000104", "fr", True),
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -54,6 +67,8 @@ class LiveApp:
     engine: Engine
     appointment_id: int
     reference: str
+    telegram: Any
+    twilio: Any
 
 
 def _free_port() -> int:
@@ -67,14 +82,35 @@ def _prepare(engine: Engine) -> tuple[int, str]:
     from api import db
     from api.domain.booking import BookingService
     from api.domain.staff import add_staff
-    from api.models import Citizen
+    from api.models import ChannelIdentity, Citizen, utcnow
     from api.seed import seed_demo
 
     seed_demo(engine)
     citizen = sa.inspect(Citizen).local_table
+    identity = sa.inspect(ChannelIdentity).local_table
+    recently = utcnow() - timedelta(hours=1)  # the sender's clock: inside WhatsApp's window
     with db.write(engine) as conn:
         add_staff(conn, AGENT, "agent", ["ABJ"], PASSWORD)
         add_staff(conn, TRANSLATOR, "translator", [], PASSWORD, languages=["mos"])
+        add_staff(conn, ADMIN, "admin", [], PASSWORD)
+        for channel, address, lang, opted_out in COMMUNITY:
+            member = conn.execute(
+                sa.insert(citizen)
+                .values(
+                    phone=address if channel == "whatsapp" else None,
+                    phone_verified=channel == "whatsapp",
+                    country="CI",
+                    lang=lang,
+                    opted_out=opted_out,
+                    created_at=NOW,
+                )
+                .returning(citizen.c.id)
+            ).scalar_one()
+            conn.execute(
+                sa.insert(identity).values(
+                    channel=channel, address=address, citizen_id=member, last_inbound_at=recently
+                )
+            )
         citizen_id = conn.execute(
             sa.insert(citizen)
             .values(phone=None, phone_verified=False, lang="fr", opted_out=False, created_at=NOW)
@@ -107,10 +143,25 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     migrate.upgrade(engine)
     appointment_id, reference = _prepare(engine)
 
+    from tests.fakes import FakeTelegramAPI, FakeTwilioAPI
+
+    telegram = FakeTelegramAPI(token="123456:TEST")
+    twilio = FakeTwilioAPI()
+    telegram.__enter__()
+    twilio.__enter__()
     settings = Settings(
-        database_url=url, public_base_url="http://127.0.0.1", simulator_enabled=True
+        database_url=url,
+        public_base_url="http://127.0.0.1",
+        simulator_enabled=True,
+        telegram_bot_token=telegram.token,
+        telegram_webhook_secret="s3cret-telegram",
+        telegram_api_base_url=telegram.url,
+        twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token,
+        twilio_whatsapp_from="whatsapp:+14155238886",
+        twilio_api_base_url=twilio.base_url,
     )
-    app = create_app(settings, engine=engine, run_worker=False)
+    app = create_app(settings, engine=engine)  # with its worker: broadcasts really leave
     app.state.clock = lambda: NOW
     port = _free_port()
     server = uvicorn.Server(
@@ -126,10 +177,14 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
     try:
-        yield LiveApp(f"http://127.0.0.1:{port}", engine, appointment_id, reference)
+        yield LiveApp(
+            f"http://127.0.0.1:{port}", engine, appointment_id, reference, telegram, twilio
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        twilio.__exit__(None, None, None)
+        telegram.__exit__(None, None, None)
         engine.dispose()
 
 
@@ -345,3 +400,198 @@ def test_an_agent_answers_a_citizen_from_the_inbox(
         expect(page.get_by_role("status")).to_contain_text("Conversation close")
     finally:
         context.close()
+
+
+# --- the desk's whole day: broadcasts, dashboard, accounts, accessibility ----------------------
+
+
+def _log_in(live_app: LiveApp, browser: Browser, email: str) -> tuple[Any, Page]:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="fr-FR", bypass_csp=True
+    )
+    page = context.new_page()
+    page.goto(live_app.url + "/console/login")
+    page.get_by_label("Adresse e-mail").fill(email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Rendez-vous")
+    return context, page
+
+
+def _axe(page: Page) -> list[dict[str, Any]]:
+    """The serious and critical violations axe-core finds on the page."""
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    run = page.evaluate(
+        "async () => { const r = await axe.run(document);"
+        " return {passes: r.passes.length, violations: r.violations}; }"
+    )
+    assert run["passes"] > 10, "axe-core did not run"
+    result = run["violations"]
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in result
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_an_administrator_sends_a_broadcast_in_two_languages_and_watches_it_leave(
+    live_app: LiveApp, browser: Browser, shots: Path
+) -> None:
+    context, page = _log_in(live_app, browser, ADMIN)
+    try:
+        page.get_by_role("link", name="Annonces").click()
+        page.get_by_role("link", name="Nouvelle annonce").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Nouvelle annonce")
+        page.get_by_label("Titre").fill("Mission <b>Bouaké</b>")
+        french = "Mission consulaire à Bouaké le 12 décembre. <i>Venez tôt</i>."
+        english = "Consular mission in Bouaké on 12 December."
+        page.get_by_label(re.compile("^Texte — Français")).fill(french)
+        page.get_by_label(re.compile("^Texte — English")).fill(english)
+        expect(page.locator("#preview-fr")).to_have_text(french)  # as text, not as HTML
+        expect(page.locator("#preview-fr i")).to_have_count(0)
+        expect(page.locator("#count-fr [data-length]")).to_have_text(str(len(french)))
+
+        page.get_by_role("checkbox", name=re.compile("ABJ —")).check()
+        count = page.locator("#audience-count")
+        expect(count.locator('[data-count="total"]')).to_have_text("4")
+        expect(count.locator('[data-count="reachable"]')).to_have_text("3")
+        expect(count.locator('[data-count="opted_out"]')).to_have_text("1")
+        page.get_by_role("checkbox", name="Telegram").check()
+        expect(count.locator('[data-count="total"]')).to_have_text("1")
+        page.get_by_role("checkbox", name="Telegram").uncheck()
+        expect(count.locator('[data-count="total"]')).to_have_text("4")
+        page.screenshot(path=str(shots / "console-broadcast-compose.png"), full_page=True)
+
+        page.get_by_role("button", name="Enregistrer le brouillon").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Mission <b>Bouaké</b>")
+        page.get_by_role("button", name="Envoyer l'annonce").click()
+        expect(page.locator("#progress-percent")).to_have_text("100 %", timeout=60_000)
+        expect(page.locator('[data-stat="sent"]')).to_have_text("3")
+        expect(page.locator("[data-status-label]")).to_have_text("Envoyée")
+        page.screenshot(path=str(shots / "console-broadcast-sent.png"), full_page=True)
+    finally:
+        context.close()
+
+    bodies = {m["To"]: m.get("Body") for m in live_app.twilio.sent_messages()}
+    assert len(live_app.twilio.sent_messages("+2250701000101")) == 1
+    assert len(live_app.twilio.sent_messages("+2250701000102")) == 1
+    assert live_app.twilio.sent_messages("+2250701000104") == []  # STOP
+    assert bodies["whatsapp:+2250701000101"] == french
+    assert bodies["whatsapp:+2250701000102"] == english
+    telegram = live_app.telegram.sent_messages("700100103")
+    assert [m["text"] for m in telegram] == [french]
+
+
+def test_an_agent_cannot_open_another_posts_broadcast(
+    live_app: LiveApp, browser: Browser, shots: Path
+) -> None:
+    from api import db
+    from api.domain import broadcasts
+
+    with db.write(live_app.engine) as conn:
+        other = broadcasts.create(
+            conn,
+            title="Pour Accra",
+            texts={"fr": "Bonjour Accra"},
+            segment=broadcasts.Segment(posts=["ACC"]),
+            created_by=None,
+            now=NOW,
+        )
+    context, page = _log_in(live_app, browser, AGENT)
+    try:
+        page.get_by_role("link", name="Annonces").click()
+        expect(page.get_by_role("link", name="Pour Accra")).to_have_count(0)
+        response = page.goto(f"{live_app.url}/console/broadcasts/{other.id}")
+        assert response is not None
+        assert response.status == 404
+        expect(page.get_by_role("heading", level=1)).to_have_text("Introuvable")
+        expect(page.get_by_text("Cette annonce n'existe pas.")).to_be_visible()
+        page.screenshot(path=str(shots / "console-broadcast-not-found.png"))
+    finally:
+        context.close()
+
+
+def test_the_agents_dashboard_draws_their_posts_activity(
+    live_app: LiveApp, browser: Browser, shots: Path
+) -> None:
+    context, page = _log_in(live_app, browser, AGENT)
+    try:
+        page.get_by_role("link", name="Tableau de bord").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Tableau de bord")
+        chart = page.locator("#chart-appointments")
+        expect(chart.locator("svg rect").first).to_be_visible()
+        expect(chart.get_by_role("row", name=re.compile("^2026-12-01 1"))).to_have_count(1)
+        expect(page.locator("#chart-requests svg")).to_be_visible()
+        page.screenshot(path=str(shots / "console-dashboard.png"), full_page=True)
+        response = page.goto(live_app.url + "/console/dashboard?post=ACC")
+        assert response is not None
+        assert response.status == 404
+    finally:
+        context.close()
+
+
+def test_an_administrator_creates_and_deactivates_an_account(
+    live_app: LiveApp, browser: Browser, shots: Path
+) -> None:
+    context, page = _log_in(live_app, browser, ADMIN)
+    try:
+        page.get_by_role("link", name="Comptes").click()
+        page.get_by_label("Adresse e-mail").fill("nouvel.agent@consulat.bf")
+        page.get_by_role("radio", name=re.compile("Agent")).check()
+        page.get_by_role("checkbox", name=re.compile("BKE —")).check()
+        page.get_by_label(re.compile("^Mot de passe initial")).fill("premier-jour-2026")
+        page.get_by_role("button", name="Créer le compte").click()
+        expect(page.get_by_role("status")).to_contain_text("nouvel.agent@consulat.bf créé")
+        page.screenshot(path=str(shots / "console-account.png"), full_page=True)
+        page.get_by_role("button", name="Désactiver le compte").click()
+        expect(page.locator("#account-state")).to_have_text("désactivé")
+    finally:
+        context.close()
+
+
+CONSOLE_PAGES = (
+    "/console/appointments",
+    "/console/requests",
+    "/console/requests/new",
+    "/console/posts/ABJ",
+    "/console/broadcasts",
+    "/console/broadcasts/new",
+    "/console/dashboard",
+    "/console/admin/staff",
+)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed: npm ci --prefix tests/axe")
+def test_every_console_page_has_no_serious_accessibility_violation(
+    live_app: LiveApp, browser: Browser, shots: Path
+) -> None:
+    from api import db
+    from api.domain import broadcasts
+
+    with db.write(live_app.engine) as conn:
+        draft = broadcasts.create(
+            conn,
+            title="Brouillon",
+            texts={"fr": "Bonjour"},
+            segment=broadcasts.Segment(posts=["ABJ"]),
+            created_by=None,
+            now=NOW,
+        )
+    context, page = _log_in(live_app, browser, ADMIN)
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for path in (*CONSOLE_PAGES, f"/console/broadcasts/{draft.id}", "/console/admin/staff/1"):
+            page.goto(live_app.url + path)
+            page.wait_for_load_state("networkidle")
+            violations = _axe(page)
+            if violations:
+                found[path] = violations
+            name = path.strip("/").replace("/", "-")
+            page.screenshot(path=str(shots / f"axe-{name}.png"), full_page=True)
+        page.get_by_role("button", name="Se déconnecter").click()
+        page.goto(live_app.url + "/console/login")
+        if violations := _axe(page):
+            found["/console/login"] = violations
+    finally:
+        context.close()
+    assert found == {}

@@ -339,6 +339,42 @@ def end_login(conn: Connection, login_id: str, now: datetime) -> None:
     )
 
 
+def set_password(conn: Connection, staff_id: int, password: str) -> None:
+    """A new password (Argon2id); the console sessions opened with the old one stop working."""
+    conn.execute(
+        _staff.update()
+        .where(_staff.c.id == staff_id)
+        .values(password_hash=_hasher().hash(password))
+    )
+
+
+DEMO_ADMIN = "demo.admin@diaspora.local"
+
+
+def demo_admin(conn: Connection, now: datetime) -> tuple[str, str]:
+    """The local demo's administrator, created if missing, with a new random password each
+    time (only its hash is kept, so it is shown at start-up and never again). Called by
+    `serve` on the local demo database only; never in production."""
+    password = secrets.token_urlsafe(12)
+    staff_id = staff_id_of(conn, DEMO_ADMIN)
+    if staff_id is None:
+        add_staff(conn, DEMO_ADMIN, "admin", [], password, now=now)
+    else:
+        set_password(conn, staff_id, password)
+        conn.execute(_staff.update().where(_staff.c.id == staff_id).values(active=True))
+    audit.record(
+        conn,
+        staff_id=None,
+        action="demo_login",
+        entity="staff",
+        entity_id=staff_id_of(conn, DEMO_ADMIN) or 0,
+        before=None,
+        after={"email": DEMO_ADMIN},
+        now=now,
+    )
+    return DEMO_ADMIN, password
+
+
 def verify_password(conn: Connection, email: str, password: str) -> StaffPrincipal | None:
     """The account if the password is right, else None; rehashes when parameters changed."""
     row = conn.execute(

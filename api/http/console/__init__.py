@@ -1,15 +1,17 @@
 """`/console/` — the staff console: server-rendered pages for a consular agent at a desk.
 
-French pages (Jinja2 templates under api/templates/console/, CSS under api/static/), plain
-HTML forms; JavaScript only for the inbox's live refresh (api/static/inbox.js, served by the
-app). A signed session cookie with a login kept on the server (`session`) after an e-mail and
+French pages (Jinja2 templates under api/templates/console/, CSS and small scripts under
+api/static/, all served by the app), plain HTML forms that work without the scripts (the
+inbox's live refresh, the broadcasts' live count and progress). A signed session cookie with a
+login kept on the server (`session`) after an e-mail and
 password login (`login`); every form carries the session's CSRF token, compared in constant
 time. An agent sees and changes the data of their posts only (another post's data answers
 404, as if it did not exist); an administrator sees every post.
 
-One module per section, as `api.http.staff` has one per resource: `appointments`, `requests`,
-`inbox` (the desk's conversations with citizens), `posts`, `broadcasts`, `limits`, `citizens`,
-`translations` (review and glossary); `base` holds what they all stand on. A section's routes
+One module per section, as `api.http.staff` has one per resource: `dashboard`,
+`appointments`, `requests`, `inbox` (the desk's conversations with citizens), `posts`,
+`broadcasts`, `limits`, `citizens`, `translations` (review and glossary), `admin`; `base` holds
+what they all stand on. A section's routes
 only translate: they read the form, call the use case of the domain (api.domain.*_desk,
 api.domain.desk_conversations, api.domain.broadcasts…) in a `staff_write` transaction — the
 same use case the staff API calls, so both check, change, notify and audit alike — and turn
@@ -22,9 +24,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.http.console import (
+    admin,
     appointments,
     broadcasts,
     citizens,
+    dashboard,
     inbox,
     limits,
     login,
@@ -37,6 +41,7 @@ from api.http.console.login import login_failures_limit
 router = APIRouter()
 for section in (
     login,
+    dashboard,
     appointments,
     requests,
     inbox,
@@ -45,6 +50,7 @@ for section in (
     limits,
     citizens,
     translations,
+    admin,
 ):
     router.include_router(section.router)
 

@@ -1,24 +1,347 @@
-"""Broadcasts: the list of those the desk may see — by the one rule of api.domain.broadcasts
-(`within`: an agent sees a broadcast whose whole segment stays within their posts)."""
+"""Broadcasts: compose (a title, a text per language, an audience with its live count), send
+now or at a post's local time, cancel, duplicate, and follow the progress while it sends.
+
+The use cases are api.domain.broadcast_desk's (the same rule of visibility as the staff API:
+an agent sees a broadcast whose whole segment stays within their posts); these routes read
+the form and put what the domain raises into a page or a flash message. Two small JSON
+answers feed the page's script (/static/console-broadcasts.js): the audience count of the
+form as it is typed (a POST carrying the CSRF token) and the statistics while sending.
+"""
 
 from __future__ import annotations
 
-from fastapi import Response
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Form, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from api import db
-from api.domain import broadcasts
-from api.http.console.base import DeskDep, section_router, visible_posts
+from api.domain import broadcast_desk, broadcasts
+from api.domain.audit import staff_write
+from api.domain.broadcasts import (
+    DEFAULT_LANGUAGE,
+    TEXT_MAX,
+    Segment,
+    Stats,
+)
+from api.domain.errors import NotVisible, Refused
+from api.http.console.base import (
+    REQUEST_STATUSES,
+    Desk,
+    DeskDep,
+    FormDesk,
+    IdPath,
+    not_visible,
+    one_line,
+    parse_day,
+    section_router,
+    secure,
+    visible_posts,
+)
+from flows.engine import LANGUAGES
 
 router = section_router()
+
+TELEGRAM_MAX = 4096
+LANGUAGE_NAMES = {
+    "fr": "Français",
+    "mos": "Mooré",
+    "dyu": "Dioula",
+    "ff": "Fulfulde",
+    "en": "English",
+}
+CHANNEL_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram"}
+LIVE = ("scheduled", "sending")
+
+TextField = Annotated[str, Form(max_length=TEXT_MAX * 2)]
+ListField = Annotated[list[str], Form(max_length=300)]
+
+
+class ComposeForm:
+    """The compose form as posted: title, texts, and the audience's criteria."""
+
+    def __init__(
+        self,
+        title: Annotated[str, Form(max_length=400)] = "",
+        text_fr: TextField = "",
+        text_mos: TextField = "",
+        text_dyu: TextField = "",
+        text_ff: TextField = "",
+        text_en: TextField = "",
+        posts: ListField = [],  # noqa: B006  (FastAPI copies defaults)
+        countries: Annotated[str, Form(max_length=800)] = "",
+        languages: ListField = [],  # noqa: B006
+        channels: ListField = [],  # noqa: B006
+        appointment_start: Annotated[str, Form(max_length=10)] = "",
+        appointment_end: Annotated[str, Form(max_length=10)] = "",
+        request_statuses: ListField = [],  # noqa: B006
+    ) -> None:
+        self.title = one_line(title, broadcasts.TITLE_MAX)
+        raw = {"fr": text_fr, "mos": text_mos, "dyu": text_dyu, "ff": text_ff, "en": text_en}
+        self.texts = {lang: text.replace("\r\n", "\n").strip() for lang, text in raw.items()}
+        self.posts = [p.strip().upper() for p in posts if p.strip()]
+        self.countries = countries
+        self.languages = [lang for lang in languages if lang in LANGUAGES]
+        self.channels = [c for c in channels if c in CHANNEL_NAMES]
+        self.appointment_start = appointment_start
+        self.appointment_end = appointment_end
+        self.request_statuses = [s for s in request_statuses if s in REQUEST_STATUSES]
+
+    def segment(self) -> Segment:
+        """The Segment these criteria describe; ValueError when a criterion is malformed."""
+        data: dict[str, Any] = {
+            "posts": self.posts,
+            "countries": [c for c in self.countries.replace(";", ",").split(",") if c.strip()],
+            "languages": self.languages,
+            "channels": self.channels,
+        }
+        start, end = parse_day(self.appointment_start), parse_day(self.appointment_end)
+        if start or end:
+            data["appointment"] = {"start": start or end, "end": end or start}
+        if self.request_statuses:
+            data["request"] = {"statuses": self.request_statuses}
+        try:
+            return Segment.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "texts": self.texts,
+            "posts": self.posts,
+            "countries": self.countries,
+            "languages": self.languages,
+            "channels": self.channels,
+            "appointment_start": self.appointment_start,
+            "appointment_end": self.appointment_end,
+            "request_statuses": self.request_statuses,
+        }
+
+
+def _empty_values(desk: Desk, post_codes: list[str]) -> dict[str, Any]:
+    return {
+        "title": "",
+        "texts": dict.fromkeys(LANGUAGES, ""),
+        "posts": [] if desk.staff.is_admin else post_codes[:1],
+        "countries": "",
+        "languages": [],
+        "channels": [],
+        "appointment_start": "",
+        "appointment_end": "",
+        "request_statuses": [],
+    }
+
+
+def _compose_page(desk: Desk, values: dict[str, Any], error: str = "", **params: str) -> Response:
+    with db.read(desk.engine) as conn:
+        posts = visible_posts(conn, desk.staff)
+    return desk.page(
+        "console/broadcast_new.html",
+        "broadcasts",
+        values=values,
+        posts=posts,
+        languages=LANGUAGES,
+        language_names=LANGUAGE_NAMES,
+        channel_names=CHANNEL_NAMES,
+        request_statuses=REQUEST_STATUSES,
+        text_max=TEXT_MAX,
+        telegram_max=TELEGRAM_MAX,
+        error=error,
+        error_params=params,
+    )
 
 
 @router.get("/broadcasts", response_model=None)
 def broadcast_list(desk: DeskDep) -> Response:
     with db.read(desk.engine) as conn:
-        codes = (
-            None
-            if desk.staff.is_admin
-            else frozenset(p.code for p in visible_posts(conn, desk.staff))
-        )
-        rows, _ = broadcasts.list_broadcasts(conn, post_codes=codes, limit=100, offset=0)
+        rows = broadcast_desk.listing(conn, desk.staff)
     return desk.page("console/broadcasts.html", "broadcasts", rows=rows)
+
+
+@router.get("/broadcasts/new", response_model=None)
+def broadcast_new(desk: DeskDep) -> Response:
+    with db.read(desk.engine) as conn:
+        codes = [p.code for p in visible_posts(conn, desk.staff)]
+    return _compose_page(desk, _empty_values(desk, codes))
+
+
+@router.post("/broadcasts", response_model=None)
+def broadcast_create(desk: FormDesk, form: Annotated[ComposeForm, Depends()]) -> Response:
+    try:
+        segment = form.segment()
+    except ValueError:
+        return _compose_page(desk, form.values(), "segment_invalid")
+    if not form.title:
+        return _compose_page(desk, form.values(), "title_needed")
+    if not form.texts.get(DEFAULT_LANGUAGE):
+        return _compose_page(desk, form.values(), "french_needed")
+    too_long = [LANGUAGE_NAMES[lang] for lang, text in form.texts.items() if len(text) > TEXT_MAX]
+    if too_long:
+        return _compose_page(desk, form.values(), "text_too_long", languages=", ".join(too_long))
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            record = broadcast_desk.compose(tx, title=form.title, texts=form.texts, segment=segment)
+    except Refused as refused:
+        return _compose_page(desk, form.values(), refused.code, **refused.params)
+    desk.session.flash("ok", "broadcast_created", title=record.title)
+    return desk.redirect(f"/console/broadcasts/{record.id}")
+
+
+@router.post("/broadcasts/count", response_model=None)
+def broadcast_count(desk: FormDesk, form: Annotated[ComposeForm, Depends()]) -> Response:
+    """The live count of the form's audience (JSON, for the page's script)."""
+    try:
+        segment = form.segment()
+        with db.read(desk.engine) as conn:
+            found = broadcast_desk.audience(conn, desk.staff, segment)
+    except ValueError:
+        return _json({"error": "segment_invalid"}, 422)
+    except Refused as refused:
+        return _json({"error": refused.code}, 403 if refused.code == "outside_posts" else 422)
+    return _json(
+        {
+            "total": found.total,
+            "reachable": found.reachable,
+            "opted_out": found.opted_out,
+            "unreachable": found.unreachable,
+        }
+    )
+
+
+def _json(content: dict[str, Any], status_code: int = 200) -> Response:
+    return secure(JSONResponse(content, status_code=status_code))
+
+
+def progress_of(found: Stats) -> dict[str, Any]:
+    """The statistics with how far the broadcast is, in per cent of its audience."""
+    done = found.audience - found.pending
+    if found.audience:
+        percent = round(100 * done / found.audience)
+    else:
+        percent = 100 if found.status == "sent" else 0
+    if found.status in LIVE:
+        percent = min(percent, 99)  # 100 % only once every message has been written
+    live = found.status in LIVE or found.pending > 0
+    return {**found.as_dict(), "percent": percent, "live": live}
+
+
+@router.get("/broadcasts/{broadcast_id}", response_model=None)
+def broadcast_detail(desk: DeskDep, broadcast_id: IdPath) -> Response:
+    with db.read(desk.engine) as conn:
+        try:
+            record = broadcast_desk.visible(conn, desk.staff, broadcast_id)
+            found = broadcasts.stats(conn, broadcast_id)
+        except NotVisible as missing:
+            raise not_visible(desk, missing) from None
+        segment = broadcasts.segment_of(record)
+        count = broadcasts.count(conn, segment) if record.status == "draft" else None
+        posts = visible_posts(conn, desk.staff)
+    named = [p for p in posts if p.code in segment.named_posts()] or posts
+    local_post = named[0] if named else None
+    return desk.page(
+        "console/broadcast.html",
+        "broadcasts",
+        b=record,
+        segment=segment,
+        count=count,
+        progress=progress_of(found),
+        posts=named,
+        local_post=local_post,
+        language_names=LANGUAGE_NAMES,
+        channel_names=CHANNEL_NAMES,
+        text_max=TEXT_MAX,
+        telegram_max=TELEGRAM_MAX,
+        min_local=(
+            desk.now.astimezone(ZoneInfo(local_post.timezone)).strftime("%Y-%m-%dT%H:%M")
+            if local_post is not None
+            else ""
+        ),
+    )
+
+
+@router.get("/broadcasts/{broadcast_id}/stats", response_model=None)
+def broadcast_stats(desk: DeskDep, broadcast_id: IdPath) -> Response:
+    with db.read(desk.engine) as conn:
+        try:
+            found = broadcast_desk.progress(conn, desk.staff, broadcast_id)
+        except NotVisible:
+            return _json({"error": "not_found"}, 404)
+    return _json(progress_of(found))
+
+
+def _local_send_at(desk: Desk, text: str, post_code: str) -> datetime | str | None:
+    """The moment a local time of a post names (UTC), None for now, or an error code."""
+    if not text.strip():
+        return None
+    try:
+        local = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return "send_at_invalid"
+    if not date(2000, 1, 1) <= local.date() <= date(2099, 12, 31):
+        return "send_at_invalid"
+    with db.read(desk.engine) as conn:
+        post = next((p for p in visible_posts(conn, desk.staff) if p.code == post_code), None)
+    if post is None:
+        return "choose_post"
+    return local.replace(tzinfo=ZoneInfo(post.timezone))
+
+
+@router.post("/broadcasts/{broadcast_id}/send", response_model=None)
+def broadcast_send(
+    desk: FormDesk,
+    broadcast_id: IdPath,
+    when: Annotated[str, Form(max_length=10)] = "now",
+    send_at: Annotated[str, Form(max_length=20)] = "",
+    post: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    here = f"/console/broadcasts/{broadcast_id}"
+    moment = None if when == "now" else _local_send_at(desk, send_at, post.strip().upper())
+    if when != "now" and moment is None:
+        moment = "send_at_needed"
+    if isinstance(moment, str):
+        desk.session.flash("error", moment)
+        return desk.redirect(here)
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            record = broadcast_desk.send(tx, broadcast_id, moment)
+    except NotVisible as missing:
+        raise not_visible(desk, missing) from None
+    except Refused as refused:
+        desk.session.flash("error", f"broadcast_{refused.code}", **refused.params)
+        return desk.redirect(here)
+    due_now = record.send_at is None or record.send_at <= desk.now
+    desk.session.flash("ok", "broadcast_sending" if due_now else "broadcast_scheduled")
+    return desk.redirect(here)
+
+
+@router.post("/broadcasts/{broadcast_id}/cancel", response_model=None)
+def broadcast_cancel(desk: FormDesk, broadcast_id: IdPath) -> Response:
+    here = f"/console/broadcasts/{broadcast_id}"
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            _, stopped = broadcast_desk.cancel(tx, broadcast_id)
+    except NotVisible as missing:
+        raise not_visible(desk, missing) from None
+    except Refused as refused:
+        desk.session.flash("error", f"broadcast_{refused.code}", **refused.params)
+        return desk.redirect(here)
+    desk.session.flash("ok", "broadcast_cancelled", stopped=stopped)
+    return desk.redirect(here)
+
+
+@router.post("/broadcasts/{broadcast_id}/duplicate", response_model=None)
+def broadcast_duplicate(desk: FormDesk, broadcast_id: IdPath) -> Response:
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            record = broadcast_desk.duplicate(tx, broadcast_id)
+    except NotVisible as missing:
+        raise not_visible(desk, missing) from None
+    except Refused as refused:
+        desk.session.flash("error", f"broadcast_{refused.code}", **refused.params)
+        return desk.redirect(f"/console/broadcasts/{broadcast_id}")
+    desk.session.flash("ok", "broadcast_duplicated")
+    return desk.redirect(f"/console/broadcasts/{record.id}")

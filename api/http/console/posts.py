@@ -1,5 +1,7 @@
-"""Posts: their opening hours and closures (adding a closure cancels that day's bookings and
-tells each citizen, api.domain.closures)."""
+"""Posts: their opening hours, closures (adding one cancels that day's bookings and tells
+each citizen, api.domain.closures; removing one opens the day again) and — for
+administrators — the services they offer (api.domain.offers.save_offer). Every change is
+audited as the staff API audits it."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from api import db
-from api.domain import waitlist
+from api.domain import offers, waitlist
 from api.domain.audit import staff_write
-from api.domain.closures import add_closure
+from api.domain.closures import add_closure, remove_closure
+from api.domain.errors import NotVisible
 from api.domain.tables import table
 from api.http.console.base import (
     AnyRow,
@@ -64,6 +67,7 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
             .where(_hours.c.post_id == post.id)
             .order_by(_hours.c.weekday, _hours.c.opens)
         ).all()
+        offers_here = offers.offers_of(conn, post.id)
         closures = conn.execute(
             sa.select(_closure.c.day, _closure.c.reason)
             .where(_closure.c.post_id == post.id, _closure.c.day >= today)
@@ -83,6 +87,7 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
         closures=[(c.day, french_day(c.day), c.reason) for c in closures],
         today=today,
         waitlist=line,
+        offers=offers_here,
     )
 
 
@@ -122,4 +127,73 @@ def create_closure(
         desk.session.flash("error", "closure_exists", day=french_day(closed_on))
         return desk.redirect(here)
     desk.session.flash("ok", "closure_added", day=french_day(closed_on), cancelled=len(cancelled))
+    return desk.redirect(here)
+
+
+@router.post("/posts/{code}/closures/{day}/delete", response_model=None)
+def delete_closure(
+    desk: FormDesk,
+    code: Annotated[str, Path(max_length=8)],
+    day: Annotated[str, Path(max_length=10)],
+) -> Response:
+    with db.read(desk.engine) as conn:
+        post = _post_for(desk, conn, code)
+    here = f"/console/posts/{post.code}"
+    closed_on = parse_day(day)
+    if closed_on is None:
+        raise not_found(desk)
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            removed = remove_closure(tx.conn, post.id, closed_on)
+            if removed is None:
+                raise NotVisible("closure")
+            tx.audit("delete", "closure", f"{post.code}/{closed_on}", removed, None)
+    except NotVisible:
+        desk.session.flash("error", "closure_missing")
+        return desk.redirect(here)
+    desk.session.flash("ok", "closure_removed", day=french_day(closed_on))
+    return desk.redirect(here)
+
+
+def _bounded(text: str, low: int, high: int) -> int | None:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if low <= value <= high else None
+
+
+@router.post("/posts/{code}/services/{service}", response_model=None)
+def save_offer(
+    desk: FormDesk,
+    code: Annotated[str, Path(max_length=8)],
+    service: Annotated[str, Path(max_length=32)],
+    slot_minutes: Annotated[str, Form(max_length=6)] = "",
+    seats_per_slot: Annotated[str, Form(max_length=6)] = "",
+    booking_window_days: Annotated[str, Form(max_length=6)] = "",
+    min_notice_hours: Annotated[str, Form(max_length=6)] = "",
+    fee_note: Annotated[str, Form(max_length=600)] = "",
+    active: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    if not desk.staff.is_admin:
+        raise not_found(desk)
+    with db.read(desk.engine) as conn:
+        post = _post_for(desk, conn, code)
+    here = f"/console/posts/{post.code}#services"
+    values = {
+        "slot_minutes": _bounded(slot_minutes, 5, 480),
+        "seats_per_slot": _bounded(seats_per_slot, 0, 100),
+        "booking_window_days": _bounded(booking_window_days, 1, 366),
+        "min_notice_hours": _bounded(min_notice_hours, 0, 24 * 30),
+    }
+    if any(v is None for v in values.values()):
+        desk.session.flash("error", "offer_invalid")
+        return desk.redirect(here)
+    changes = {**values, "fee_note": one_line(fee_note, 300), "active": active == "on"}
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            offers.save_offer(tx, post.id, post.code, service, changes, create=False)
+    except NotVisible as missing:
+        raise not_found(desk, missing.what) from None
+    desk.session.flash("ok", "offer_saved", service=service)
     return desk.redirect(here)

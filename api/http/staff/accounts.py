@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from api.db import read
-from api.domain.staff import AccountRecord, disable_account, list_accounts, revoke_tokens_of
+from api.domain import account_desk
+from api.domain.errors import NotVisible, Refused
+from api.domain.staff import AccountRecord, list_accounts, revoke_tokens_of
 from api.http.staff.deps import CurrentAdmin, DbDep, NowDep, staff_write
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import IdPath
@@ -70,13 +72,13 @@ def list_all(staff: CurrentAdmin, db: DbDep, now: NowDep) -> list[AccountPublic]
     responses=responses(404, 409),
 )
 def disable(staff_id: IdPath, staff: CurrentAdmin, db: DbDep, now: NowDep) -> AccountPublic:
-    if staff_id == staff.id:
-        raise ProblemError(409, "an administrator cannot disable their own account")
-    with staff_write(db, staff, now) as tx:
-        before = _one(tx.conn, staff_id, now)
-        disable_account(tx.conn, staff_id, now)
-        after = _one(tx.conn, staff_id, now)
-        tx.audit("disable", "staff", staff_id, _snapshot(before), _snapshot(after))
+    try:
+        with staff_write(db, staff, now) as tx:
+            after = account_desk.deactivate(tx, staff_id)
+    except NotVisible:
+        raise ProblemError(404, "no such staff account") from None
+    except Refused:
+        raise ProblemError(409, "an administrator cannot disable their own account") from None
     return _public(after)
 
 

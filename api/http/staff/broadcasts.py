@@ -10,14 +10,13 @@ exist). Every change is audited.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, Field, model_validator
-from sqlalchemy.engine import Connection
 
 from api.db import read
+from api.domain import broadcast_desk as desk
 from api.domain import broadcasts as domain
 from api.domain.broadcasts import (
     TEXT_MAX,
@@ -25,14 +24,13 @@ from api.domain.broadcasts import (
     Language,
     Segment,
 )
-from api.domain.staff import StaffPrincipal
+from api.domain.errors import NotVisible, Refused
 from api.http.staff.deps import (
     CurrentStaff,
     DbDep,
     NowDep,
     Page,
     PageDep,
-    post_table,
     staff_write,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
@@ -150,40 +148,14 @@ def to_public(record: BroadcastRecord) -> BroadcastPublic:
     )
 
 
-def _snapshot(record: BroadcastRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.as_dict().items() if k not in {"created_by", "created_at"}}
+_REFUSED_STATUS = {"outside_posts": 403, "unknown_posts": 422, "invalid": 422}
 
 
-def _agent_codes(conn: Connection, staff: StaffPrincipal) -> frozenset[str] | None:
-    """The codes of an agent's posts; None for an administrator (every post)."""
-    if staff.is_admin:
-        return None
-    codes = conn.execute(
-        sa.select(post_table.c.code).where(post_table.c.id.in_(sorted(staff.post_ids)))
-    ).scalars()
-    return frozenset(codes)
-
-
-def _check_scope(conn: Connection, staff: StaffPrincipal, segment: Segment) -> Segment:
-    """The segment scoped to the caller's posts (see `domain.check_scope`), or a problem."""
-    try:
-        return domain.check_scope(conn, segment, None if staff.is_admin else staff.post_ids)
-    except domain.OutsideStaffPosts as exc:
-        raise ProblemError(403, str(exc)) from None
-    except domain.UnknownPosts as exc:
-        raise ProblemError(422, str(exc)) from None
-
-
-def _visible(conn: Connection, staff: StaffPrincipal, broadcast_id: int) -> BroadcastRecord:
-    """The broadcast, if the caller may see it; else 404."""
-    record = domain.find(conn, broadcast_id)
-    if record is None or not domain.within(record, _agent_codes(conn, staff)):
-        raise ProblemError(404, "no such broadcast")
-    return record
-
-
-def _wrong_status(exc: domain.WrongStatus) -> ProblemError:
-    return ProblemError(409, str(exc))
+def _problem(exc: NotVisible | Refused) -> ProblemError:
+    """What the use cases of api.domain.broadcast_desk raise, as a problem."""
+    if isinstance(exc, NotVisible):
+        return ProblemError(404, "no such broadcast")
+    return ProblemError(_REFUSED_STATUS.get(exc.code, 409), exc.detail)
 
 
 @router.get("/broadcasts", summary="List broadcasts, newest first (an agent: their posts')")
@@ -196,7 +168,7 @@ def list_all(
     with read(db) as conn:
         records, total = domain.list_broadcasts(
             conn,
-            post_codes=_agent_codes(conn, staff),
+            post_codes=desk.post_codes(conn, staff),
             status=status.value if status else None,
             limit=page.limit,
             offset=page.offset,
@@ -211,20 +183,13 @@ def list_all(
     responses=responses(403),
 )
 def create(body: BroadcastCreate, staff: CurrentStaff, db: DbDep, now: NowDep) -> BroadcastPublic:
-    with staff_write(db, staff, now) as tx:
-        segment = _check_scope(tx.conn, staff, body.segment)
-        try:
-            record = domain.create(
-                tx.conn,
-                title=body.title,
-                texts=_texts(body.texts),
-                segment=segment,
-                created_by=staff.id,
-                now=now,
+    try:
+        with staff_write(db, staff, now) as tx:
+            record = desk.compose(
+                tx, title=body.title, texts=_texts(body.texts), segment=body.segment
             )
-        except ValueError as exc:
-            raise ProblemError(422, str(exc)) from None
-        tx.audit("create", "broadcast", record.id, None, _snapshot(record))
+    except (NotVisible, Refused) as exc:
+        raise _problem(exc) from None
     return to_public(record)
 
 
@@ -234,8 +199,11 @@ def create(body: BroadcastCreate, staff: CurrentStaff, db: DbDep, now: NowDep) -
     responses=responses(403),
 )
 def count_audience(segment: Segment, staff: CurrentStaff, db: DbDep) -> AudienceCount:
-    with read(db) as conn:
-        found = domain.count(conn, _check_scope(conn, staff, segment))
+    try:
+        with read(db) as conn:
+            found = desk.audience(conn, staff, segment)
+    except Refused as exc:
+        raise _problem(exc) from None
     return AudienceCount(
         total=found.total,
         reachable=found.reachable,
@@ -246,8 +214,11 @@ def count_audience(segment: Segment, staff: CurrentStaff, db: DbDep) -> Audience
 
 @router.get("/broadcasts/{broadcast_id}", summary="One broadcast", responses=responses(404))
 def get_one(broadcast_id: IdPath, staff: CurrentStaff, db: DbDep) -> BroadcastPublic:
-    with read(db) as conn:
-        return to_public(_visible(conn, staff, broadcast_id))
+    try:
+        with read(db) as conn:
+            return to_public(desk.visible(conn, staff, broadcast_id))
+    except NotVisible as exc:
+        raise _problem(exc) from None
 
 
 @router.patch(
@@ -258,22 +229,17 @@ def get_one(broadcast_id: IdPath, staff: CurrentStaff, db: DbDep) -> BroadcastPu
 def update(
     broadcast_id: IdPath, body: BroadcastUpdate, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> BroadcastPublic:
-    with staff_write(db, staff, now) as tx:
-        _visible(tx.conn, staff, broadcast_id)
-        segment = None if body.segment is None else _check_scope(tx.conn, staff, body.segment)
-        try:
-            before, after = domain.update_draft(
-                tx.conn,
+    try:
+        with staff_write(db, staff, now) as tx:
+            after = desk.edit(
+                tx,
                 broadcast_id,
                 title=body.title,
                 texts=_texts(body.texts) if body.texts is not None else None,
-                segment=segment,
+                segment=body.segment,
             )
-        except domain.WrongStatus as exc:
-            raise _wrong_status(exc) from None
-        except ValueError as exc:
-            raise ProblemError(422, str(exc)) from None
-        tx.audit("update", "broadcast", broadcast_id, _snapshot(before), _snapshot(after))
+    except (NotVisible, Refused) as exc:
+        raise _problem(exc) from None
     return to_public(after)
 
 
@@ -291,18 +257,11 @@ def send(
     now: NowDep,
     body: SendBody | None = None,
 ) -> BroadcastPublic:
-    with staff_write(db, staff, now) as tx:
-        before = _visible(tx.conn, staff, broadcast_id)
-        # The posts an agent had may have changed since the draft was written.
-        stored = domain.segment_of(before)
-        segment = _check_scope(tx.conn, staff, stored)
-        try:
-            if segment != stored:  # a draft written before criteria were scoped
-                domain.update_draft(tx.conn, broadcast_id, segment=segment)
-            after = domain.schedule(tx.conn, broadcast_id, body.send_at if body else None, now)
-        except domain.WrongStatus as exc:
-            raise _wrong_status(exc) from None
-        tx.audit("schedule", "broadcast", broadcast_id, _snapshot(before), _snapshot(after))
+    try:
+        with staff_write(db, staff, now) as tx:
+            after = desk.send(tx, broadcast_id, body.send_at if body else None)
+    except (NotVisible, Refused) as exc:
+        raise _problem(exc) from None
     return to_public(after)
 
 
@@ -312,19 +271,11 @@ def send(
     responses=responses(404, 409),
 )
 def cancel(broadcast_id: IdPath, staff: CurrentStaff, db: DbDep, now: NowDep) -> BroadcastPublic:
-    with staff_write(db, staff, now) as tx:
-        before = _visible(tx.conn, staff, broadcast_id)
-        try:
-            after, stopped = domain.cancel(tx.conn, broadcast_id, now)
-        except domain.WrongStatus as exc:
-            raise _wrong_status(exc) from None
-        tx.audit(
-            "cancel",
-            "broadcast",
-            broadcast_id,
-            _snapshot(before),
-            {**_snapshot(after), "messages_cancelled": stopped},
-        )
+    try:
+        with staff_write(db, staff, now) as tx:
+            after, _ = desk.cancel(tx, broadcast_id)
+    except (NotVisible, Refused) as exc:
+        raise _problem(exc) from None
     return to_public(after)
 
 
@@ -335,11 +286,11 @@ def cancel(broadcast_id: IdPath, staff: CurrentStaff, db: DbDep, now: NowDep) ->
     responses=responses(403, 404),
 )
 def duplicate(broadcast_id: IdPath, staff: CurrentStaff, db: DbDep, now: NowDep) -> BroadcastPublic:
-    with staff_write(db, staff, now) as tx:
-        source = _visible(tx.conn, staff, broadcast_id)
-        _check_scope(tx.conn, staff, domain.segment_of(source))
-        record = domain.duplicate(tx.conn, broadcast_id, created_by=staff.id, now=now)
-        tx.audit("create", "broadcast", record.id, None, {**_snapshot(record), "from": source.id})
+    try:
+        with staff_write(db, staff, now) as tx:
+            record = desk.duplicate(tx, broadcast_id)
+    except (NotVisible, Refused) as exc:
+        raise _problem(exc) from None
     return to_public(record)
 
 
@@ -349,7 +300,9 @@ def duplicate(broadcast_id: IdPath, staff: CurrentStaff, db: DbDep, now: NowDep)
     responses=responses(404),
 )
 def stats(broadcast_id: IdPath, staff: CurrentStaff, db: DbDep) -> BroadcastStats:
-    with read(db) as conn:
-        _visible(conn, staff, broadcast_id)
-        found = domain.stats(conn, broadcast_id)
+    try:
+        with read(db) as conn:
+            found = desk.progress(conn, staff, broadcast_id)
+    except NotVisible as exc:
+        raise _problem(exc) from None
     return BroadcastStats(**{**found.as_dict(), "status": BroadcastStatus(found.status)})

@@ -1,8 +1,8 @@
 """Services (the catalogue) and what each post offers of them: slot length, seats, booking
 window, notice, fee note.
 
-Changing the seats of an offer also resizes the slots already opened after now, never below
-the seats they have sold: bookings made stay made.
+The use case is api.domain.offers.save_offer (the console's too): changing the seats of an
+offer also resizes the slots already opened after now, never below the seats they have sold.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Row
 
 from api.db import read
+from api.domain import offers
+from api.domain.errors import NotVisible
 from api.domain.tables import table
 from api.http.staff.deps import (
     CurrentStaff,
@@ -29,13 +31,11 @@ from api.http.staff.deps import (
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import ONE_LINE, CodePath
-from api.models import PostService, Service, Slot
+from api.models import Service
 
 router = APIRouter(tags=["services"], route_class=ProblemRoute, responses=responses(401, 422))
 
 service_table = table(Service)
-offer_table = table(PostService)
-slot_table = table(Slot)
 
 
 class ServicePublic(BaseModel):
@@ -77,21 +77,6 @@ class OfferPublic(OfferSettings):
 _SETTINGS = tuple(OfferSettings.model_fields)
 
 
-def _offers_query() -> sa.Select[Any]:
-    return (
-        sa.select(
-            offer_table.c.id,
-            *(offer_table.c[name] for name in _SETTINGS),
-            service_table.c.code.label("service"),
-            service_table.c.name.label("service_name"),
-        )
-        .select_from(
-            offer_table.join(service_table, service_table.c.id == offer_table.c.service_id)
-        )
-        .order_by(service_table.c.position, service_table.c.id)
-    )
-
-
 def _public(post_code: str, row: Row[Any]) -> OfferPublic:
     return OfferPublic(
         post=post_code, **{k: getattr(row, k) for k in (*_SETTINGS, "service", "service_name")}
@@ -110,63 +95,25 @@ def list_services(staff: CurrentStaff, db: DbDep, page: PageDep) -> Page[Service
 def list_offers(code: CodePath, staff: CurrentStaff, db: DbDep, page: PageDep) -> Page[OfferPublic]:
     with read(db) as conn:
         post = get_post(conn, staff, code)
-        rows, total = paginate(conn, _offers_query().where(offer_table.c.post_id == post.id), page)
-    return page.wrap([_public(post.code, r) for r in rows], total)
-
-
-def _service_id(conn: Connection, service_code: str) -> int:
-    found = conn.execute(
-        sa.select(service_table.c.id).where(service_table.c.code == service_code)
-    ).scalar_one_or_none()
-    if found is None:
-        raise ProblemError(404, "no such service")
-    return int(found)
-
-
-def _offer(conn: Connection, post_id: int, service_id: int) -> Row[Any] | None:
-    return conn.execute(
-        _offers_query().where(
-            offer_table.c.post_id == post_id, offer_table.c.service_id == service_id
+        rows, total = paginate(
+            conn, offers.offers_query().where(offers.offer_table.c.post_id == post.id), page
         )
-    ).first()
-
-
-def _resize_future_slots(tx: StaffWrite, offer_id: int, seats: int) -> None:
-    tx.conn.execute(
-        sa.update(slot_table)
-        .where(slot_table.c.post_service_id == offer_id, slot_table.c.starts_at > tx.now)
-        .values(capacity=sa.case((slot_table.c.booked > seats, slot_table.c.booked), else_=seats))
-    )
+    return page.wrap([_public(post.code, r) for r in rows], total)
 
 
 def _save(
     tx: StaffWrite, post: Row[Any], service_code: str, values: dict[str, Any], create: bool
 ) -> OfferPublic:
-    service_id = _service_id(tx.conn, service_code)
-    before = _offer(tx.conn, post.id, service_id)
-    if before is None and not create:
-        raise ProblemError(404, "this post does not offer this service")
-    if before is None:
-        tx.conn.execute(
-            sa.insert(offer_table).values(post_id=post.id, service_id=service_id, **values)
+    try:
+        after = offers.save_offer(tx, post.id, post.code, service_code, values, create=create)
+    except NotVisible as missing:
+        detail = (
+            "no such service"
+            if missing.what == "service"
+            else "this post does not offer this service"
         )
-    elif values:
-        tx.conn.execute(
-            sa.update(offer_table).where(offer_table.c.id == before.id).values(**values)
-        )
-    after = _offer(tx.conn, post.id, service_id)
-    assert after is not None
-    if "seats_per_slot" in values:
-        _resize_future_slots(tx, after.id, values["seats_per_slot"])
-    public = _public(post.code, after)
-    tx.audit(
-        "create" if before is None else "update",
-        "offer",
-        f"{post.code}/{service_code}",
-        None if before is None else _public(post.code, before).model_dump(),
-        public.model_dump(),
-    )
-    return public
+        raise ProblemError(404, detail) from None
+    return _public(post.code, after)
 
 
 @router.put(

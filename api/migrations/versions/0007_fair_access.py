@@ -1,7 +1,7 @@
 """fair access: booking limits per post, appointments' name key, limit lifts, the waitlist
 
 Revision ID: 0007 (0006 is another branch's: renumbered at merge)
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-03 09:52:14
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import api.models
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
