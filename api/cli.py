@@ -243,6 +243,10 @@ def _announce(server: Any, current: Settings, base: str, login: tuple[str, str] 
         if time.monotonic() > deadline or server.should_exit:
             return
         time.sleep(0.1)
+    if current.log_format == "json":  # machines read this output: one JSON log line
+        addresses = [line.strip() for line in start_up_lines(base, current, None) if line.strip()]
+        logger.info("listening: %s", "; ".join(addresses))
+        return
     typer.echo("\n".join(start_up_lines(base, current, login)))
 
 
