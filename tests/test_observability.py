@@ -180,3 +180,20 @@ def test_retention_forgets_old_texts_and_keeps_the_counts(engine: Engine) -> Non
         ("sent", "+2250701000001", {"text": "Awa, votre rendez-vous", "choices": []}),
     ]
     assert [tuple(s) for s in states] == [("+2250701000001", None), ("+2250701000002", state)]
+
+
+def test_metrics_count_the_waitlists(demo_engine: Engine) -> None:
+    from api.world import SqlWorld
+    from tests.support.people import add_citizen
+
+    for name in ("Issa Traoré", "Awa Traoré"):
+        citizen = add_citizen(demo_engine, phone=None)
+        with db.write(demo_engine) as conn:
+            SqlWorld(conn).join_waitlist(
+                citizen, "ABJ", "cnib", name, datetime(2026, 12, 1, tzinfo=UTC)
+            )
+    settings = Settings(database_url=demo_engine.url.render_as_string(hide_password=False))
+    with TestClient(create_app(settings, engine=demo_engine, run_worker=False)) as client:
+        scraped = client.get("/metrics").text
+    assert 'diaspora_waitlist_entries{status="waiting"} 2.0' in scraped
+    assert 'diaspora_waitlist_entries{status="offered"} 0.0' in scraped

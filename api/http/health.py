@@ -93,8 +93,8 @@ class Metrics:
 
 class StoreCollector(Collector):
     """What the database holds, read at each scrape (the same on every replica: aggregate
-    with `max`, not `sum`): the outbox's depth per channel and lane, bookings ever made,
-    and whether the database answers."""
+    with `max`, not `sum`): the outbox's depth per channel and lane, bookings ever made, the
+    waitlists (waiting, offered), and whether the database answers."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -112,10 +112,16 @@ class StoreCollector(Collector):
         bookings = CounterMetricFamily(
             "diaspora_bookings", "Appointments ever booked (any status since).", labels=[]
         )
+        waitlist = GaugeMetricFamily(
+            "diaspora_waitlist_entries",
+            "Citizens on a waitlist, by status (waiting; offered: a seat is held for them).",
+            labels=["status"],
+        )
         try:
             with self.engine.connect() as conn:
                 rows = conn.execute(_OUTBOX_DEPTH).all()
                 booked = conn.execute(_BOOKINGS).scalar_one()
+                waiting: dict[str, int] = {str(s): int(n) for s, n in conn.execute(_WAITLIST)}
         except Exception as exc:
             logger.warning("metrics: the database does not answer (%s)", type(exc).__name__)
             up.add_metric([], 0)
@@ -124,7 +130,9 @@ class StoreCollector(Collector):
         for channel, lane, count in rows:
             depth.add_metric([str(channel), LANES.get(int(lane), str(lane))], int(count))
         bookings.add_metric([], int(booked))
-        return [up, depth, bookings]
+        for status in ("waiting", "offered"):
+            waitlist.add_metric([status], int(waiting.get(status, 0)))
+        return [up, depth, bookings, waitlist]
 
 
 LANES = {lane.value: lane.name for lane in Lane}
@@ -133,6 +141,10 @@ _OUTBOX_DEPTH = sa.text(
     "WHERE status IN ('pending', 'sending') GROUP BY channel, lane"
 )
 _BOOKINGS = sa.text("SELECT count(*) FROM appointment")
+_WAITLIST = sa.text(
+    "SELECT status, count(*) FROM waitlist_entry WHERE status IN ('waiting', 'offered') "
+    "GROUP BY status"
+)
 
 
 class DeskCollector:
