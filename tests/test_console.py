@@ -1227,3 +1227,32 @@ def test_a_posts_service_is_changed_and_a_closure_removed(
         ("create", "closure"),
         ("delete", "closure"),
     ]
+
+
+def test_the_dashboard_shows_the_desk_numbers_of_ones_posts(
+    console: tuple[TestClient, Engine],
+) -> None:
+    from api.domain import desk_conversations as desk
+
+    client, engine = console
+    make_staff(engine, "awa@consulat.bf", "agent", "ABJ")
+    now = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    with db.write(engine) as conn:
+        for phone, post in (("+2250701000051", "ABJ"), ("+2250701000052", "PAR")):
+            citizen_id = conn.execute(
+                sa.insert(citizen_t)
+                .values(
+                    phone=phone, phone_verified=True, lang="fr", opted_out=False, created_at=now
+                )
+                .returning(citizen_t.c.id)
+            ).scalar_one()
+            desk.open_conversation(conn, citizen_id, "whatsapp", post, "fr", now)
+            desk.citizen_wrote(
+                conn, citizen_id, "whatsapp", "Bonjour, une question", "text", "", now
+            )
+    login(client, "awa@consulat.bf")
+    page = client.get("/console/dashboard").text
+    assert "Parler à un agent" in page
+    table = page[page.index('id="desk-numbers"') :]
+    assert '<th scope="row">ABJ</th><td>1</td>' in table
+    assert ">PAR<" not in table  # another post's desk is not shown

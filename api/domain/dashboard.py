@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from api.domain import broadcasts, membership
+from api.domain import broadcasts, desk_conversations, membership
 from api.domain.tables import table
 from api.models import (
     Appointment,
@@ -71,6 +71,7 @@ class Dashboard:
     median_days_to_ready: float | None
     reach: Table  # title, audience, delivered, read, delivered %, read %
     conversations: Table  # day, then one column per channel/language
+    desk: Table  # post, conversations waiting now, median first response (minutes, 30 days)
 
     def tables(self) -> dict[str, Table]:
         return {
@@ -81,6 +82,7 @@ class Dashboard:
                 self.requests,
                 self.reach,
                 self.conversations,
+                self.desk,
             )
         }
 
@@ -245,4 +247,18 @@ def dashboard(
         median_days_to_ready=median_days_to_ready(conn, post_ids),
         reach=broadcast_reach(conn, post_codes),
         conversations=conversations_per_day(conn, post_ids, first, today),
+        desk=desk_numbers(conn, post_codes, now),
     )
+
+
+def desk_numbers(conn: Connection, post_codes: frozenset[str] | None, now: datetime) -> Table:
+    """The desk of menu 7, per post: conversations waiting for an agent now, and the median
+    time to an agent's first answer over the last 30 days (api.domain.desk_conversations)."""
+    rows = []
+    for row in desk_conversations.numbers(conn, now):
+        if post_codes is not None and row.post_code not in post_codes:
+            continue
+        median = row.median_first_response
+        minutes = "" if median is None else round(median.total_seconds() / 60)
+        rows.append((row.post_code, row.waiting, minutes))
+    return Table("desk", ("post", "waiting", "first_response_minutes"), tuple(rows))
