@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from api.db import read
 from api.domain import desk_conversations as domain
 from api.domain.desk_conversations import ConversationRecord, MessageRecord
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import NotVisible
 from api.domain.staff import StaffPrincipal
 from api.http.staff.deps import (
     CurrentStaff,
@@ -29,7 +29,7 @@ from api.http.staff.deps import (
     StaffWrite,
     get_post,
     paginate,
-    staff_write,
+    perform,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import ONE_LINE, IdPath
@@ -159,13 +159,13 @@ def send_message(
     request: Request,
 ) -> MessagePublic:
     templates = request.app.state.settings.whatsapp_templates
-    try:
-        with staff_write(db, staff, now) as tx:
-            _, sent = domain.reply(tx, conversation_id, body.text, templates)
-    except NotVisible:
-        raise ProblemError(404, "no such conversation") from None
-    except Refused as refused:
-        raise ProblemError(422 if refused.code == "empty" else 409, refused.detail) from None
+    _, sent = perform(
+        db,
+        staff,
+        now,
+        lambda tx: domain.reply(tx, conversation_id, body.text, templates),
+        unprocessable={"empty"},
+    )
     return message_public(sent)
 
 
@@ -176,14 +176,7 @@ def _change(
     conversation_id: int,
     use_case: Callable[[StaffWrite, int], ConversationRecord],
 ) -> ConversationPublic:
-    try:
-        with staff_write(db, staff, now) as tx:
-            after = use_case(tx, conversation_id)
-    except NotVisible:
-        raise ProblemError(404, "no such conversation") from None
-    except Refused as refused:
-        raise ProblemError(409, refused.detail) from None
-    return to_public(after)
+    return to_public(perform(db, staff, now, lambda tx: use_case(tx, conversation_id)))
 
 
 @router.post(
