@@ -30,7 +30,8 @@ from bot.channels import telegram as telegram_channel
 from bot.channels import whatsapp as whatsapp_channel
 from bot.fallback_limiter import FallbackRateLimiter
 from bot.i18n import RenderedReply
-from bot.outbox import LocalRateLimiter, RateLimiter, RedisRateLimiter, Sender
+from bot.outbox import Sender
+from bot.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from bot.runtime import Inbound, StoreUnavailable, TurnOutput
 from flows.engine import Kind
 from flows.messages import Reply, msg

@@ -381,7 +381,8 @@ async def _work(
     from api.domain import broadcasts
     from api.domain.outbox import SqlOutboxStore
     from api.models import OutboxMessage
-    from bot.outbox import LocalRateLimiter, OutboxSender, RateLimiter, RedisRateLimiter
+    from bot.outbox import OutboxSender
+    from bot.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 
     outbox = cast(sa.Table, sa.inspect(OutboxMessage).local_table)
     engine = create_engine(url)

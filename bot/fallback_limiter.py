@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from bot.outbox import PATIENCE, LocalRateLimiter, Permit, RedisRateLimiter, _Limit
+from bot.rate_limits import PATIENCE, LocalRateLimiter, Permit, RedisRateLimiter, _Limit
 
 log = logging.getLogger(__name__)
 

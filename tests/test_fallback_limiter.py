@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 
 from bot.fallback_limiter import PROBE_INTERVAL, FallbackRateLimiter
-from bot.outbox import Permit, RedisRateLimiter
+from bot.rate_limits import Permit, RedisRateLimiter
 
 
 class _Permit:

@@ -35,16 +35,14 @@ from bot.channels.whatsapp import WhatsAppSender
 from bot.i18n import RenderedReply, Renderer
 from bot.outbox import (
     Completion,
-    LocalRateLimiter,
     OutboxItem,
     OutboxSender,
     Outcome,
-    RateLimiter,
-    RedisRateLimiter,
     Sender,
     SendResult,
     SentLookup,
 )
+from bot.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from bot.runtime import Outbound
 from flows.messages import msg
 from tests.fakes import FakeTelegramAPI, FakeTwilioAPI

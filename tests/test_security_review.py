@@ -38,7 +38,7 @@ from api.models import ChannelIdentity, ConsularRequest, InboundMessage
 from api.settings import Settings
 from bot.channels.telegram import make_bot
 from bot.channels.whatsapp import LocalizedHttpClient
-from bot.outbox import RedisRateLimiter
+from bot.rate_limits import RedisRateLimiter
 from bot.runtime import FLOOD_LIMIT
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL, TELEGRAM_SECRET, Fakes
