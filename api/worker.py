@@ -7,7 +7,8 @@ is idempotent and the database decides who does the work, so a job that runs twi
 clocks at once, does no harm, and a restart loses nothing (the jobs are re-registered under
 the same ids and the next run catches up with whatever is due):
 - `reminders.send`, every minute — appointment reminders (api.domain.reminders);
-- `broadcasts.due`, every few seconds — announcements whose time has come (api.domain.broadcasts);
+- `broadcasts.due`, every few seconds — announcements whose time has come
+  (api.domain.broadcast_delivery);
 - `waitlist.offers`, every minute — expire waitlist offers past their time and hold every
   free seat for the first citizen waiting (api.domain.waitlist: closures lifted, capacity or
   hours raised; cancellations offer their seat at once);
@@ -264,7 +265,7 @@ class Worker:
     # -- scheduled jobs -------------------------------------------------------------------------
 
     def _schedule(self) -> AsyncIOScheduler:
-        from api.domain import broadcasts
+        from api.domain import broadcast_delivery
 
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_listener(self.metrics.job_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
@@ -279,8 +280,8 @@ class Worker:
         )
         scheduler.add_job(
             self.broadcasts_job,
-            IntervalTrigger(seconds=broadcasts.JOB_INTERVAL_SECONDS),
-            id=broadcasts.JOB_ID,
+            IntervalTrigger(seconds=broadcast_delivery.JOB_INTERVAL_SECONDS),
+            id=broadcast_delivery.JOB_ID,
             **options,
         )
         scheduler.add_job(
@@ -307,9 +308,9 @@ class Worker:
         return queued
 
     async def broadcasts_job(self) -> None:
-        from api.domain import broadcasts
+        from api.domain import broadcast_delivery
 
-        if await asyncio.to_thread(broadcasts.due_broadcasts_job, self.engine):
+        if await asyncio.to_thread(broadcast_delivery.due_broadcasts_job, self.engine):
             self.nudge()
 
     async def purge_job(self) -> int:

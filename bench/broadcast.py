@@ -9,7 +9,7 @@ Each scenario runs in fresh processes, so that their figures do not mix:
   its logic answers behind a keep-alive asyncio HTTP server (`_FastHTTP`), not the fakes'
   stdlib one, which would cap the figures near 500 calls a second;
 - one worker process doing what `diaspora-bot worker` does for a broadcast: the scheduler's
-  job (`api.domain.broadcasts.due_broadcasts_job`: claim, fan-out in batches) on a thread,
+  job (`api.domain.broadcast_delivery.due_broadcasts_job`: claim, fan-out in batches) on a thread,
   and the outbox sender (`bot.outbox.OutboxSender` over `api.domain.outbox.SqlOutboxStore`)
   on the event loop, at the same time — sending starts as soon as the first batch is written.
   Its peak memory is its `ru_maxrss`: the audience is written to the database by this
@@ -378,7 +378,7 @@ async def _work(
     url: URL, channel: str, provider_url: str, rate: float | None, redis: bool
 ) -> dict[str, Any]:
     from api.db import create_engine
-    from api.domain import broadcasts
+    from api.domain import broadcast_delivery
     from api.domain.outbox import SqlOutboxStore
     from api.models import OutboxMessage
     from bot.outbox import OutboxSender
@@ -422,7 +422,7 @@ async def _work(
 
     def fan_out() -> None:
         nonlocal fan_out_seconds
-        broadcasts.due_broadcasts_job(engine)
+        broadcast_delivery.due_broadcasts_job(engine)
         fan_out_seconds = time.perf_counter() - started
         fan_out_done.set()
         sender.nudge(channel)

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection, Engine
 
 from api import db
-from api.domain import broadcasts
+from api.domain import broadcast_delivery, broadcasts
 from api.domain.broadcasts import Segment
 from api.domain.requests import RequestService
 from api.models import (
@@ -209,7 +209,7 @@ def audience(engine: Engine, **segment: Any) -> set[int]:
     """The citizen ids a segment reaches, through a real fan-out of a throwaway broadcast."""
     bid = new_broadcast(engine, Segment.model_validate(segment))
     start_now(engine, bid)
-    broadcasts.fan_out(engine, bid, NOW)
+    broadcast_delivery.fan_out(engine, bid, NOW)
     with db.read(engine) as conn:
         ids = set(
             conn.execute(
@@ -243,7 +243,7 @@ def new_broadcast(
 def start_now(engine: Engine, broadcast_id: int) -> None:
     with db.write(engine) as conn:
         broadcasts.schedule(conn, broadcast_id, None, NOW)
-        assert broadcasts.start(conn, broadcast_id, NOW)
+        assert broadcast_delivery.start(conn, broadcast_id, NOW)
 
 
 def outbox_rows(engine: Engine, broadcast_id: int) -> list[Any]:
@@ -447,7 +447,7 @@ def test_fan_out_once_per_citizen_on_the_last_used_channel(
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
 
-    result = broadcasts.fan_out(demo_engine, bid, NOW)
+    result = broadcast_delivery.fan_out(demo_engine, bid, NOW)
 
     assert result.finished
     assert result.queued == 3
@@ -466,7 +466,7 @@ def test_fan_out_once_per_citizen_on_the_last_used_channel(
     # Restricted to one channel, the last used of that channel.
     only_tg = new_broadcast(demo_engine, Segment(channels=["telegram"]))
     start_now(demo_engine, only_tg)
-    broadcasts.fan_out(demo_engine, only_tg, NOW)
+    broadcast_delivery.fan_out(demo_engine, only_tg, NOW)
     tg_rows = outbox_rows(demo_engine, only_tg)
     assert [(r.citizen_id, r.channel, r.status) for r in tg_rows] == [
         (whatsapp_last, "telegram", "pending"),
@@ -484,7 +484,7 @@ def test_opt_outs_and_unreachable_are_skipped_and_counted(
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
 
-    broadcasts.fan_out(demo_engine, bid, NOW)
+    broadcast_delivery.fan_out(demo_engine, bid, NOW)
 
     rows = {r.citizen_id: r for r in outbox_rows(demo_engine, bid)}
     assert rows[reachable].status == "pending"
@@ -508,7 +508,7 @@ def test_each_citizen_gets_their_language_or_french(people: People, demo_engine:
     none = people.citizen(lang=None)
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    broadcasts.fan_out(demo_engine, bid, NOW)
+    broadcast_delivery.fan_out(demo_engine, bid, NOW)
 
     rows = {r.citizen_id: r for r in outbox_rows(demo_engine, bid)}
     assert (rows[en].lang, rows[en].payload) == ("en", {"text": TEXTS["en"]})
@@ -524,7 +524,7 @@ def test_fan_out_resumes_where_it_stopped_without_duplicates(
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
 
-    first = broadcasts.fan_out(demo_engine, bid, NOW, batch=3, max_batches=1)
+    first = broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=3, max_batches=1)
 
     assert (first.batches, first.queued, first.finished) == (1, 3, False)
     with db.read(demo_engine) as conn:
@@ -534,8 +534,8 @@ def test_fan_out_resumes_where_it_stopped_without_duplicates(
     assert cursor == ids[2]
     assert record(demo_engine, bid).status == "sending"
 
-    rest = broadcasts.fan_out(demo_engine, bid, NOW, batch=3)
-    again = broadcasts.fan_out(demo_engine, bid, NOW, batch=3)
+    rest = broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=3)
+    again = broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=3)
 
     assert (rest.finished, rest.queued, rest.skipped) == (True, 4, {"opted_out": 1})
     assert (again.batches, again.stopped) == (0, "sent")
@@ -551,7 +551,7 @@ def test_a_crash_mid_batch_loses_nothing_and_duplicates_nothing(
     ids = [people.citizen() for _ in range(10)]
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    real = broadcasts._outbox_rows
+    real = broadcast_delivery._outbox_rows
     calls = itertools.count()
 
     def dies_in_the_second_batch(*args: Any) -> list[Any]:
@@ -559,14 +559,14 @@ def test_a_crash_mid_batch_loses_nothing_and_duplicates_nothing(
             raise RuntimeError("killed")
         return real(*args)
 
-    monkeypatch.setattr(broadcasts, "_outbox_rows", dies_in_the_second_batch)
+    monkeypatch.setattr(broadcast_delivery, "_outbox_rows", dies_in_the_second_batch)
     with pytest.raises(RuntimeError):
-        broadcasts.fan_out(demo_engine, bid, NOW, batch=4)
+        broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=4)
     assert [r.citizen_id for r in outbox_rows(demo_engine, bid)] == ids[:4]
-    monkeypatch.setattr(broadcasts, "_outbox_rows", real)
+    monkeypatch.setattr(broadcast_delivery, "_outbox_rows", real)
 
     # The scheduler's next run picks the interrupted fan-out up.
-    assert broadcasts.due_broadcasts_job(demo_engine, NOW + timedelta(seconds=5)) == [bid]
+    assert broadcast_delivery.due_broadcasts_job(demo_engine, NOW + timedelta(seconds=5)) == [bid]
 
     assert [r.citizen_id for r in outbox_rows(demo_engine, bid)] == ids
     assert record(demo_engine, bid).queued == 10
@@ -577,14 +577,14 @@ def test_rows_already_written_are_not_written_twice(people: People, demo_engine:
     ids = [people.citizen() for _ in range(4)]
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    broadcasts.fan_out(demo_engine, bid, NOW)
+    broadcast_delivery.fan_out(demo_engine, bid, NOW)
     with db.write(demo_engine) as conn:
         conn.execute(
             sa.update(broadcast_t)
             .where(broadcast_t.c.id == bid)
             .values(status="sending", cursor=0, queued=0, skipped={})
         )
-    again = broadcasts.fan_out(demo_engine, bid, NOW)
+    again = broadcast_delivery.fan_out(demo_engine, bid, NOW)
     assert again.queued == 0
     assert [r.citizen_id for r in outbox_rows(demo_engine, bid)] == ids
 
@@ -593,12 +593,12 @@ def test_two_fan_outs_at_once_write_each_citizen_once(people: People, demo_engin
     ids = [people.citizen() for _ in range(60)]
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    results: list[broadcasts.FanOutResult] = []
+    results: list[broadcast_delivery.FanOutResult] = []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            results.append(broadcasts.fan_out(demo_engine, bid, NOW, batch=5))
+            results.append(broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=5))
         except BaseException as exc:
             errors.append(exc)
 
@@ -635,7 +635,7 @@ def test_a_large_audience_streams_in_batches(people: People, demo_engine: Engine
         )
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    result = broadcasts.fan_out(demo_engine, bid, NOW, batch=1000)
+    result = broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=1000)
     assert (result.batches, result.queued, result.finished) == (3, 2500, True)
 
 
@@ -651,9 +651,9 @@ def test_due_job_claims_only_what_is_due(people: People, demo_engine: Engine) ->
         broadcasts.schedule(conn, due, NOW + timedelta(minutes=10), NOW)
         broadcasts.schedule(conn, later, NOW + timedelta(hours=10), NOW)
 
-    assert broadcasts.due_broadcasts_job(demo_engine, NOW) == []
-    assert broadcasts.due_broadcasts_job(demo_engine, NOW + timedelta(minutes=10)) == [due]
-    assert broadcasts.due_broadcasts_job(demo_engine, NOW + timedelta(minutes=11)) == []
+    assert broadcast_delivery.due_broadcasts_job(demo_engine, NOW) == []
+    assert broadcast_delivery.due_broadcasts_job(demo_engine, NOW + timedelta(minutes=10)) == [due]
+    assert broadcast_delivery.due_broadcasts_job(demo_engine, NOW + timedelta(minutes=11)) == []
 
     assert record(demo_engine, due).status == "sent"
     assert record(demo_engine, due).started_at == NOW + timedelta(minutes=10)
@@ -674,7 +674,7 @@ def test_two_clocks_claim_a_broadcast_once(people: People, demo_engine: Engine) 
     def clock() -> None:
         try:
             barrier.wait()
-            broadcasts.due_broadcasts_job(demo_engine, NOW)
+            broadcast_delivery.due_broadcasts_job(demo_engine, NOW)
         except BaseException as exc:
             errors.append(exc)
 
@@ -709,7 +709,7 @@ def test_cancel_stops_what_is_not_sent(people: People, demo_engine: Engine) -> N
     ids = [people.citizen() for _ in range(5)]
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    broadcasts.fan_out(demo_engine, bid, NOW)
+    broadcast_delivery.fan_out(demo_engine, bid, NOW)
     with db.write(demo_engine) as conn:  # a worker sent two and holds a third
         for cid, status in ((ids[0], "sent"), (ids[1], "delivered"), (ids[2], "sending")):
             conn.execute(
@@ -736,15 +736,15 @@ def test_cancel_stops_a_fan_out_between_batches(people: People, demo_engine: Eng
         people.citizen()
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    broadcasts.fan_out(demo_engine, bid, NOW, batch=2, max_batches=1)
+    broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=2, max_batches=1)
     with db.write(demo_engine) as conn:
         broadcasts.cancel(conn, bid, NOW)
 
-    result = broadcasts.fan_out(demo_engine, bid, NOW, batch=2)
+    result = broadcast_delivery.fan_out(demo_engine, bid, NOW, batch=2)
 
     assert (result.batches, result.stopped) == (0, "cancelled")
     assert [r.status for r in outbox_rows(demo_engine, bid)] == ["cancelled", "cancelled"]
-    assert broadcasts.due_broadcasts_job(demo_engine, NOW) == []
+    assert broadcast_delivery.due_broadcasts_job(demo_engine, NOW) == []
 
 
 def test_cancel_of_a_scheduled_broadcast_and_of_one_fully_sent(
@@ -755,11 +755,11 @@ def test_cancel_of_a_scheduled_broadcast_and_of_one_fully_sent(
     with db.write(demo_engine) as conn:
         broadcasts.schedule(conn, scheduled, NOW + timedelta(days=1), NOW)
         assert broadcasts.cancel(conn, scheduled, NOW)[0].status == "cancelled"
-    assert broadcasts.due_broadcasts_job(demo_engine, NOW + timedelta(days=2)) == []
+    assert broadcast_delivery.due_broadcasts_job(demo_engine, NOW + timedelta(days=2)) == []
 
     gone = new_broadcast(demo_engine)
     start_now(demo_engine, gone)
-    broadcasts.fan_out(demo_engine, gone, NOW)
+    broadcast_delivery.fan_out(demo_engine, gone, NOW)
     with db.write(demo_engine) as conn:
         conn.execute(
             sa.update(outbox_t).where(outbox_t.c.broadcast_id == gone).values(status="sent")
@@ -785,7 +785,7 @@ def test_stats_follow_delivery(people: People, demo_engine: Engine) -> None:
     people.citizen(opted_out=True)
     bid = new_broadcast(demo_engine)
     start_now(demo_engine, bid)
-    broadcasts.fan_out(demo_engine, bid, NOW)
+    broadcast_delivery.fan_out(demo_engine, bid, NOW)
     outcomes = [
         ("sent", ""),
         ("delivered", ""),
@@ -911,7 +911,7 @@ def test_api_compose_count_send_stats(api: TestClient, people: People, demo_engi
         == 409
     )
 
-    broadcasts.due_broadcasts_job(demo_engine, NOW)
+    broadcast_delivery.due_broadcasts_job(demo_engine, NOW)
 
     stats = api.get(f"/api/v1/broadcasts/{bid}/stats", headers=admin)
     assert stats.status_code == 200, stats.text

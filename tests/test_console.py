@@ -975,7 +975,7 @@ def _compose(client: TestClient, **fields: Any) -> Any:
 def test_a_broadcast_is_composed_counted_sent_and_followed(
     console: tuple[TestClient, Engine],
 ) -> None:
-    from api.domain.broadcasts import due_broadcasts_job
+    from api.domain.broadcast_delivery import due_broadcasts_job
 
     client, engine = console
     make_staff(engine, "admin@mae.bf", "admin")
