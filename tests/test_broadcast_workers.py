@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from api import db
-from api.domain import broadcasts
+from api.domain import broadcast_delivery, broadcasts
 from api.models import ChannelIdentity, Citizen, OutboxMessage
 from api.seed import seed_demo
 from tests.conftest import _engine_for, empty_tables
@@ -252,7 +252,7 @@ def test_two_workers_send_each_recipient_once_within_the_shared_limit(
                 sa.select(outbox_t.c.status).where(outbox_t.c.broadcast_id == broadcast_id)
             ).scalars()
         )
-        stats = broadcasts.stats(conn, broadcast_id)
+        stats = broadcast_delivery.stats(conn, broadcast_id)
     assert statuses == {"sent": 400}
     assert (stats.status, stats.queued, stats.sent, stats.pending) == ("sent", 400, 400, 0)
 
@@ -313,5 +313,5 @@ def test_a_worker_killed_mid_broadcast_and_restarted_sends_everyone_exactly_once
     )
     assert all(n <= 2 for n in per_chat.values())
     with db.read(pg) as conn:
-        stats = broadcasts.stats(conn, broadcast_id)
+        stats = broadcast_delivery.stats(conn, broadcast_id)
     assert (stats.sent, stats.pending, stats.failed) == (360, 0, 0)

@@ -495,7 +495,7 @@ def test_opt_outs_and_unreachable_are_skipped_and_counted(
     assert done.queued == 1
     assert done.skipped == {"opted_out": 1, "unreachable": 1}
     with db.read(demo_engine) as conn:
-        stats = broadcasts.stats(conn, bid)
+        stats = broadcast_delivery.stats(conn, bid)
     assert stats.audience == 3
     assert stats.queued == 1
     assert stats.pending == 1
@@ -727,7 +727,7 @@ def test_cancel_stops_what_is_not_sent(people: People, demo_engine: Engine) -> N
     with db.write(demo_engine) as conn:  # again: nothing more to do
         assert broadcasts.cancel(conn, bid, NOW)[1] == 0
     with db.read(demo_engine) as conn:
-        stats = broadcasts.stats(conn, bid)
+        stats = broadcast_delivery.stats(conn, bid)
     assert (stats.sent, stats.delivered, stats.pending, stats.cancelled) == (2, 1, 1, 2)
 
 
@@ -803,7 +803,7 @@ def test_stats_follow_delivery(people: People, demo_engine: Engine) -> None:
                 .values(status=status, skip_reason=reason)
             )
     with db.read(demo_engine) as conn:
-        stats = broadcasts.stats(conn, bid)
+        stats = broadcast_delivery.stats(conn, bid)
     assert stats.as_dict() == {
         "broadcast_id": bid,
         "status": "sent",
@@ -818,7 +818,7 @@ def test_stats_follow_delivery(people: People, demo_engine: Engine) -> None:
         "skipped": {"opted_out": 1, "outside_window": 1},
     }
     with db.read(demo_engine) as conn, pytest.raises(broadcasts.BroadcastNotFound):
-        broadcasts.stats(conn, 999999)
+        broadcast_delivery.stats(conn, 999999)
 
 
 # --- the staff API --------------------------------------------------------------------------------

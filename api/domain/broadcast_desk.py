@@ -18,9 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from api.domain import broadcasts
+from api.domain import broadcast_delivery, broadcasts
 from api.domain.audit import StaffWrite
-from api.domain.broadcasts import AudienceCount, BroadcastRecord, Segment, Stats
+from api.domain.broadcast_delivery import Stats
+from api.domain.broadcasts import AudienceCount, BroadcastRecord, Segment
 from api.domain.errors import NotVisible, Refused
 from api.domain.staff import StaffPrincipal
 from api.domain.tables import table
@@ -70,7 +71,7 @@ def audience(conn: Connection, staff: StaffPrincipal, segment: Segment) -> Audie
 
 def progress(conn: Connection, staff: StaffPrincipal, broadcast_id: int) -> Stats:
     visible(conn, staff, broadcast_id)
-    return broadcasts.stats(conn, broadcast_id)
+    return broadcast_delivery.stats(conn, broadcast_id)
 
 
 def snapshot(record: BroadcastRecord) -> dict[str, Any]:

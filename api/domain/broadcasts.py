@@ -47,9 +47,8 @@ replies and notifications first, so an announcement never delays an answer.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, cast
 
@@ -565,68 +564,4 @@ def duplicate(
         segment=segment_of(source),
         created_by=created_by,
         now=now,
-    )
-
-
-# --- statistics ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Where a broadcast's messages stand, from the outbox.
-
-    `audience` counts the broadcast's outbox rows, one per citizen; `queued` the messages
-    fan-out meant to send (the rows it did not skip); `pending` those not yet handed to the
-    provider; `sent` those the provider accepted (including those since delivered or read),
-    `delivered` those delivered (including read), `read`; `failed` permanently; `cancelled`;
-    `skipped` by reason (opted out, unreachable — at fan-out or when sending — outside the
-    WhatsApp window…). Fed by Twilio's status callbacks through the outbox.
-    """
-
-    broadcast_id: int
-    status: str
-    audience: int
-    queued: int
-    pending: int
-    sent: int
-    delivered: int
-    read: int
-    failed: int
-    cancelled: int
-    skipped: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def stats(conn: Connection, broadcast_id: int) -> Stats:
-    """One GROUP BY over the broadcast's outbox rows."""
-    record = get(conn, broadcast_id)
-    rows = conn.execute(
-        sa.select(_outbox.c.status, _outbox.c.skip_reason, sa.func.count().label("n"))
-        .where(_outbox.c.broadcast_id == broadcast_id)
-        .group_by(_outbox.c.status, _outbox.c.skip_reason)
-    )
-    by_status: Counter[str] = Counter()
-    skipped: Counter[str] = Counter()
-    for row in rows:
-        by_status[row.status] += row.n
-        if row.status == OutboxStatus.skipped.value:
-            skipped[row.skip_reason or "other"] += row.n
-    read = by_status[OutboxStatus.read.value]
-    delivered = by_status[OutboxStatus.delivered.value] + read
-    sent = by_status[OutboxStatus.sent.value] + delivered
-    pending = by_status[OutboxStatus.pending.value] + by_status[OutboxStatus.sending.value]
-    return Stats(
-        broadcast_id=broadcast_id,
-        status=record.status,
-        audience=sum(by_status.values()),
-        queued=record.queued,
-        pending=pending,
-        sent=sent,
-        delivered=delivered,
-        read=read,
-        failed=by_status[OutboxStatus.failed.value],
-        cancelled=by_status[OutboxStatus.cancelled.value],
-        skipped=dict(sorted(skipped.items())),
     )

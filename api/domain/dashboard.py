@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from api.domain import broadcasts, desk_conversations, membership
+from api.domain import broadcast_delivery, broadcasts, desk_conversations, membership
 from api.domain.tables import table
 from api.models import (
     Appointment,
@@ -184,7 +184,7 @@ def broadcast_reach(conn: Connection, post_codes: frozenset[str] | None) -> Tabl
     for record in records:
         if record.status not in ("sent", "sending", "cancelled"):
             continue
-        found = broadcasts.stats(conn, record.id)
+        found = broadcast_delivery.stats(conn, record.id)
         if not found.audience:
             continue
         rows.append(

@@ -19,13 +19,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api import db
-from api.domain import broadcast_desk, broadcasts
+from api.domain import broadcast_delivery, broadcast_desk, broadcasts
 from api.domain.audit import staff_write
+from api.domain.broadcast_delivery import Stats
 from api.domain.broadcasts import (
     DEFAULT_LANGUAGE,
     TEXT_MAX,
     Segment,
-    Stats,
 )
 from api.domain.errors import NotVisible, Refused
 from api.http.console.base import (
@@ -234,7 +234,7 @@ def broadcast_detail(desk: DeskDep, broadcast_id: IdPath) -> Response:
     with db.read(desk.engine) as conn:
         try:
             record = broadcast_desk.visible(conn, desk.staff, broadcast_id)
-            found = broadcasts.stats(conn, broadcast_id)
+            found = broadcast_delivery.stats(conn, broadcast_id)
         except NotVisible as missing:
             raise not_visible(desk, missing) from None
         segment = broadcasts.segment_of(record)
