@@ -1,208 +1,37 @@
-"""The web simulator and the staff console in a real browser: Debian's Chromium driven by
-Playwright, against the real app served by uvicorn on 127.0.0.1 (SQLite demo network in a
-temporary folder). Screenshots go to the test's temporary folder, or to the folder named by
-`SCREENSHOT_DIR` when it is set (to look at them).
-
-The app's clock is Tuesday 1 December 2026, 09:00 in Abidjan. The app runs its worker
-(outbox sender and scheduler) against the fake Telegram and Twilio servers of tests/fakes, so
-that a broadcast sent from the console really leaves. Accessibility is checked with axe-core
-(`tests/axe`: `npm ci --prefix tests/axe`), read from disk and evaluated in the page: no CDN.
-"""
+"""The web simulator and the staff console in a real browser (tests/support/browser.py: the
+real app on uvicorn with its worker against the fake providers, Debian's Chromium driven by
+Playwright, axe-core): booking in the simulator, check-in, translation review, the inbox,
+broadcasts, the dashboard, accounts, and accessibility on every page."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from sqlalchemy.engine import Engine, make_url
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy.engine import Engine
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-AGENT = "awa.ouedraogo@consulat.bf"
-TRANSLATOR = "rasmata.kabore@asso-bf.org"
-ADMIN = "admin@mae.gov.bf"
-PASSWORD = "guichet-abidjan-2026"
-AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-# Citizens of Abidjan's community: (channel, address, language, opted out)
-COMMUNITY = (
-    ("whatsapp", "+2250701000101", "fr", False),
-    ("whatsapp", "+2250701000102", "en", False),
-    ("telegram", "700100103", "fr", False),
-    ("whatsapp", "+2250701000104", "fr", True),
+from tests.support.browser import (
+    ADMIN,
+    AGENT,
+    AXE,
+    BROWSER_TESTS,
+    NOW,
+    PASSWORD,
+    TRANSLATOR,
+    LiveApp,
+    axe_violations,
+    browser,
+    live_app,
+    log_in,
+    shots,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
-    ),
-]
-
-
-@dataclass
-class LiveApp:
-    url: str
-    engine: Engine
-    appointment_id: int
-    reference: str
-    telegram: Any
-    twilio: Any
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _prepare(engine: Engine) -> tuple[int, str]:
-    """The demo network, an agent of ABJ, and one appointment at ABJ today at 10:00."""
-    from api import db
-    from api.domain.booking import BookingService
-    from api.domain.staff import add_staff
-    from api.models import ChannelIdentity, Citizen, utcnow
-    from api.seed import seed_demo
-
-    seed_demo(engine)
-    citizen = sa.inspect(Citizen).local_table
-    identity = sa.inspect(ChannelIdentity).local_table
-    recently = utcnow() - timedelta(hours=1)  # the sender's clock: inside WhatsApp's window
-    with db.write(engine) as conn:
-        add_staff(conn, AGENT, "agent", ["ABJ"], PASSWORD)
-        add_staff(conn, TRANSLATOR, "translator", [], PASSWORD, languages=["mos"])
-        add_staff(conn, ADMIN, "admin", [], PASSWORD)
-        for channel, address, lang, opted_out in COMMUNITY:
-            member = conn.execute(
-                sa.insert(citizen)
-                .values(
-                    phone=address if channel == "whatsapp" else None,
-                    phone_verified=channel == "whatsapp",
-                    country="CI",
-                    lang=lang,
-                    opted_out=opted_out,
-                    created_at=NOW,
-                )
-                .returning(citizen.c.id)
-            ).scalar_one()
-            conn.execute(
-                sa.insert(identity).values(
-                    channel=channel, address=address, citizen_id=member, last_inbound_at=recently
-                )
-            )
-        citizen_id = conn.execute(
-            sa.insert(citizen)
-            .values(phone=None, phone_verified=False, lang="fr", opted_out=False, created_at=NOW)
-            .returning(citizen.c.id)
-        ).scalar_one()
-        result = BookingService(conn).book(
-            citizen_id,
-            "ABJ",
-            "passport",
-            datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
-            "Salif Compaoré",
-            datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
-        )
-    assert result.appointment is not None, result.outcome
-    return result.appointment.id, result.appointment.reference
-
-
-@pytest.fixture(scope="module")
-def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
-    import uvicorn
-
-    from api import migrate
-    from api.app import create_app
-    from api.db import create_engine
-    from api.settings import Settings
-
-    folder = tmp_path_factory.mktemp("live")
-    url = f"sqlite:///{folder / 'app.db'}"
-    engine = create_engine(make_url(url))
-    migrate.upgrade(engine)
-    appointment_id, reference = _prepare(engine)
-
-    from tests.fakes import FakeTelegramAPI, FakeTwilioAPI
-
-    telegram = FakeTelegramAPI(token="123456:TEST")
-    twilio = FakeTwilioAPI()
-    telegram.__enter__()
-    twilio.__enter__()
-    settings = Settings(
-        database_url=url,
-        public_base_url="http://127.0.0.1",
-        simulator_enabled=True,
-        telegram_bot_token=telegram.token,
-        telegram_webhook_secret="s3cret-telegram",
-        telegram_api_base_url=telegram.url,
-        twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token,
-        twilio_whatsapp_from="whatsapp:+14155238886",
-        twilio_api_base_url=twilio.base_url,
-    )
-    app = create_app(settings, engine=engine)  # with its worker: broadcasts really leave
-    app.state.clock = lambda: NOW
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws="none", access_log=False
-        )
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveApp(
-            f"http://127.0.0.1:{port}", engine, appointment_id, reference, telegram, twilio
-        )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        twilio.__exit__(None, None, None)
-        telegram.__exit__(None, None, None)
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+pytestmark = BROWSER_TESTS
+__all__ = ["browser", "live_app", "shots"]  # fixtures, used by name
 
 
 def _last_choices(page: Page, count: int) -> list[str]:
@@ -405,39 +234,10 @@ def test_an_agent_answers_a_citizen_from_the_inbox(
 # --- the desk's whole day: broadcasts, dashboard, accounts, accessibility ----------------------
 
 
-def _log_in(live_app: LiveApp, browser: Browser, email: str) -> tuple[Any, Page]:
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="fr-FR", bypass_csp=True
-    )
-    page = context.new_page()
-    page.goto(live_app.url + "/console/login")
-    page.get_by_label("Adresse e-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Rendez-vous")
-    return context, page
-
-
-def _axe(page: Page) -> list[dict[str, Any]]:
-    """The serious and critical violations axe-core finds on the page."""
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    run = page.evaluate(
-        "async () => { const r = await axe.run(document);"
-        " return {passes: r.passes.length, violations: r.violations}; }"
-    )
-    assert run["passes"] > 10, "axe-core did not run"
-    result = run["violations"]
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
-        for v in result
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 def test_an_administrator_sends_a_broadcast_in_two_languages_and_watches_it_leave(
     live_app: LiveApp, browser: Browser, shots: Path
 ) -> None:
-    context, page = _log_in(live_app, browser, ADMIN)
+    context, page = log_in(live_app, browser, ADMIN)
     try:
         page.get_by_role("link", name="Annonces").click()
         page.get_by_role("link", name="Nouvelle annonce").click()
@@ -497,7 +297,7 @@ def test_an_agent_cannot_open_another_posts_broadcast(
             created_by=None,
             now=NOW,
         )
-    context, page = _log_in(live_app, browser, AGENT)
+    context, page = log_in(live_app, browser, AGENT)
     try:
         page.get_by_role("link", name="Annonces").click()
         expect(page.get_by_role("link", name="Pour Accra")).to_have_count(0)
@@ -514,7 +314,7 @@ def test_an_agent_cannot_open_another_posts_broadcast(
 def test_the_agents_dashboard_draws_their_posts_activity(
     live_app: LiveApp, browser: Browser, shots: Path
 ) -> None:
-    context, page = _log_in(live_app, browser, AGENT)
+    context, page = log_in(live_app, browser, AGENT)
     try:
         page.get_by_role("link", name="Tableau de bord").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Tableau de bord")
@@ -533,7 +333,7 @@ def test_the_agents_dashboard_draws_their_posts_activity(
 def test_an_administrator_creates_and_deactivates_an_account(
     live_app: LiveApp, browser: Browser, shots: Path
 ) -> None:
-    context, page = _log_in(live_app, browser, ADMIN)
+    context, page = log_in(live_app, browser, ADMIN)
     try:
         page.get_by_role("link", name="Comptes").click()
         page.get_by_label("Adresse e-mail").fill("nouvel.agent@consulat.bf")
@@ -577,20 +377,20 @@ def test_every_console_page_has_no_serious_accessibility_violation(
             created_by=None,
             now=NOW,
         )
-    context, page = _log_in(live_app, browser, ADMIN)
+    context, page = log_in(live_app, browser, ADMIN)
     found: dict[str, list[dict[str, Any]]] = {}
     try:
         for path in (*CONSOLE_PAGES, f"/console/broadcasts/{draft.id}", "/console/admin/staff/1"):
             page.goto(live_app.url + path)
             page.wait_for_load_state("networkidle")
-            violations = _axe(page)
+            violations = axe_violations(page)
             if violations:
                 found[path] = violations
             name = path.strip("/").replace("/", "-")
             page.screenshot(path=str(shots / f"axe-{name}.png"), full_page=True)
         page.get_by_role("button", name="Se déconnecter").click()
         page.goto(live_app.url + "/console/login")
-        if violations := _axe(page):
+        if violations := axe_violations(page):
             found["/console/login"] = violations
     finally:
         context.close()
