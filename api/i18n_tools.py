@@ -34,6 +34,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import PoFileError, read_po, write_po
 from babel.util import pathmatch
 
+from api import console_i18n
 from bot.i18n import BABEL_LOCALES, FALLBACK, Renderer
 from bot.locales import DOMAIN, catalog_path, languages, read_yaml
 from flows.engine import LANGUAGES
@@ -493,6 +494,7 @@ def update(root: Path | None = None) -> list[str]:
                 f" {', '.join(source_changed)}"
             )
         report.append(line)
+    report.extend(console_i18n.update(root, base))
     return report
 
 
@@ -826,6 +828,7 @@ def check(root: Path | None = None) -> list[str]:
 
     problems.extend(_check_lexicons(root, langs))
     problems.extend(_check_calendars(root, langs))
+    problems.extend(console_i18n.check(root, base))
     return problems
 
 
