@@ -246,6 +246,8 @@ def test_a_notice_reaches_whatsapp_with_media_url_and_telegram_with_send_voice(
         fakes.telegram.wait_for(lambda _: len(voices(fakes, telegram.id)) > before)
         assert voices(fakes, telegram.id)[before:] == [url]
         fakes.telegram.wait_for(lambda _: any(reference_of(m["text"]) for m in telegram.sent()))
+        chat = [c.method for c in fakes.telegram.calls if c.params.get("chat_id") == telegram.id]
+        assert chat[-2:] == ["sendVoice", "sendMessage"]  # the clip, then the notice's text
 
 
 def reference_of(text: str) -> bool:
@@ -279,3 +281,51 @@ def test_a_notice_without_voice_on_is_text_alone(demo_engine: Engine, app_factor
         fakes.twilio.wait_for(lambda _: bool(fakes.twilio.sent_messages(to=whatsapp.phone)))
         (notice,) = fakes.twilio.sent_messages(to=whatsapp.phone)
         assert "MediaUrl" not in notice
+
+
+def test_the_rest_api_carries_every_file_as_media_url_on_both_lanes_not_on_a_template() -> None:
+    """Twilio's form takes one `MediaUrl` field per file, on the SDK's path and the bulk
+    lane's alike; a template (outside the 24 hours) carries the text alone."""
+    import asyncio
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from bot.channels.whatsapp import WhatsAppSender
+    from bot.outbox import LANE_BULK, LANE_NOTIFICATION, OutboxItem
+    from tests.fakes import FakeTwilioAPI
+
+    now = datetime.now(UTC)
+    files = ["https://diaspora.test/voice/a.ogg", "https://diaspora.test/qr/b.png"]
+    media = [{"url": files[0], "kind": "voice"}, {"url": files[1], "kind": "image"}]
+    item = OutboxItem(
+        id=1,
+        channel="whatsapp",
+        address="+2250701000001",
+        lang="fr",
+        lane=LANE_NOTIFICATION,
+        kind="notification",
+        payload={"text": "Votre demande avance", "media": media},
+        last_inbound_at=now,
+    )
+    with FakeTwilioAPI() as tw:
+
+        async def send_all() -> list[str]:
+            sender = WhatsAppSender.create(
+                tw.account_sid,
+                tw.auth_token,
+                "whatsapp:+14155238886",
+                api_base_url=tw.base_url,
+                templates={"fr": "HX" + "0" * 32},
+            )
+            try:
+                items = [replace(item, lane=LANE_BULK), item, replace(item, last_inbound_at=None)]
+                return [str((await sender.send(one, now)).outcome) for one in items]
+            finally:
+                await sender.close()
+
+        assert asyncio.run(send_all()) == ["sent", "sent", "sent"]
+        lean, sdk, templated = tw.sent_messages()
+        assert lean["MediaUrl"] == sdk["MediaUrl"] == files
+        assert sdk["Body"] == "Votre demande avance"
+        assert "MediaUrl" not in templated
+        assert "ContentSid" in templated
