@@ -8,6 +8,9 @@ twilio's `RequestValidator` over the public URL and the form as a multidict.
 Out, on the request: TwiML, one `<Message>` per reply part of at most 1,600 characters (long
 replies are cut on line boundaries). Out, later: the REST API through `WhatsAppSender`, whose
 HTTP client sends `https://api.twilio.com/…` to `TWILIO_API_BASE_URL` (a local fake in tests).
+Files that go with a reply (`bot.channels.Media`: a voice prompt, an image) ride on its first
+part, as `<Media>` in TwiML and `MediaUrl` on the REST API; a template (outside the 24 hours)
+carries the text alone.
 
 The 24-hour rule: more than 24 hours after the person's last message, WhatsApp accepts only
 approved templates. Then the sender uses the template configured for the message's language
@@ -202,14 +205,16 @@ def parse_status(form: Mapping[str, str]) -> DeliveryStatus | None:
 
 
 def twiml(replies: Iterable[RenderedReply]) -> str:
-    """The webhook's answer: one <Message> per part of each reply (numbered choices in text)."""
+    """The webhook's answer: one <Message> per part of each reply (numbered choices in text);
+    the reply's media (a voice prompt: WhatsApp plays it as audio) ride on the first part."""
     response = MessagingResponse()
     for reply in replies:
         for number, part in enumerate(split_text(reply.with_numbers(), MAX_BODY)):
-            if reply.voice and number == 0:  # a voice prompt: WhatsApp plays it as audio
+            if reply.media and number == 0:
                 message = response.message()
                 message.body(part)
-                message.media(reply.voice)
+                for media in reply.media:
+                    message.media(media.url)
             else:
                 response.message(part)
     return str(response)
@@ -322,6 +327,8 @@ class WhatsAppSender:
             params["content_variables"] = json.dumps({"1": item.text}, ensure_ascii=False)
         else:
             params["body"] = item.text[:MAX_BODY]
+            if item.media:  # one message: the files (any kind), with the text as its body
+                params["media_url"] = [media.url for media in item.media]
         try:
             if item.lane >= LANE_BULK and isinstance(self.client.http_client, LocalizedHttpClient):
                 return SendResult.sent(await self._create_bulk(self.client.http_client, params))
@@ -333,7 +340,7 @@ class WhatsAppSender:
             return SendResult(Outcome.retry, error=f"network {type(exc).__name__}", in_doubt=doubt)
         return SendResult.sent(str(message.sid))
 
-    async def _create_bulk(self, http: LocalizedHttpClient, params: Mapping[str, str]) -> str:
+    async def _create_bulk(self, http: LocalizedHttpClient, params: Mapping[str, Any]) -> str:
         """`client.messages.create_async(**params)` for the bulk lane, less the SDK's layers
         (a tenth of a broadcast's CPU per message): the same form, basic auth and URI, on the
         same connections; the Message's SID from the same JSON; a refusal raised as the SDK
@@ -392,6 +399,7 @@ _FORM = {
     "status_callback": "StatusCallback",
     "content_sid": "ContentSid",
     "content_variables": "ContentVariables",
+    "media_url": "MediaUrl",  # a list: one field per file
 }
 _BULK_HEADERS = {"Accept": "application/json", "Accept-Charset": "utf-8"}
 
