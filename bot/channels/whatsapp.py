@@ -40,8 +40,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from twilio.base.exceptions import TwilioRestException
@@ -50,7 +51,6 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels import TEXT_LIMITS, split_text
 from bot.channels.transport import transport
@@ -85,12 +85,39 @@ logging.getLogger("twilio").setLevel(logging.WARNING)
 # -- in -----------------------------------------------------------------------------------------
 
 
+class Form(dict[str, str]):
+    """A webhook's form as parsed once from its body (`parse_body`): the last value of each
+    field, as Twilio's fields are single, and every value for the signature (`getall`, which
+    twilio's RequestValidator asks for), so that a repeated field is checked as it was sent."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(pairs)
+        self._pairs = pairs
+
+    def getall(self, name: str) -> list[str]:
+        return [value for key, value in self._pairs if key == name]
+
+
+MAX_FIELDS = 1000  # what a form may hold (Starlette's default): a bigger one is refused
+
+
+def parse_body(body: bytes) -> Form:
+    """An `application/x-www-form-urlencoded` body → its Form (ValueError when it is not)."""
+    text = body.decode("utf-8")
+    return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+
+
 def validate_signature(auth_token: str, url: str, form: Any, signature: str | None) -> bool:
     """`X-Twilio-Signature` over the exact public URL and the form (a multidict, so that a
-    repeated field is signed as Twilio signed it)."""
+    repeated field is signed as Twilio signed it), by twilio's own RequestValidator."""
     if not signature or not auth_token:
         return False
-    return bool(RequestValidator(auth_token).validate(url, form, signature))
+    return bool(_validator(auth_token).validate(url, form, signature))
+
+
+@lru_cache(maxsize=4)
+def _validator(auth_token: str) -> RequestValidator:
+    return RequestValidator(auth_token)
 
 
 # A Twilio message SID: two letters (SM, MM) and 32 hex digits.
@@ -201,23 +228,39 @@ def parse_status(form: Mapping[str, str]) -> DeliveryStatus | None:
 # -- out on the request: TwiML ------------------------------------------------------------------
 
 
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+EMPTY_TWIML = _XML_DECLARATION + "<Response />"
+
+
+def _xml_text(text: str) -> str:
+    """Text as XML character data (what ElementTree escapes, the same bytes out)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _message(body: str, media: str | None = None) -> str:
+    """One TwiML <Message>: a text, or a text with a media URL (WhatsApp plays an audio one)."""
+    if media is None:
+        return f"<Message>{_xml_text(body)}</Message>"
+    return f"<Message><Body>{_xml_text(body)}</Body><Media>{_xml_text(media)}</Media></Message>"
+
+
 def twiml(replies: Iterable[RenderedReply]) -> str:
-    """The webhook's answer: one <Message> per part of each reply (numbered choices in text)."""
-    response = MessagingResponse()
+    """The webhook's answer: one <Message> per part of each reply (numbered choices in text).
+    Built as a string, the same bytes as twilio's MessagingResponse, without its XML tree:
+    this is every turn's answer."""
+    messages = []
     for reply in replies:
         for number, part in enumerate(split_text(reply.with_numbers(), MAX_BODY)):
-            if reply.voice and number == 0:  # a voice prompt: WhatsApp plays it as audio
-                message = response.message()
-                message.body(part)
-                message.media(reply.voice)
-            else:
-                response.message(part)
-    return str(response)
+            voice = reply.voice if number == 0 else None  # a voice prompt: played as audio
+            messages.append(_message(part, voice or None))
+    if not messages:
+        return EMPTY_TWIML
+    return f"{_XML_DECLARATION}<Response>{''.join(messages)}</Response>"
 
 
 def empty_twiml() -> str:
     """An answer that sends nothing (a duplicate delivery, a message we do not handle)."""
-    return str(MessagingResponse())
+    return EMPTY_TWIML
 
 
 # -- out later: the REST API --------------------------------------------------------------------
