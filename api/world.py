@@ -138,7 +138,8 @@ class SqlWorld(BookingService):
         now: datetime,
     ) -> LimitInfo | None:
         if full_name is None and self._cache is not None and self._never_booked(citizen_id):
-            rules = self._cache.get(("rules", post_code), lambda: fairness.rules_of(self.conn, post_code))
+            load = lambda: fairness.rules_of(self.conn, post_code)  # noqa: E731
+            rules = self._cache.get(("rules", post_code), load)
             if rules is None:
                 return None
             if rules.per_phone > 0:
