@@ -266,7 +266,10 @@ class SqlConversationStore:
                 "now": self.sql.when(inbound.now),
             }
             found = self.sql.execute(conn, self.sql.new_citizen, params).fetchone()
-            created = owner = found[0] if found is not None else self._owner(conn, inbound.phone)
+            if found is not None:
+                created = owner = int(found[0])
+            else:  # a concurrent first message of this verified number made its citizen
+                owner = self._owner(conn, inbound.phone)
         if owner is None:
             raise RuntimeError("the owner of a verified number vanished")
         params = {"channel": inbound.channel, "address": inbound.address, "citizen_id": owner}
