@@ -1,11 +1,14 @@
 """The conversation store: one turn's transaction, as the runtime (bot.runtime) asks for it.
 
 This is the hot path of every message, written for it: three driver-level statements of
-our own per turn — the dedupe insert, the identity-and-citizen read (row-locked on
-PostgreSQL), one state update (which also carries the sender's flood count, bot.runtime) —
-plus what the flow itself asks, all in one transaction; and once per conversation (a first
-message, or the first after 30 minutes of silence) a `conversation_start` row for the
-dashboard.
+our own per turn — the dedupe insert, one read of the identity, its citizen and whether
+anyone on that number ever had an appointment (row-locked on PostgreSQL), one state update
+(which also carries the sender's flood count, bot.runtime) — plus what the flow itself asks,
+all in one transaction; and once per conversation (a first message, or the first after 30
+minutes of silence) a `conversation_start` row for the dashboard. A first contact adds the
+citizen and the identity, conflict-free (`ON CONFLICT DO NOTHING`). "Never booked" lets
+api.world answer a first-time booker's fair-access and upcoming-appointment questions
+without a query.
 Statements are plain SQL prepared once per dialect, not ORM or Core expressions built anew.
 """
 
