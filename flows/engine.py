@@ -216,10 +216,7 @@ class Turn:
 
 def folded_message(text: str, ctx: Context) -> str:
     """A message as the steps compare it: folded, SMS spellings of the chain expanded."""
-    shortcuts: dict[str, str] = {}
-    for lex in reversed(ctx.chain):
-        shortcuts.update(lex.shortcuts)
-    return expand(fold(text), shortcuts)
+    return expand(fold(text), ctx.lexicons.shortcuts(ctx.lang))
 
 
 def switch_voice(ctx: Context) -> Stay:
