@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api import db
 from api.domain.citizens import country_of
+from api.domain.identities import link_verified_phone
 from api.domain.tables import table
 from api.models import ChannelIdentity, Citizen
 from api.world import NetworkCache, SqlWorld
@@ -229,6 +230,11 @@ class SqlConversationStore:
     def _identity(self, conn: Connection, inbound: Inbound) -> Any:
         params = {"channel": inbound.channel, "address": inbound.address}
         row = self.sql.execute(conn, self.sql.identity, params).fetchone()
+        if row is not None and inbound.phone_verified and inbound.phone and not row[4]:
+            # An identity made at the desk for a walk-in's number (api.domain.walk_ins): its
+            # first message from the provider vouches for the number.
+            link_verified_phone(conn, inbound.channel, inbound.address, inbound.phone, inbound.now)
+            row = self.sql.execute(conn, self.sql.identity, params).fetchone()
         if row is not None:
             return row
         try:
