@@ -5,6 +5,7 @@ once."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import date, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from api.domain import search, walk_ins
 from api.domain.audit import staff_write
 from api.domain.booking import BookingService
 from api.domain.errors import NotVisible, Refused
-from api.domain.staff import StaffPrincipal, staff_for_token
+from api.domain.staff import StaffPrincipal, add_staff, staff_for_token
 from api.domain.tables import table
 from api.models import Appointment, ChannelIdentity, Citizen
 from api.world import SqlWorld
@@ -351,3 +352,71 @@ def test_the_last_seat_wanted_by_the_chat_and_the_desk_at_once_goes_to_one(
                 .where(_appt.c.starts_at == seat, _appt.c.status == "booked")
             ).scalar_one()
         assert held == 2
+
+
+# --- the console's pages, over HTTP ---------------------------------------------------------
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_PASSWORD = "correct horse battery"
+
+
+def _console_login(client: Any, engine: Engine, email: str, *posts: str) -> str:
+    with write(engine) as conn:
+        add_staff(conn, email, "agent", list(posts), _PASSWORD)
+    page = client.get("/console/login")
+    csrf = _CSRF.search(page.text)
+    assert csrf is not None
+    client.post(
+        "/console/login",
+        data={"email": email, "password": _PASSWORD, "csrf": csrf.group(1)},
+        follow_redirects=False,
+    )
+    form = _CSRF.search(client.get("/console/walk-in").text)
+    assert form is not None
+    return form.group(1)
+
+
+def test_the_console_books_a_walk_in_and_says_why_when_it_cannot(
+    demo_engine: Engine, app_factory: Any
+) -> None:
+    with app_factory(demo_engine, now="2026-12-01T08:00:00Z") as (client, _fakes):
+        client.base_url = "https://testserver"
+        csrf = _console_login(client, demo_engine, "awa@consulat.bf", "ABJ")
+        page = client.get("/console/walk-in", params={"service": "passport"})
+        times = re.findall(r'name="starts_at" value="([^"]+)"', page.text)
+        assert len(times) > 1
+        form = {
+            "csrf": csrf,
+            "post": "ABJ",
+            "service": "passport",
+            "starts_at": times[0],
+            "full_name": "Fatimata Sawadogo",
+            "phone": LOCAL,
+            "lang": "fr",
+        }
+        booked = client.post("/console/walk-in", data=form, follow_redirects=False)
+        assert booked.status_code == 303
+        receipt = client.get(booked.headers["location"])
+        assert receipt.status_code == 200
+        reference = re.search(r"RDV-[0-9A-Z]{6}", receipt.text)
+        assert reference is not None
+        assert "Documents à apporter" in receipt.text
+        assert "@media print" in client.get("/static/console.css").text
+
+        # one person, one procedure: at another time too
+        again = client.post("/console/walk-in", data=form | {"starts_at": times[1]})
+        assert again.status_code == 409
+        assert "limites du poste" in again.text
+        assert 'value="Fatimata Sawadogo"' in again.text  # what was typed stays
+        bad = client.post("/console/walk-in", data=form | {"phone": "12", "full_name": "Issa K"})
+        assert bad.status_code == 422
+        assert "numéro de téléphone n'est pas valable" in bad.text
+
+        found = client.get("/console/search", params={"q": LOCAL})
+        assert reference.group(0) in found.text
+        assert PHONE not in found.text  # masked on the shared screen
+        assert search.mask_phone(PHONE) in found.text
+        day = client.get("/console/appointments", params={"post": "ABJ", "day": "2026-12-02"})
+        assert search.mask_phone(PHONE) in day.text
+        assert PHONE not in day.text
+        assert client.get("/console/walk-in", params={"post": "ACC"}).status_code == 404
