@@ -167,6 +167,15 @@ def test_a_name_matches_on_both_stores_without_accents_or_case(api: StaffApi) ->
     assert find(api, "abj", "kaboree").count == 0
 
 
+def test_an_erased_citizen_is_no_longer_found_by_name(api: StaffApi) -> None:
+    citizen = api.citizen(PHONE)
+    api.book(citizen, name="Awa Ouédraogo")
+    api.lodge(phone=PHONE)
+    assert api.call("DELETE", f"/citizens/{citizen}").status_code == 200
+    for text in ("ouedraogo", "awa", LOCAL):
+        assert find(api, "admin", text).count == 0, text
+
+
 # --- the API's filters ----------------------------------------------------------------------------
 
 
