@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from api import db
 from api.domain.citizens import country_of
+from api.domain.identities import link_verified_phone
 from api.world import NetworkCache, SqlWorld
 from bot.runtime import FLOOD_WINDOW, Inbound, Outbound, StoreUnavailable
 from flows.engine import IDLE_TIMEOUT, Who
@@ -245,6 +246,11 @@ class SqlConversationStore:
     def _identity(self, conn: Connection, inbound: Inbound) -> Any:
         params = {"channel": inbound.channel, "address": inbound.address}
         row = self.sql.execute(conn, self.sql.identity, params).fetchone()
+        if row is not None and inbound.phone_verified and inbound.phone and not row[4]:
+            # An identity made at the desk for a walk-in's number (api.domain.walk_ins): its
+            # first message from the provider vouches for the number.
+            link_verified_phone(conn, inbound.channel, inbound.address, inbound.phone, inbound.now)
+            row = self.sql.execute(conn, self.sql.identity, params).fetchone()
         if row is not None:
             return row
         self._first_contact(conn, inbound)

@@ -375,6 +375,7 @@ class ConsularRequest(SQLModel, table=True):
     citizen_id: int | None = Field(default=None, foreign_key="citizen.id", index=True)
     phone: str | None = Field(default=None, max_length=20, index=True)  # E.164
     full_name: str = Field(max_length=120)
+    name_key: str = Field(default="", max_length=120, index=True)  # flows.world.person_key
     birth_date: date | None = None
     status: RequestStatus = Field(
         default=RequestStatus.received,

@@ -9,9 +9,10 @@ time. An agent sees and changes the data of their posts only (another post's dat
 404, as if it did not exist); an administrator sees every post.
 
 One module per section, as `api.http.staff` has one per resource: `dashboard`,
-`appointments`, `requests`, `inbox` (the desk's conversations with citizens), `posts`,
-`broadcasts`, `limits`, `citizens`, `translations` (review and glossary), `admin`; `base` holds
-what they all stand on. A section's routes
+`appointments`, `walk_ins` (booking for the citizen at the desk, and the receipt),
+`requests`, `inbox` (the desk's conversations with citizens), `posts`, `broadcasts`,
+`limits`, `citizens`, `translations` (review and glossary), `admin`, `search` (the box of
+every page); `base` holds what they all stand on. A section's routes
 only translate: they read the form, call the use case of the domain (api.domain.*_desk,
 api.domain.desk_conversations, api.domain.broadcasts…) in a `staff_write` transaction — the
 same use case the staff API calls, so both check, change, notify and audit alike — and turn
@@ -34,7 +35,9 @@ from api.http.console import (
     login,
     posts,
     requests,
+    search,
     translations,
+    walk_ins,
 )
 from api.http.console.login import login_failures_limit
 
@@ -42,6 +45,7 @@ router = APIRouter()
 for section in (
     login,
     dashboard,
+    walk_ins,
     appointments,
     requests,
     inbox,
@@ -51,6 +55,7 @@ for section in (
     citizens,
     translations,
     admin,
+    search,
 ):
     router.include_router(section.router)
 
