@@ -27,7 +27,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
 from bot.locales import languages, load_calendar, read_catalog
-from flows.messages import Msg, Reply
+from flows.messages import Attachment, Msg, Reply
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class RenderedReply:
     text: str
     choices: tuple[str, ...] = ()
     voice: str | None = None  # the URL of a voice prompt (OGG/Opus) to send with the text
+    image: str | None = None  # the URL of an image (PNG: a proof's QR code) to show with it
+    document: str | None = None  # the URL of a file (a calendar .ics) for channels taking one
 
     def with_numbers(self) -> str:
         """Body followed by '1. label' lines: the form for WhatsApp, Telegram and terminals."""
@@ -70,6 +72,18 @@ class Overlay(Protocol):
         ...
 
 
+class Attachments(Protocol):
+    """Where the files of a reply's attachments are served (api/ knows, flows only name them)."""
+
+    def image(self, attachment: Attachment) -> str | None:
+        """The URL of its image (PNG), if it has one."""
+        ...
+
+    def document(self, attachment: Attachment) -> str | None:
+        """The URL of its document (a calendar file), if it has one."""
+        ...
+
+
 class _Formatter(string.Formatter):
     def __init__(self, renderer: Renderer, lang: str) -> None:
         self.renderer = renderer
@@ -88,8 +102,10 @@ class Renderer:
         overlay: Overlay | None = None,
         poll_seconds: float = POLL_SECONDS,
         voice_base_url: str = "",
+        attachments: Attachments | None = None,
     ) -> None:
         self.overlay = overlay
+        self.attachments = attachments
         self.voice_base_url = voice_base_url.rstrip("/")
         self._voices: Mapping[str, Mapping[str, str]] = {}
         self.poll_seconds = poll_seconds
@@ -165,14 +181,19 @@ class Renderer:
 
     def render_reply(self, reply: Reply, lang: str, *, voice: bool = False) -> RenderedReply:
         """The reply as text; with `voice`, and the voice prompt of its last line that has
-        one (the question of the step, usually)."""
+        one (the question of the step, usually); with the files of its first attachment, when
+        this renderer knows where they are served."""
         text = "\n".join(self.render(line, lang) for line in reply.lines)
         choices = tuple(self.render(c, lang) for c in reply.choices)
         url = None
         if voice:
             urls = (self.voice_url(line.key, lang) for line in reversed(reply.lines))
             url = next((u for u in urls if u), None)
-        return RenderedReply(text, choices, url)
+        image = document = None
+        if reply.attachments and self.attachments is not None:
+            image = self.attachments.image(reply.attachments[0])
+            document = self.attachments.document(reply.attachments[0])
+        return RenderedReply(text, choices, url, image, document)
 
     # -- values ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from flows.lexicon import Lexicon, Lexicons
-from flows.messages import Msg, Option, Reply, msg
+from flows.messages import Attachment, Msg, Option, Reply, msg
 from flows.state import Conversation, StoredOption
 from flows.text import clean, expand, fold
 from flows.understanding import (
@@ -156,6 +156,7 @@ class Goto:
     data: dict[str, Any] = field(default_factory=dict)
     say: tuple[Msg, ...] = ()
     lang: str | None = None  # switch the conversation to this language
+    attach: tuple[Attachment, ...] = ()  # sent with the reply (a proof of appointment)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class Stay:
     say: tuple[Msg, ...] = ()
     data: dict[str, Any] | None = None
     lang: str | None = None
+    attach: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class Home:
 
     say: tuple[Msg, ...] = ()
     lang: str | None = None
+    attach: tuple[Attachment, ...] = ()
 
 
 Outcome = Goto | Stay | Home
@@ -436,6 +439,7 @@ class Engine:
 
     def _go(self, state: Conversation, ctx: Context, outcome: Outcome, misses: int = 0) -> Turn:
         said: list[Msg] = []
+        attached: list[Attachment] = []
         lang = state.lang
         flow_name, step, data = state.flow, state.step, dict(state.data)
         for _ in range(MAX_REDIRECTS):
@@ -444,6 +448,7 @@ class Engine:
                 ctx = replace(ctx, lang=lang)
                 ctx.world.set_language(ctx.who.citizen_id, lang)
             said.extend(outcome.say)
+            attached.extend(outcome.attach)
             if isinstance(outcome, Goto):
                 flow_name, step, data = outcome.flow, outcome.step, dict(outcome.data)
             elif isinstance(outcome, Home):
@@ -456,7 +461,9 @@ class Engine:
                 flow = self.flows["menu"]
             asked = flow.ask(step, ctx, data)
             if isinstance(asked, Ask):
-                return self._reply(lang, ctx, flow_name, step, data, said, asked, misses)
+                return self._reply(
+                    lang, ctx, flow_name, step, data, said, asked, misses, tuple(attached)
+                )
             outcome = asked
         raise RuntimeError(f"flows redirect in a loop at {flow_name}.{step}")
 
@@ -470,6 +477,7 @@ class Engine:
         said: list[Msg],
         asked: Ask,
         misses: int = 0,
+        attached: tuple[Attachment, ...] = (),
     ) -> Turn:
         stored = tuple(
             StoredOption(
@@ -492,5 +500,6 @@ class Engine:
         reply = Reply(
             lines=tuple(said) + asked.lines,
             choices=tuple(option.label for option in asked.options),
+            attachments=attached,
         )
         return Turn(state=new_state, replies=(reply,))
