@@ -59,7 +59,7 @@ from bot.outbox import (
     next_attempt,
 )
 from bot.runtime import Outbound
-from flows.messages import Msg
+from flows.messages import Attachment, Msg, Reply
 
 # The channels a notification may go out on (the simulator has no way to push).
 PUSH_CHANNELS: tuple[str, ...] = ("whatsapp", "telegram")
@@ -145,6 +145,10 @@ def _payloads(channel: str, reply: RenderedReply) -> list[dict[str, Any]]:
     payloads[-1]["choices"] = list(reply.choices)
     if reply.voice:
         payloads[0]["voice"] = reply.voice  # sent as a voice note before the first part
+    if reply.image:
+        payloads[0]["image"] = reply.image  # a proof's QR code: a photo, or the message's media
+    if reply.document:
+        payloads[0]["document"] = reply.document  # its calendar file, where the channel takes one
     return payloads
 
 
@@ -218,8 +222,10 @@ def notify(
     now: datetime,
     lane: Lane = Lane.notification,
     renderer: Renderer | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> bool:
-    """Queue `message` for the citizen, in their language, on their last-used channel.
+    """Queue `message` for the citizen, in their language, on their last-used channel, with
+    the files of its `attachments` (a proof of appointment) when the renderer serves them.
 
     Due at `now`. The dedupe key makes it once per purpose (`request:12:ready`,
     `reminder:day:7`): a second call with the same key writes nothing. Returns whether a
@@ -228,8 +234,9 @@ def notify(
     if target is None:
         return False
     lang = target.lang or DEFAULT_LANGUAGE
-    text = (renderer or default_renderer()).render(message, lang)
-    payloads = _payloads(target.channel, RenderedReply(text))
+    reply = Reply((message,), attachments=attachments)
+    rendered = (renderer or default_renderer()).render_reply(reply, lang)
+    payloads = _payloads(target.channel, rendered)
     rows = [
         _row(
             channel=target.channel,

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -218,25 +219,32 @@ def make_bot(token: str, api_base_url: str, *, pool_size: int = 64) -> Bot:
     )
 
 
+# The bytes of a document named by its URL, for an upload; None when it is not to be had.
+Download = Callable[[str], Awaitable[bytes | None]]
+
+
 class TelegramSender:
     """Sends outbox messages as Bot API calls. Implements `bot.outbox.Sender`, not
     `bot.outbox.SentLookup`: the Bot API cannot list what a bot has sent, so a message whose
     worker died while sending it is sent again (at-least-once for that message, see
     bot.outbox)."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, download: Download | None = None) -> None:
         self.bot = bot
+        self.download = download  # reads a document to upload; None: documents are skipped
 
     @property
     def channel(self) -> str:
         return CHANNEL
 
     @classmethod
-    async def connect(cls, token: str, api_base_url: str) -> TelegramSender:
+    async def connect(
+        cls, token: str, api_base_url: str, download: Download | None = None
+    ) -> TelegramSender:
         """Build the Bot and initialise it (`getMe`): a wrong token fails here, at start-up."""
         bot = make_bot(token, api_base_url)
         await bot.initialize()
-        return cls(bot)
+        return cls(bot, download)
 
     async def send(self, item: OutboxItem, now: datetime) -> SendResult:
         callback = item.payload.get("type") == "callback_answer"
@@ -247,10 +255,8 @@ class TelegramSender:
                 return SendResult.sent(f"cbq:{query_id}"[:64])
             if not item.text:
                 return SendResult(Outcome.failed, error="empty text")
-            voice = item.payload.get("voice")
-            if voice and not item.attempts:  # the voice prompt, then its text (which matters)
-                with contextlib.suppress(TelegramError):
-                    await self.bot.send_voice(chat_id=int(item.address), voice=str(voice))
+            if not item.attempts:  # its media first (voice, QR code, calendar), then the text
+                await self._send_media(int(item.address), item.payload)
             sent = await self.bot.send_message(
                 chat_id=int(item.address),
                 text=item.text[:MAX_TEXT],
@@ -271,6 +277,23 @@ class TelegramSender:
             return SendResult(Outcome.retry, error=f"network {exc.message}"[:300])
         except TelegramError as exc:  # a revoked token, a conflict…
             return SendResult(Outcome.retry, error=f"{type(exc).__name__} {exc.message}"[:300])
+
+    async def _send_media(self, chat_id: int, payload: Mapping[str, Any]) -> None:
+        """What comes with a message's text, by the URLs the payload holds, each best-effort
+        (the text is what matters): the voice prompt (sendVoice), a proof's QR code
+        (sendPhoto), its calendar file (sendDocument, uploaded: Telegram fetches documents
+        by URL only for GIF, PDF and ZIP files)."""
+        voice, image, document = (payload.get(k) for k in ("voice", "image", "document"))
+        with contextlib.suppress(TelegramError):
+            if voice:
+                await self.bot.send_voice(chat_id=chat_id, voice=str(voice))
+            if image:
+                await self.bot.send_photo(chat_id=chat_id, photo=str(image))
+        content = await self.download(str(document)) if document and self.download else None
+        if content is not None:
+            name = urlsplit(str(document)).path.rsplit("/", 1)[-1]
+            with contextlib.suppress(TelegramError):
+                await self.bot.send_document(chat_id=chat_id, document=content, filename=name)
 
     async def send_text(self, chat_id: int, reply: RenderedReply) -> None:
         """Send now, outside the outbox (an apology in polling mode)."""

@@ -202,16 +202,23 @@ def parse_status(form: Mapping[str, str]) -> DeliveryStatus | None:
 
 
 def twiml(replies: Iterable[RenderedReply]) -> str:
-    """The webhook's answer: one <Message> per part of each reply (numbered choices in text)."""
+    """The webhook's answer: one <Message> per part of each reply (numbered choices in text).
+    The first part carries the reply's media: its voice prompt (WhatsApp plays it as audio),
+    and its image (a proof's QR code, with the text as caption) — in a <Message> of its own
+    when there is a voice prompt too, WhatsApp taking one media per message. Never the
+    calendar file: WhatsApp takes no text/calendar (README, "WhatsApp")."""
     response = MessagingResponse()
     for reply in replies:
         for number, part in enumerate(split_text(reply.with_numbers(), MAX_BODY)):
-            if reply.voice and number == 0:  # a voice prompt: WhatsApp plays it as audio
-                message = response.message()
-                message.body(part)
-                message.media(reply.voice)
-            else:
+            media = [url for url in (reply.voice, reply.image) if url] if number == 0 else []
+            if not media:
                 response.message(part)
+                continue
+            message = response.message()
+            message.body(part)
+            message.media(media[0])
+            for url in media[1:]:
+                response.message().media(url)
     return str(response)
 
 
@@ -322,6 +329,8 @@ class WhatsAppSender:
             params["content_variables"] = json.dumps({"1": item.text}, ensure_ascii=False)
         else:
             params["body"] = item.text[:MAX_BODY]
+            if item.payload.get("image"):  # media only within the window (no template has it)
+                params["media_url"] = [str(item.payload["image"])]
         try:
             if item.lane >= LANE_BULK and isinstance(self.client.http_client, LocalizedHttpClient):
                 return SendResult.sent(await self._create_bulk(self.client.http_client, params))
@@ -392,6 +401,7 @@ _FORM = {
     "status_callback": "StatusCallback",
     "content_sid": "ContentSid",
     "content_variables": "ContentVariables",
+    "media_url": "MediaUrl",
 }
 _BULK_HEADERS = {"Accept": "application/json", "Accept-Charset": "utf-8"}
 
