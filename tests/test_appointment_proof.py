@@ -5,6 +5,7 @@ confirmation (Twilio's <Media> and MediaUrl, Telegram's sendPhoto and sendDocume
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,15 +15,17 @@ from sqlalchemy.engine import Engine
 
 from api.domain import appointment_proof as proof
 from api.domain.appointment_proof import ProofLinks
+from api.domain.reminders import send_reminders
 from bot.channels.telegram import TelegramSender, make_bot
 from bot.channels.whatsapp import WhatsAppSender, twiml
-from bot.i18n import RenderedReply
+from bot.i18n import RenderedReply, Renderer
 from bot.outbox import LANE_NOTIFICATION, OutboxItem
 from flows.messages import Attachment, proof_of
 from tests.fakes import FakeTelegramAPI, FakeTwilioAPI
 from tests.fakes.twilio_api import inbound_whatsapp_form
 from tests.support.channels import PUBLIC_BASE_URL
 from tests.support.offline import offline  # noqa: F401  (fixture)
+from tests.support.people import add_appointment, add_citizen, outbox_rows
 from tests.support.staff_api import StaffApi, staff_api
 from tests.test_staff_api import assert_problem
 from tests.test_telegram import TelegramUser
@@ -107,6 +110,8 @@ def test_the_qr_code_and_the_calendar_file_are_served_at_the_tokens_url(api: Sta
     assert png.status_code == 200
     assert png.headers["content-type"] == "image/png"
     assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    head = api.client.head(f"/proof/{token}/qr.png")  # how Twilio checks a media's type
+    assert (head.status_code, head.headers["content-type"]) == (200, "image/png")
 
     ics = api.client.get(f"/proof/{token}/rendez-vous.ics")
     assert ics.status_code == 200
@@ -177,6 +182,9 @@ def test_a_forged_or_altered_proof_is_refused_and_nothing_written(api: StaffApi)
 def test_a_cancelled_another_days_or_another_posts_proof_says_so(api: StaffApi) -> None:
     cancelled = booked(api)
     assert api.post(f"/appointments/{cancelled['id']}/cancel", json={"reason": "x"}).is_success
+    ics = api.client.get(f"/proof/{cancelled['proof']}/rendez-vous.ics")
+    [event] = icalendar.Calendar.from_ical(ics.content).walk("VEVENT")
+    assert str(event["status"]) == "CANCELLED"  # a calendar that imports it again learns so
     later = booked(api, "+2250701000002", day=date(2026, 12, 4))
     for appointment, words in ((cancelled, "cancelled"), (later, "day of the appointment")):
         refused = api.post("/appointments/check-in", json={"proof": appointment["proof"]})
@@ -331,3 +339,38 @@ def test_telegram_sends_the_photo_by_url_and_uploads_the_calendar_file() -> None
         assert upload["document"]["filename"] == "rendez-vous.ics"
         assert upload["document"]["content"].startswith(b"BEGIN:VCALENDAR")
         assert fetched == [document]
+
+
+def test_the_day_before_reminder_brings_the_proof_to_twilio_as_mediaurl(
+    demo_engine: Engine,
+) -> None:
+    moment = datetime(2030, 1, 15, 10, 0, tzinfo=UTC)
+    phone = "+2250701000077"
+    citizen_id = add_citizen(demo_engine, phone=phone, identities=(("whatsapp", phone, moment),))
+    starts = moment + timedelta(hours=20)
+    _, reference = add_appointment(demo_engine, citizen_id, starts)
+    renderer = Renderer(attachments=ProofLinks(KEY, PUBLIC_BASE_URL))
+    assert send_reminders(demo_engine, moment, renderer=renderer) == 1
+    (row,) = outbox_rows(demo_engine)
+    image = f"{PUBLIC_BASE_URL}/proof/{proof.token(KEY, reference)}/qr.png"
+    assert row.payload["image"] == image
+    assert reference in row.payload["text"]
+
+    async def send(tw: FakeTwilioAPI) -> None:
+        sender = WhatsAppSender.create(
+            tw.account_sid, tw.auth_token, "whatsapp:+14155238886", api_base_url=tw.base_url
+        )
+        item = replace(_item(dict(row.payload), "whatsapp", phone), last_inbound_at=moment)
+        try:
+            assert (await sender.send(item, moment + timedelta(hours=1))).outcome.value == "sent"
+        finally:
+            await sender.close()
+
+    with FakeTwilioAPI() as tw:
+        asyncio.run(send(tw))
+        [sent] = tw.sent_messages()
+        assert sent["MediaUrl"] in (image, [image])
+
+    # two hours before: the text alone
+    assert send_reminders(demo_engine, starts - timedelta(hours=1), renderer=renderer) == 1
+    assert "image" not in outbox_rows(demo_engine)[-1].payload

@@ -122,8 +122,7 @@ def test_the_desk_checks_in_by_the_qr_code_and_refuses_a_forged_one(
         with live_app.engine.connect() as conn:
             audited = conn.execute(
                 sa.text(
-                    "SELECT count(*) FROM audit_log WHERE action = 'attended'"
-                    " AND entity_id = :id"
+                    "SELECT count(*) FROM audit_log WHERE action = 'attended' AND entity_id = :id"
                 ),
                 {"id": str(live_app.appointment_id)},
             ).scalar_one()

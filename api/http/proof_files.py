@@ -2,7 +2,7 @@
 calendar file of an appointment, for the providers that fetch media by URL (Twilio, Telegram)
 and for the citizen who opens them (the last segment names the file). No login; the token is
 signed (api.domain.appointment_proof), so the URL cannot be guessed from a reference, and a
-forged or unknown one is a 404."""
+forged or unknown one is a 404. HEAD too: Twilio checks a media's Content-Type with it."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ def _found(request: Request, token: str) -> proof.ProvenAppointment | None:
         return proof.find(conn, request.app.state.proof_key, token)
 
 
-@router.get(f"/proof/{{token}}/{proof.QR_FILE}")
+@router.api_route(f"/proof/{{token}}/{proof.QR_FILE}", methods=["GET", "HEAD"])
 def proof_qr(token: Token, request: Request) -> Response:
     if _found(request, token) is None:
         return Response(status_code=404)
     return Response(proof.qr_png(token.upper()), media_type=proof.PNG, headers=_HEADERS)
 
 
-@router.get(f"/proof/{{token}}/{proof.CALENDAR_FILE}")
+@router.api_route(f"/proof/{{token}}/{proof.CALENDAR_FILE}", methods=["GET", "HEAD"])
 def proof_calendar(token: Token, request: Request) -> Response:
     found = _found(request, token)
     if found is None:
