@@ -1,7 +1,7 @@
 """The proof of appointment in a real browser (tests/support/browser.py): the agent at the
 desk checks a citizen in by the QR code's content (typed, or typed by a scanner that ends with
-Enter), a forged code is refused and changes nothing, another day's says so; and the web
-simulator shows the QR code in the confirmation's bubble."""
+Enter), a forged code is refused and changes nothing, another day's and another post's say
+so; and the web simulator shows the QR code in the confirmation's bubble."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def _status(live_app: LiveApp, reference: str) -> str:
         )
 
 
-def _book_on_thursday(live_app: LiveApp) -> str:
-    """Another appointment at ABJ, on Thursday: not today's."""
+def _book(live_app: LiveApp, post: str, starts_at: datetime) -> str:
+    """Another appointment (a CNIB) at `post`; its reference."""
     citizen = sa.inspect(Citizen).local_table
     with db.write(live_app.engine) as conn:
         citizen_id = conn.execute(
@@ -56,9 +56,9 @@ def _book_on_thursday(live_app: LiveApp) -> str:
         ).scalar_one()
         result = BookingService(conn).book(
             citizen_id,
-            "ABJ",
+            post,
             "cnib",
-            datetime(2026, 12, 3, 9, 0, tzinfo=UTC),
+            starts_at,
             "Mariam Sawadogo",
             datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
         )
@@ -98,12 +98,20 @@ def test_the_desk_checks_in_by_the_qr_code_and_refuses_a_forged_one(
         page.screenshot(path=str(shots / "console-proof-refused.png"), full_page=True)
 
         # another day's genuine proof says which day
-        thursday = _book_on_thursday(live_app)
+        thursday = _book(live_app, "ABJ", datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
         _scan(page, proof.token(KEY, thursday))
         expect(page.get_by_role("alert")).to_contain_text(
             f"{thursday} : il est prévu le 2026-12-03, pas aujourd'hui"
         )
         assert _status(live_app, thursday) == "booked"
+
+        # Accra's, today: not this agent's to check in
+        accra = _book(live_app, "ACC", datetime(2026, 12, 1, 14, 0, tzinfo=UTC))
+        _scan(page, proof.token(KEY, accra))
+        expect(page.get_by_role("alert")).to_contain_text(
+            f"{accra} : ce n'est pas un rendez-vous de vos postes"
+        )
+        assert _status(live_app, accra) == "booked"
 
         # the genuine one, typed by hand in lower case: checked in, the row shows it
         _scan(page, token.lower())
