@@ -374,3 +374,23 @@ def test_the_day_before_reminder_brings_the_proof_to_twilio_as_mediaurl(
     # two hours before: the text alone
     assert send_reminders(demo_engine, starts - timedelta(hours=1), renderer=renderer) == 1
     assert "image" not in outbox_rows(demo_engine)[-1].payload
+
+
+def test_a_calendar_file_that_cannot_be_read_leaves_the_text_to_go() -> None:
+    async def broken(url: str) -> bytes:
+        raise OSError("the database is away")
+
+    async def send(tg: FakeTelegramAPI) -> str:
+        bot = make_bot(tg.token, tg.url)
+        await bot.initialize()
+        sender = TelegramSender(bot, broken)
+        payload = {"text": "Rendez-vous confirmé.", "document": f"{PUBLIC_BASE_URL}/x.ics"}
+        try:
+            result = await sender.send(_item(payload, "telegram", "4242"), datetime.now(UTC))
+            return result.outcome.value
+        finally:
+            await sender.close()
+
+    with FakeTelegramAPI(token="123456:TEST") as tg:
+        assert asyncio.run(send(tg)) == "sent"
+        assert [c.method for c in tg.calls if c.method != "getMe"] == ["sendMessage"]

@@ -289,7 +289,13 @@ class TelegramSender:
                 await self.bot.send_voice(chat_id=chat_id, voice=str(voice))
             if image:
                 await self.bot.send_photo(chat_id=chat_id, photo=str(image))
-        content = await self.download(str(document)) if document and self.download else None
+        if not document or self.download is None:
+            return
+        try:
+            content = await self.download(str(document))
+        except Exception:  # the store is away…: the text goes on, without its file
+            log.exception("telegram: a document could not be read")
+            return
         if content is not None:
             name = urlsplit(str(document)).path.rsplit("/", 1)[-1]
             with contextlib.suppress(TelegramError):
