@@ -45,7 +45,7 @@ class _Sql:
     )
     IDENTITY = (
         "SELECT ci.id, ci.citizen_id, ci.state, c.phone, c.phone_verified, c.country, c.lang, "
-        "c.opted_out, ci.burst_started_at, ci.burst_count "
+        "c.opted_out, ci.burst_started_at, ci.burst_count, c.voice "
         "FROM channel_identity ci JOIN citizen c ON c.id = ci.citizen_id "
         "WHERE ci.channel = :channel AND ci.address = :address"
     )
@@ -211,6 +211,7 @@ class SqlConversationStore:
                 country=row[5],
                 lang=row[6],
                 opted_out=bool(row[7]),
+                voice=None if row[10] is None else bool(row[10]),
             )
             state = Conversation.from_json(self.sql.state(row[2]))
             world = SqlWorld(conn, self.cache)

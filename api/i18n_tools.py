@@ -34,6 +34,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import PoFileError, read_po, write_po
 from babel.util import pathmatch
 
+from api import console_i18n
 from bot.i18n import BABEL_LOCALES, FALLBACK, Renderer
 from bot.locales import DOMAIN, catalog_path, languages, read_yaml
 from flows.engine import LANGUAGES
@@ -422,7 +423,8 @@ def _catalog_languages(root: Path) -> list[str]:
 def _same_template(old: Catalog, new: Catalog) -> bool:
     def shape(catalog: Catalog) -> list[tuple[Any, ...]]:
         return [
-            (m.id, tuple(m.locations), tuple(m.auto_comments))
+            # comments as words: a long one comes back from the file wrapped on two lines
+            (m.id, tuple(m.locations), " ".join(m.auto_comments).split())
             for m in sorted((m for m in catalog if m.id), key=lambda m: str(m.id))
         ]
 
@@ -493,6 +495,7 @@ def update(root: Path | None = None) -> list[str]:
                 f" {', '.join(source_changed)}"
             )
         report.append(line)
+    report.extend(console_i18n.update(root, base))
     return report
 
 
@@ -826,6 +829,7 @@ def check(root: Path | None = None) -> list[str]:
 
     problems.extend(_check_lexicons(root, langs))
     problems.extend(_check_calendars(root, langs))
+    problems.extend(console_i18n.check(root, base))
     return problems
 
 

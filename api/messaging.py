@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from api.conversations import Enqueue, SqlConversationStore
+from api.domain import outbox
 from api.domain.appointment_proof import ProofLinks
 from api.domain.translations import SqlOverlay
 from bot.i18n import POLL_SECONDS, Renderer
@@ -33,7 +34,8 @@ def build_messaging(
 ) -> Messaging:
     """The runtime, its renderer overlaid with the texts translators reviewed in the console
     (read from the database, reloaded within `poll_seconds` of a change anywhere), and, with
-    a `proof_key`, sending the proofs of appointment (QR code, calendar file) it names."""
+    a `proof_key`, sending the proofs of appointment (QR code, calendar file) it names. The
+    same renderer writes the notices of this process (`api.domain.outbox.notify`)."""
     renderer = Renderer(
         locales,
         overlay=SqlOverlay(engine),
@@ -41,6 +43,7 @@ def build_messaging(
         voice_base_url=public_base_url,
         attachments=ProofLinks(proof_key, public_base_url) if proof_key else None,
     )
+    outbox.use_renderer(engine, renderer)  # notices written in this process, too
     runtime = Runtime(
         SqlConversationStore(engine, enqueue),
         build_engine(),

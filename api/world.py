@@ -144,6 +144,9 @@ class SqlWorld(BookingService):
     def set_opted_out(self, citizen_id: int, opted_out: bool) -> None:
         citizens.set_opted_out(self.conn, citizen_id, opted_out)
 
+    def set_voice(self, citizen_id: int, on: bool) -> None:
+        citizens.set_voice(self.conn, citizen_id, on)
+
     def lookup(
         self,
         reference: str,

@@ -17,7 +17,7 @@ import logging
 import string
 import threading
 import time as clock
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
+from bot.channels import Media
 from bot.locales import languages, load_calendar, read_catalog
 from flows.messages import Attachment, Msg, Reply
 
@@ -40,13 +41,13 @@ DATE_PATTERN = "EEEE d MMMM"
 
 @dataclass(frozen=True)
 class RenderedReply:
-    """A reply as text: the body, and the bare labels of its numbered choices."""
+    """A reply as text: the body, the bare labels of its numbered choices, and the files sent
+    with it, before the text (a voice prompt, then its attachments' files: a QR code, a
+    calendar file)."""
 
     text: str
     choices: tuple[str, ...] = ()
-    voice: str | None = None  # the URL of a voice prompt (OGG/Opus) to send with the text
-    image: str | None = None  # the URL of an image (PNG: a proof's QR code) to show with it
-    document: str | None = None  # the URL of a file (a calendar .ics) for channels taking one
+    media: tuple[Media, ...] = ()
 
     def with_numbers(self) -> str:
         """Body followed by '1. label' lines: the form for WhatsApp, Telegram and terminals."""
@@ -75,12 +76,9 @@ class Overlay(Protocol):
 class Attachments(Protocol):
     """Where the files of a reply's attachments are served (api/ knows, flows only name them)."""
 
-    def image(self, attachment: Attachment) -> str | None:
-        """The URL of its image (PNG), if it has one."""
-        ...
-
-    def document(self, attachment: Attachment) -> str | None:
-        """The URL of its document (a calendar file), if it has one."""
+    def media(self, attachment: Attachment) -> tuple[Media, ...]:
+        """Its files, each with its kind (a proof: its QR code as an image, its calendar file
+        as a document); none for an attachment this resolver does not know."""
         ...
 
 
@@ -181,19 +179,25 @@ class Renderer:
 
     def render_reply(self, reply: Reply, lang: str, *, voice: bool = False) -> RenderedReply:
         """The reply as text; with `voice`, and the voice prompt of its last line that has
-        one (the question of the step, usually); with the files of its first attachment, when
-        this renderer knows where they are served."""
+        one (the question of the step, usually); then the files of its attachments, when this
+        renderer knows where they are served."""
         text = "\n".join(self.render(line, lang) for line in reply.lines)
         choices = tuple(self.render(c, lang) for c in reply.choices)
-        url = None
-        if voice:
-            urls = (self.voice_url(line.key, lang) for line in reversed(reply.lines))
-            url = next((u for u in urls if u), None)
-        image = document = None
-        if reply.attachments and self.attachments is not None:
-            image = self.attachments.image(reply.attachments[0])
-            document = self.attachments.document(reply.attachments[0])
-        return RenderedReply(text, choices, url, image, document)
+        media = self.voice_for(reply.lines, lang) if voice else ()
+        return RenderedReply(text, choices, media + self.attached(reply.attachments))
+
+    def voice_for(self, lines: Sequence[Msg], lang: str) -> tuple[Media, ...]:
+        """The voice prompt of the last of these lines that has one in `lang`, if any."""
+        urls = (self.voice_url(line.key, lang) for line in reversed(lines))
+        url = next((u for u in urls if u), None)
+        return (Media(url),) if url else ()
+
+    def attached(self, attachments: Sequence[Attachment]) -> tuple[Media, ...]:
+        """The files of these attachments (a proof's QR code and calendar file), where this
+        renderer knows they are served; none otherwise."""
+        if self.attachments is None:
+            return ()
+        return tuple(media for a in attachments for media in self.attachments.media(a))
 
     # -- values ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ REQUIRED = (
     "help",
     "stop",
     "start",
+    "voice",
     "numbers",
     "today",
     "tomorrow",
@@ -95,6 +96,7 @@ class Lexicon:
     help: frozenset[str]
     stop: frozenset[str]
     start: frozenset[str]
+    voice: frozenset[str]  # switches the voice prompts on, or off (flows.engine.switch_voice)
     numbers: Mapping[str, int]  # folded word → 1..10
     today: frozenset[str]
     tomorrow: frozenset[str]
@@ -168,6 +170,7 @@ class Lexicon:
             help=_words(raw["help"]) | {"?"},
             stop=_words(raw["stop"]),
             start=_words(raw["start"]),
+            voice=_words(raw["voice"]),
             numbers=numbers,
             today=_words(raw["today"]),
             tomorrow=_words(raw["tomorrow"]),

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from api.domain import appointment_proof as proof
 from api.domain.appointment_proof import ProofLinks
 from api.domain.reminders import send_reminders
+from bot.channels import DOCUMENT, IMAGE, VOICE, Media
 from bot.channels.telegram import TelegramSender, make_bot
 from bot.channels.whatsapp import WhatsAppSender, twiml
 from bot.i18n import RenderedReply, Renderer
@@ -82,11 +83,11 @@ def test_the_key_comes_from_proof_secret_else_console_secret() -> None:
 def test_the_links_name_the_files_of_a_proof_by_its_token() -> None:
     links = ProofLinks(KEY, PUBLIC_BASE_URL + "/")
     token = proof.token(KEY, "RDV-7K2M9Q")
-    assert links.image(proof_of("RDV-7K2M9Q")) == f"{PUBLIC_BASE_URL}/proof/{token}/qr.png"
-    assert (
-        links.document(proof_of("RDV-7K2M9Q")) == f"{PUBLIC_BASE_URL}/proof/{token}/rendez-vous.ics"
+    assert links.media(proof_of("RDV-7K2M9Q")) == (
+        Media(f"{PUBLIC_BASE_URL}/proof/{token}/qr.png", IMAGE),
+        Media(f"{PUBLIC_BASE_URL}/proof/{token}/rendez-vous.ics", DOCUMENT),
     )
-    assert links.image(Attachment("other", "x")) is None
+    assert links.media(Attachment("other", "x")) == ()
 
 
 # --- the files and the check-in through the API -------------------------------------------------
@@ -266,12 +267,13 @@ def test_the_simulator_shows_the_qr_code(demo_engine: Engine, app_factory: Any) 
 
 def test_twiml_puts_the_image_with_the_text_and_beside_a_voice_prompt() -> None:
     image = f"{PUBLIC_BASE_URL}/proof/RDV-7K2M9Q.{'A' * 24}/qr.png"
-    alone = twiml([RenderedReply("Rendez-vous confirmé.", image=image, document="x.ics")])
+    files = (Media(image, IMAGE), Media("x.ics", DOCUMENT))
+    alone = twiml([RenderedReply("Rendez-vous confirmé.", media=files)])
     assert alone.count("<Message>") == 1
     assert f"<Media>{image}</Media>" in alone
     assert "x.ics" not in alone
     voice = f"{PUBLIC_BASE_URL}/voice/abc.ogg"
-    both = twiml([RenderedReply("Rendez-vous confirmé.", voice=voice, image=image)])
+    both = twiml([RenderedReply("Rendez-vous confirmé.", media=(Media(voice), *files))])
     assert both.count("<Message>") == 2  # one media per WhatsApp message
     assert both.index(voice) < both.index(image)
 
@@ -291,7 +293,8 @@ def _item(payload: dict[str, Any], channel: str, address: str) -> OutboxItem:
 
 def test_a_proactive_message_with_a_proof_sends_it_as_mediaurl() -> None:
     image = f"{PUBLIC_BASE_URL}/proof/RDV-7K2M9Q.{'A' * 24}/qr.png"
-    payload = {"text": "Rappel : demain", "image": image, "document": "x.ics"}
+    media = [{"url": image, "kind": IMAGE}, {"url": "x.ics", "kind": DOCUMENT}]
+    payload = {"text": "Rappel : demain", "media": media}
 
     async def send(tw: FakeTwilioAPI, item: OutboxItem) -> None:
         sender = WhatsAppSender.create(
@@ -322,7 +325,12 @@ def test_telegram_sends_the_photo_by_url_and_uploads_the_calendar_file() -> None
         bot = make_bot(tg.token, tg.url)
         await bot.initialize()
         sender = TelegramSender(bot, download)
-        payload = {"text": "Rendez-vous confirmé.", "image": image, "document": document}
+        media = [
+            {"url": f"{PUBLIC_BASE_URL}/voice/abc.ogg", "kind": VOICE},  # the same path as voice
+            {"url": image, "kind": IMAGE},
+            {"url": document, "kind": DOCUMENT},
+        ]
+        payload = {"text": "Rendez-vous confirmé.", "media": media}
         try:
             result = await sender.send(_item(payload, "telegram", "4242"), datetime.now(UTC))
             assert result.outcome.value == "sent"
@@ -332,7 +340,7 @@ def test_telegram_sends_the_photo_by_url_and_uploads_the_calendar_file() -> None
     with FakeTelegramAPI(token="123456:TEST") as tg:
         asyncio.run(send(tg))
         methods = [c.method for c in tg.calls if c.ok and c.method != "getMe"]
-        assert methods == ["sendPhoto", "sendDocument", "sendMessage"]
+        assert methods == ["sendVoice", "sendPhoto", "sendDocument", "sendMessage"]
         [photo] = [c.params for c in tg.calls if c.method == "sendPhoto"]
         assert photo["photo"] == image
         [upload] = [c.params for c in tg.calls if c.method == "sendDocument"]
@@ -353,7 +361,10 @@ def test_the_day_before_reminder_brings_the_proof_to_twilio_as_mediaurl(
     assert send_reminders(demo_engine, moment, renderer=renderer) == 1
     (row,) = outbox_rows(demo_engine)
     image = f"{PUBLIC_BASE_URL}/proof/{proof.token(KEY, reference)}/qr.png"
-    assert row.payload["image"] == image
+    assert row.payload["media"] == [
+        {"url": image, "kind": IMAGE},
+        {"url": image.removesuffix("qr.png") + "rendez-vous.ics", "kind": DOCUMENT},
+    ]
     assert reference in row.payload["text"]
 
     async def send(tw: FakeTwilioAPI) -> None:
@@ -373,7 +384,7 @@ def test_the_day_before_reminder_brings_the_proof_to_twilio_as_mediaurl(
 
     # two hours before: the text alone
     assert send_reminders(demo_engine, starts - timedelta(hours=1), renderer=renderer) == 1
-    assert "image" not in outbox_rows(demo_engine)[-1].payload
+    assert "media" not in outbox_rows(demo_engine)[-1].payload
 
 
 def test_a_calendar_file_that_cannot_be_read_leaves_the_text_to_go() -> None:
@@ -384,7 +395,8 @@ def test_a_calendar_file_that_cannot_be_read_leaves_the_text_to_go() -> None:
         bot = make_bot(tg.token, tg.url)
         await bot.initialize()
         sender = TelegramSender(bot, broken)
-        payload = {"text": "Rendez-vous confirmé.", "document": f"{PUBLIC_BASE_URL}/x.ics"}
+        media = [{"url": f"{PUBLIC_BASE_URL}/x.ics", "kind": DOCUMENT}]
+        payload = {"text": "Rendez-vous confirmé.", "media": media}
         try:
             result = await sender.send(_item(payload, "telegram", "4242"), datetime.now(UTC))
             return result.outcome.value

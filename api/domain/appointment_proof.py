@@ -40,6 +40,7 @@ from api.domain.audit import StaffWrite
 from api.domain.errors import NotVisible, Refused
 from api.domain.tables import table
 from api.models import Appointment, AppointmentStatus, Post, PostService, Service
+from bot.channels import DOCUMENT, IMAGE, Media
 from flows.messages import Attachment
 
 PNG = "image/png"
@@ -89,21 +90,22 @@ def verified_reference(key: bytes, proof: str) -> str | None:
 
 @dataclass(frozen=True)
 class ProofLinks:
-    """Implements bot.i18n.Attachments: where a proof's files are served."""
+    """Implements bot.i18n.Attachments: a proof's files, where they are served — its QR code
+    (an image) and its calendar file (a document: Telegram only, WhatsApp takes none)."""
 
     key: bytes
     base_url: str
 
-    def _url(self, attachment: Attachment, file: str) -> str | None:
+    def _url(self, reference: str, file: str) -> str:
+        return f"{self.base_url.rstrip('/')}/proof/{token(self.key, reference)}/{file}"
+
+    def media(self, attachment: Attachment) -> tuple[Media, ...]:
         if attachment.kind != "proof":
-            return None
-        return f"{self.base_url.rstrip('/')}/proof/{token(self.key, attachment.subject)}/{file}"
-
-    def image(self, attachment: Attachment) -> str | None:
-        return self._url(attachment, QR_FILE)
-
-    def document(self, attachment: Attachment) -> str | None:
-        return self._url(attachment, CALENDAR_FILE)
+            return ()
+        return (
+            Media(self._url(attachment.subject, QR_FILE), IMAGE),
+            Media(self._url(attachment.subject, CALENDAR_FILE), DOCUMENT),
+        )
 
 
 # -- the files ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.channels import IMAGE
 from bot.i18n import RenderedReply
 from bot.runtime import Inbound, TurnOutput
 from flows.engine import Incoming, Kind
@@ -42,6 +43,7 @@ def replies_json(output: TurnOutput) -> list[dict[str, object]]:
 
 def _reply_json(reply: RenderedReply) -> dict[str, object]:
     shown: dict[str, object] = {"text": reply.text, "choices": list(reply.choices)}
-    if reply.image:
-        shown["image"] = reply.image
+    image = next((media.url for media in reply.media if media.kind == IMAGE), None)
+    if image:
+        shown["image"] = image
     return shown

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +43,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.channels import TEXT_LIMITS
+from bot.channels import DOCUMENT, IMAGE, TEXT_LIMITS, VOICE, Media
 from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import OutboxItem, Outcome, SendResult
@@ -255,8 +255,8 @@ class TelegramSender:
                 return SendResult.sent(f"cbq:{query_id}"[:64])
             if not item.text:
                 return SendResult(Outcome.failed, error="empty text")
-            if not item.attempts:  # its media first (voice, QR code, calendar), then the text
-                await self._send_media(int(item.address), item.payload)
+            if not item.attempts:  # the files first (voice, QR code, calendar), then the text
+                await self._send_media(int(item.address), item.media)
             sent = await self.bot.send_message(
                 chat_id=int(item.address),
                 text=item.text[:MAX_TEXT],
@@ -278,26 +278,32 @@ class TelegramSender:
         except TelegramError as exc:  # a revoked token, a conflict…
             return SendResult(Outcome.retry, error=f"{type(exc).__name__} {exc.message}"[:300])
 
-    async def _send_media(self, chat_id: int, payload: Mapping[str, Any]) -> None:
-        """What comes with a message's text, by the URLs the payload holds, each best-effort
-        (the text is what matters): the voice prompt (sendVoice), a proof's QR code
-        (sendPhoto), its calendar file (sendDocument, uploaded: Telegram fetches documents
-        by URL only for GIF, PDF and ZIP files)."""
-        voice, image, document = (payload.get(k) for k in ("voice", "image", "document"))
-        with contextlib.suppress(TelegramError):
-            if voice:
-                await self.bot.send_voice(chat_id=chat_id, voice=str(voice))
-            if image:
-                await self.bot.send_photo(chat_id=chat_id, photo=str(image))
-        if not document or self.download is None:
+    async def _send_media(self, chat_id: int, media: Iterable[Media]) -> None:
+        """Each file by the method of its kind; one that fails is left out, the text goes on
+        (it is what matters): a voice prompt by `sendVoice`, an image (a proof's QR code) by
+        `sendPhoto`, both by URL; a document (its calendar file) by `sendDocument`, uploaded
+        (Telegram fetches documents by URL only for GIF, PDF and ZIP files)."""
+        for item in media:
+            if item.kind == DOCUMENT:
+                await self._send_document(chat_id, item.url)
+                continue
+            with contextlib.suppress(TelegramError):
+                if item.kind == VOICE:
+                    await self.bot.send_voice(chat_id=chat_id, voice=item.url)
+                elif item.kind == IMAGE:
+                    await self.bot.send_photo(chat_id=chat_id, photo=item.url)
+
+    async def _send_document(self, chat_id: int, url: str) -> None:
+        """The file named by `url`, read by `download` and uploaded; none without it."""
+        if self.download is None:
             return
         try:
-            content = await self.download(str(document))
+            content = await self.download(url)
         except Exception:  # the store is away…: the text goes on, without its file
             log.exception("telegram: a document could not be read")
             return
         if content is not None:
-            name = urlsplit(str(document)).path.rsplit("/", 1)[-1]
+            name = urlsplit(url).path.rsplit("/", 1)[-1]
             with contextlib.suppress(TelegramError):
                 await self.bot.send_document(chat_id=chat_id, document=content, filename=name)
 

@@ -8,6 +8,9 @@ twilio's `RequestValidator` over the public URL and the form as a multidict.
 Out, on the request: TwiML, one `<Message>` per reply part of at most 1,600 characters (long
 replies are cut on line boundaries). Out, later: the REST API through `WhatsAppSender`, whose
 HTTP client sends `https://api.twilio.com/…` to `TWILIO_API_BASE_URL` (a local fake in tests).
+Files that go with a reply (`bot.channels.Media`: a voice prompt, a proof's QR code; never
+its calendar file) ride on its first part, as `<Media>` in TwiML (one per `<Message>`) and
+`MediaUrl` on the REST API; a template (outside the 24 hours) carries the text alone.
 
 The 24-hour rule: more than 24 hours after the person's last message, WhatsApp accepts only
 approved templates. Then the sender uses the template configured for the message's language
@@ -52,7 +55,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot.channels import TEXT_LIMITS, split_text
+from bot.channels import DOCUMENT, TEXT_LIMITS, Media, split_text
 from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
@@ -201,23 +204,28 @@ def parse_status(form: Mapping[str, str]) -> DeliveryStatus | None:
 # -- out on the request: TwiML ------------------------------------------------------------------
 
 
+def whatsapp_media(media: Iterable[Media]) -> list[str]:
+    """The URLs of the files WhatsApp takes, in order: voice prompts and images, never a
+    document (a proof's calendar file: WhatsApp takes no text/calendar, README "WhatsApp")."""
+    return [item.url for item in media if item.kind != DOCUMENT]
+
+
 def twiml(replies: Iterable[RenderedReply]) -> str:
     """The webhook's answer: one <Message> per part of each reply (numbered choices in text).
-    The first part carries the reply's media: its voice prompt (WhatsApp plays it as audio),
-    and its image (a proof's QR code, with the text as caption) — in a <Message> of its own
-    when there is a voice prompt too, WhatsApp taking one media per message. Never the
-    calendar file: WhatsApp takes no text/calendar (README, "WhatsApp")."""
+    The first part carries the reply's media (`whatsapp_media`: a voice prompt, which
+    WhatsApp plays as audio; a proof's QR code): the first with the text, each further one in
+    a <Message> of its own, WhatsApp showing one media per message."""
     response = MessagingResponse()
     for reply in replies:
         for number, part in enumerate(split_text(reply.with_numbers(), MAX_BODY)):
-            media = [url for url in (reply.voice, reply.image) if url] if number == 0 else []
-            if not media:
+            urls = whatsapp_media(reply.media) if number == 0 else []
+            if not urls:
                 response.message(part)
                 continue
             message = response.message()
             message.body(part)
-            message.media(media[0])
-            for url in media[1:]:
+            message.media(urls[0])
+            for url in urls[1:]:
                 response.message().media(url)
     return str(response)
 
@@ -329,8 +337,9 @@ class WhatsAppSender:
             params["content_variables"] = json.dumps({"1": item.text}, ensure_ascii=False)
         else:
             params["body"] = item.text[:MAX_BODY]
-            if item.payload.get("image"):  # media only within the window (no template has it)
-                params["media_url"] = [str(item.payload["image"])]
+            media = whatsapp_media(item.media)
+            if media:  # one message: the files, with the text as its body (no template has any)
+                params["media_url"] = media
         try:
             if item.lane >= LANE_BULK and isinstance(self.client.http_client, LocalizedHttpClient):
                 return SendResult.sent(await self._create_bulk(self.client.http_client, params))
@@ -342,7 +351,7 @@ class WhatsAppSender:
             return SendResult(Outcome.retry, error=f"network {type(exc).__name__}", in_doubt=doubt)
         return SendResult.sent(str(message.sid))
 
-    async def _create_bulk(self, http: LocalizedHttpClient, params: Mapping[str, str]) -> str:
+    async def _create_bulk(self, http: LocalizedHttpClient, params: Mapping[str, Any]) -> str:
         """`client.messages.create_async(**params)` for the bulk lane, less the SDK's layers
         (a tenth of a broadcast's CPU per message): the same form, basic auth and URI, on the
         same connections; the Message's SID from the same JSON; a refusal raised as the SDK
@@ -401,7 +410,7 @@ _FORM = {
     "status_callback": "StatusCallback",
     "content_sid": "ContentSid",
     "content_variables": "ContentVariables",
-    "media_url": "MediaUrl",
+    "media_url": "MediaUrl",  # a list: one field per file
 }
 _BULK_HEADERS = {"Accept": "application/json", "Accept-Charset": "utf-8"}
 

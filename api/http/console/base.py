@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection, Engine, Row
 
-from api import db
+from api import console_i18n, db
 from api.domain.audit import StaffWrite, staff_write
 from api.domain.errors import NotVisible, Refused
 from api.domain.staff import StaffPrincipal
@@ -30,8 +30,12 @@ from api.domain.tables import table
 from api.http.console.session import ConsoleSession, load_staff
 from api.models import Post, RequestStatus, Service, utcnow
 
-TEMPLATES = Jinja2Templates(
-    directory=FilePath(__file__).resolve().parent.parent.parent / "templates"
+_API = FilePath(__file__).resolve().parent.parent.parent
+TEMPLATES = Jinja2Templates(directory=_API / "templates")
+TEMPLATES.env.add_extension("jinja2.ext.i18n")
+_WORDS = console_i18n.Words(_API.parent / "locales")
+TEMPLATES.env.install_gettext_callables(  # type: ignore[attr-defined]
+    _WORDS.gettext, _WORDS.ngettext, newstyle=True
 )
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 PAGE_SIZE = 50
@@ -109,14 +113,19 @@ def render(
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
+    lang = console_i18n.choose(session.lang, request.headers.get("accept-language"))
     full = {
         "csrf": session.csrf,
         "flashes": session.pop_flashes(),
         "staff": None,
         "section": "",
+        "lang": lang,
+        "console_languages": console_i18n.NAMES,
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         **context,
     }
-    response = TEMPLATES.TemplateResponse(request, name, full, status_code=status_code)
+    with console_i18n.speaking(lang):  # the template is rendered here, in the page's language
+        response = TEMPLATES.TemplateResponse(request, name, full, status_code=status_code)
     session.save(request, response)
     return cast(HTMLResponse, secure(response))
 

@@ -1,5 +1,5 @@
-"""Logging in and out of the console: the password, the login kept on the server, and the
-waits after repeated failures (per account and per client address)."""
+"""Logging in and out of the console: the password, the login kept on the server, the waits
+after repeated failures (per account and per client address), and the language switch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Form, Query, Request, Response
 
-from api import db
+from api import console_i18n, db
 from api.domain.staff import (
     LOGIN_FAILURES,
     LOGIN_FAILURES_WINDOW,
@@ -105,3 +105,19 @@ def logout(desk: FormDesk) -> Response:
     desk.session.log_out()
     desk.session.flash("ok", "logged_out")
     return desk.redirect("/console/login")
+
+
+@router.post("/language", response_model=None)
+def choose_language(
+    request: Request,
+    lang: Annotated[str, Form(max_length=5)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """The console's language switch (French, English): kept in the session, logged in or
+    not, so that the login page can be read in English too."""
+    session = ConsoleSession.from_request(request)
+    if session.csrf_ok(csrf) and lang in console_i18n.LANGUAGES:
+        session.lang = lang
+        session.modified = True
+    return redirect(request, session, safe_next(next))

@@ -126,6 +126,7 @@ class ConsoleSession:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     logged_in_at: int = 0
     flashes: list[Flash] = field(default_factory=list)
+    lang: str = ""  # the console's language chosen with its switch; "" = the browser's
     modified: bool = False
 
     @classmethod
@@ -151,6 +152,7 @@ class ConsoleSession:
                 csrf=str(payload["csrf"]),
                 logged_in_at=int(payload.get("iat", 0)),
                 flashes=[_flash(item) for item in payload.get("fl", [])][:MAX_FLASHES],
+                lang=str(payload.get("lg", "")),
             )
         except (KeyError, TypeError, ValueError):
             return cls(modified=True)
@@ -202,6 +204,7 @@ class ConsoleSession:
             "csrf": self.csrf,
             "iat": self.logged_in_at,
             "fl": [[f.kind, f.code, f.params] for f in self.flashes],
+            "lg": self.lang,
         }
         secure = request.url.scheme == "https" or str(
             request.app.state.settings.public_base_url
