@@ -17,11 +17,13 @@ from sqlalchemy.engine import Engine
 
 from api import worker
 from api.db import create_engine
+from api.domain.appointment_proof import proof_key
 from api.domain.outbox import enqueue_replies
 from api.http import (
     console,
     docs,
     health,
+    proof_files,
     simulator,
     staff,
     voice_files,
@@ -78,8 +80,12 @@ def create_app(
     app.state.run_worker = run_worker
     app.state.metrics = health.Metrics(db)
     app.state.metrics.watch_desk(db)
+    app.state.proof_key = proof_key(settings.proof_secret, settings.console_secret)
     app.state.messaging = build_messaging(
-        db, enqueue=enqueue_replies, public_base_url=settings.public_base_url
+        db,
+        enqueue=enqueue_replies,
+        public_base_url=settings.public_base_url,
+        proof_key=app.state.proof_key,
     )
     # What time it is for the routes; tests and scripts set a fixed clock here.
     app.state.clock = lambda: datetime.now(UTC)
@@ -104,6 +110,7 @@ def create_app(
     app.include_router(console.router)
     app.include_router(web_simulator.router)
     app.include_router(voice_files.router)  # voice prompts, at unguessable URLs
+    app.include_router(proof_files.router)  # proofs of appointment, at signed URLs
     app.include_router(worker.router)  # its lifespan runs the worker unless run_worker=False
     docs.install(app)
     return app

@@ -21,6 +21,8 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api import db
+from api.domain import appointment_proof
+from api.domain.appointment_proof import proof_key
 from api.domain.identities import link_verified_phone
 from api.domain.outbox import enqueue_callback_answer, record_delivery
 from api.messaging import Messaging
@@ -227,12 +229,37 @@ def build_limiter(settings: Settings) -> RateLimiter:
     return LocalRateLimiter(rates(settings))
 
 
-async def connect_telegram(settings: Settings) -> telegram_channel.TelegramSender | None:
+async def connect_telegram(
+    settings: Settings, engine: Engine | None = None
+) -> telegram_channel.TelegramSender | None:
+    """The Telegram sender; with the `engine`, it uploads the proofs' calendar files too."""
     if not settings.telegram_bot_token:
         return None
+    download = proof_documents(settings, engine) if engine is not None else None
     return await telegram_channel.TelegramSender.connect(
-        settings.telegram_bot_token, settings.telegram_api_base_url
+        settings.telegram_bot_token, settings.telegram_api_base_url, download
     )
+
+
+def proof_documents(settings: Settings, engine: Engine) -> telegram_channel.Download:
+    """The calendar file named by one of our proof URLs (`/proof/{token}/rendez-vous.ics`),
+    read from the database: Telegram takes such a file only uploaded, and the worker need not
+    reach its own public address."""
+    key = proof_key(settings.proof_secret, settings.console_secret)
+    prefix = webhook_url(settings, "/proof/")
+
+    def read(token: str) -> bytes | None:
+        with db.read(engine) as conn:
+            found = appointment_proof.find(conn, key, token)
+        return appointment_proof.calendar(found) if found is not None else None
+
+    async def download(url: str) -> bytes | None:
+        token, _, name = url.removeprefix(prefix).partition("/")
+        if not url.startswith(prefix) or name != appointment_proof.CALENDAR_FILE:
+            return None
+        return await run_in_threadpool(read, token)
+
+    return download
 
 
 def whatsapp_sender(settings: Settings) -> Sender | None:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from api.conversations import Enqueue, SqlConversationStore
 from api.domain import outbox
+from api.domain.appointment_proof import ProofLinks
 from api.domain.translations import SqlOverlay
 from bot.i18n import POLL_SECONDS, Renderer
 from bot.locales import load_lexicons
@@ -29,15 +30,18 @@ def build_messaging(
     locales: Path | None = None,
     poll_seconds: float = POLL_SECONDS,
     public_base_url: str = "",
+    proof_key: bytes | None = None,
 ) -> Messaging:
     """The runtime, its renderer overlaid with the texts translators reviewed in the console
-    (read from the database, reloaded within `poll_seconds` of a change anywhere). The same
-    renderer writes the notices of this process (`api.domain.outbox.notify`)."""
+    (read from the database, reloaded within `poll_seconds` of a change anywhere), and, with
+    a `proof_key`, sending the proofs of appointment (QR code, calendar file) it names. The
+    same renderer writes the notices of this process (`api.domain.outbox.notify`)."""
     renderer = Renderer(
         locales,
         overlay=SqlOverlay(engine),
         poll_seconds=poll_seconds,
         voice_base_url=public_base_url,
+        attachments=ProofLinks(proof_key, public_base_url) if proof_key else None,
     )
     outbox.use_renderer(engine, renderer)  # notices written in this process, too
     runtime = Runtime(

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Signs the staff console's session cookies. Set it in production (and the same on every
     # `serve` process); unset, each process makes its own and sessions end on restart.
     console_secret: str | None = None
+    # Signs the proofs of appointment (the QR code of a confirmation, the URLs of its files:
+    # api.domain.appointment_proof). Unset, derived from CONSOLE_SECRET; with neither, each
+    # process draws its own and the QR codes already sent stop working at a restart. Set it
+    # (the same on every process) in production, and never change it while appointments run.
+    proof_secret: str | None = None
 
     # Provider rate limits, messages per second, per bot / per sender.
     telegram_rate_per_second: float = Field(default=30.0, gt=0)

@@ -45,6 +45,7 @@ from sqlalchemy.engine import Engine
 from api import db
 from api.channels import ChannelHandlers, build_limiter, connect_telegram, rates, whatsapp_sender
 from api.domain import retention, waitlist
+from api.domain.appointment_proof import proof_key
 from api.domain.outbox import SqlOutboxStore, enqueue_replies
 from api.domain.reminders import send_reminders
 from api.messaging import Messaging, build_messaging
@@ -138,7 +139,10 @@ class Worker:
         self.engine = engine
         self.metrics = metrics or WorkerMetrics(CollectorRegistry(auto_describe=True))
         self.messaging = messaging or build_messaging(
-            engine, enqueue=enqueue_replies, public_base_url=settings.public_base_url
+            engine,
+            enqueue=enqueue_replies,
+            public_base_url=settings.public_base_url,
+            proof_key=proof_key(settings.proof_secret, settings.console_secret),
         )
         self.handlers = ChannelHandlers(settings, engine, self.messaging, clock)
         self._given_senders = senders
@@ -232,7 +236,7 @@ class Worker:
         a Telegram outage at start-up must not keep the rest from working."""
         while not self._stop.is_set():
             try:
-                sender = await connect_telegram(self.settings)
+                sender = await connect_telegram(self.settings, self.engine)
             except Exception as exc:
                 log.error("telegram: cannot connect (%s); retrying", type(exc).__name__)
                 with contextlib.suppress(TimeoutError):

@@ -28,7 +28,7 @@ from babel.dates import format_date
 
 from bot.channels import Media
 from bot.locales import languages, load_calendar, read_catalog
-from flows.messages import Msg, Reply
+from flows.messages import Attachment, Msg, Reply
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ DATE_PATTERN = "EEEE d MMMM"
 @dataclass(frozen=True)
 class RenderedReply:
     """A reply as text: the body, the bare labels of its numbered choices, and the files sent
-    with it (a voice prompt, an image), before the text."""
+    with it, before the text (a voice prompt, then its attachments' files: a QR code, a
+    calendar file)."""
 
     text: str
     choices: tuple[str, ...] = ()
@@ -72,6 +73,15 @@ class Overlay(Protocol):
         ...
 
 
+class Attachments(Protocol):
+    """Where the files of a reply's attachments are served (api/ knows, flows only name them)."""
+
+    def media(self, attachment: Attachment) -> tuple[Media, ...]:
+        """Its files, each with its kind (a proof: its QR code as an image, its calendar file
+        as a document); none for an attachment this resolver does not know."""
+        ...
+
+
 class _Formatter(string.Formatter):
     def __init__(self, renderer: Renderer, lang: str) -> None:
         self.renderer = renderer
@@ -90,8 +100,10 @@ class Renderer:
         overlay: Overlay | None = None,
         poll_seconds: float = POLL_SECONDS,
         voice_base_url: str = "",
+        attachments: Attachments | None = None,
     ) -> None:
         self.overlay = overlay
+        self.attachments = attachments
         self.voice_base_url = voice_base_url.rstrip("/")
         self._voices: Mapping[str, Mapping[str, str]] = {}
         self.poll_seconds = poll_seconds
@@ -167,16 +179,25 @@ class Renderer:
 
     def render_reply(self, reply: Reply, lang: str, *, voice: bool = False) -> RenderedReply:
         """The reply as text; with `voice`, and the voice prompt of its last line that has
-        one (the question of the step, usually)."""
+        one (the question of the step, usually); then the files of its attachments, when this
+        renderer knows where they are served."""
         text = "\n".join(self.render(line, lang) for line in reply.lines)
         choices = tuple(self.render(c, lang) for c in reply.choices)
-        return RenderedReply(text, choices, self.voice_for(reply.lines, lang) if voice else ())
+        media = self.voice_for(reply.lines, lang) if voice else ()
+        return RenderedReply(text, choices, media + self.attached(reply.attachments))
 
     def voice_for(self, lines: Sequence[Msg], lang: str) -> tuple[Media, ...]:
         """The voice prompt of the last of these lines that has one in `lang`, if any."""
         urls = (self.voice_url(line.key, lang) for line in reversed(lines))
         url = next((u for u in urls if u), None)
         return (Media(url),) if url else ()
+
+    def attached(self, attachments: Sequence[Attachment]) -> tuple[Media, ...]:
+        """The files of these attachments (a proof's QR code and calendar file), where this
+        renderer knows they are served; none otherwise."""
+        if self.attachments is None:
+            return ()
+        return tuple(media for a in attachments for media in self.attachments.media(a))
 
     # -- values ------------------------------------------------------------------------------
 

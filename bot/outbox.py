@@ -125,7 +125,7 @@ class OutboxItem:
 
     @property
     def media(self) -> tuple[Media, ...]:
-        """The files sent before the text (a voice prompt, an image)."""
+        """The files sent before the text (a voice prompt, a proof's QR code and calendar file)."""
         return tuple(Media.from_json(m) for m in self.payload.get("media") or ())
 
     @property

@@ -33,7 +33,7 @@ from flows.choices import (
 )
 from flows.engine import Answer, Ask, Context, Goto, Home, Outcome, Stay
 from flows.menu import read
-from flows.messages import Msg, Option, msg, raw
+from flows.messages import Msg, Option, msg, proof_of, raw
 from flows.understanding import Understood, parse_date, parse_time, yes_no
 from flows.world import AppointmentInfo, BookingOutcome, LimitInfo, LimitKind, SlotOption
 
@@ -387,7 +387,8 @@ class BookingFlow:
                 day=booked.local.date(),
                 time=booked.local.time(),
             )
-            return Home(say=(done,))
+            # i18n: under a booking's confirmation, when its QR code image comes with it
+            return Home(say=(done, msg("booking.proof")), attach=(proof_of(booked.reference),))
         if result.outcome is BookingOutcome.limit_reached:
             return Home(say=(msg("booking.limit_reached"),))
         # taken meanwhile, or no longer bookable: offer the nearest times of that day

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from flows.lexicon import Lexicon, Lexicons
-from flows.messages import Msg, Option, Reply, msg
+from flows.messages import Attachment, Msg, Option, Reply, msg
 from flows.state import Conversation, StoredOption
 from flows.text import clean, expand, fold
 from flows.understanding import (
@@ -164,6 +164,7 @@ class Goto:
     say: tuple[Msg, ...] = ()
     lang: str | None = None  # switch the conversation to this language
     voice: bool | None = None  # switch the citizen's voice prompts on or off
+    attach: tuple[Attachment, ...] = ()  # sent with the reply (a proof of appointment)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class Stay:
     data: dict[str, Any] | None = None
     lang: str | None = None
     voice: bool | None = None
+    attach: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class Home:
     say: tuple[Msg, ...] = ()
     lang: str | None = None
     voice: bool | None = None
+    attach: tuple[Attachment, ...] = ()
 
 
 Outcome = Goto | Stay | Home
@@ -458,6 +461,7 @@ class Engine:
 
     def _go(self, state: Conversation, ctx: Context, outcome: Outcome, misses: int = 0) -> Turn:
         said: list[Msg] = []
+        attached: list[Attachment] = []
         lang = state.lang
         flow_name, step, data = state.flow, state.step, dict(state.data)
         for _ in range(MAX_REDIRECTS):
@@ -468,6 +472,7 @@ class Engine:
             if outcome.voice is not None and outcome.voice != ctx.who.voice:
                 ctx = self._with_voice(ctx, outcome.voice)
             said.extend(outcome.say)
+            attached.extend(outcome.attach)
             if isinstance(outcome, Goto):
                 flow_name, step, data = outcome.flow, outcome.step, dict(outcome.data)
             elif isinstance(outcome, Home):
@@ -480,7 +485,9 @@ class Engine:
                 flow = self.flows["menu"]
             asked = flow.ask(step, ctx, data)
             if isinstance(asked, Ask):
-                return self._reply(lang, ctx, flow_name, step, data, said, asked, misses)
+                return self._reply(
+                    lang, ctx, flow_name, step, data, said, asked, misses, tuple(attached)
+                )
             outcome = asked
         raise RuntimeError(f"flows redirect in a loop at {flow_name}.{step}")
 
@@ -500,6 +507,7 @@ class Engine:
         said: list[Msg],
         asked: Ask,
         misses: int = 0,
+        attached: tuple[Attachment, ...] = (),
     ) -> Turn:
         stored = tuple(
             StoredOption(
@@ -522,5 +530,6 @@ class Engine:
         reply = Reply(
             lines=tuple(said) + asked.lines,
             choices=tuple(option.label for option in asked.options),
+            attachments=attached,
         )
         return Turn(state=new_state, replies=(reply,), voice=ctx.who.voice is True)

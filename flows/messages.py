@@ -45,8 +45,27 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """Something sent with a reply beside its text, named by what it is, never by where it
+    lives: the bot resolves it to files at URLs (`bot.i18n.Attachments`).
+
+    `kind` is `proof` (an appointment's proof: its QR code, and its calendar file where the
+    channel takes one); `subject` says whose (the appointment's reference)."""
+
+    kind: str
+    subject: str
+
+
+def proof_of(reference: str) -> Attachment:
+    """The proof of the appointment with this reference (QR code and calendar file)."""
+    return Attachment("proof", reference)
+
+
+@dataclass(frozen=True)
 class Reply:
-    """One message to the citizen: lines of text, then numbered choices (from 1)."""
+    """One message to the citizen: lines of text, then numbered choices (from 1), and what is
+    attached to it."""
 
     lines: tuple[Msg, ...]
     choices: tuple[Msg, ...] = ()
+    attachments: tuple[Attachment, ...] = ()

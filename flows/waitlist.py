@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from flows.choices import service_name, yes_no_options
 from flows.engine import Answer, Ask, Context, Home, Outcome, Stay
-from flows.messages import Msg, msg, raw
+from flows.messages import Msg, msg, proof_of, raw
 from flows.understanding import yes_no
 from flows.world import BookingOutcome
 
@@ -56,7 +56,8 @@ class WaitlistFlow:
             day=booked.local.date(),
             time=booked.local.time(),
         )
-        return Home(say=(done,))
+        # i18n: under a booking's confirmation, when its QR code image comes with it
+        return Home(say=(done, msg("booking.proof")), attach=(proof_of(booked.reference),))
 
     def help(self, step: str) -> Msg:
         return msg("waitlist.offer.help")

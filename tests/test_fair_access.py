@@ -38,7 +38,7 @@ BOOK_ABJ_PASSPORT = ("1", "ABJ", "1")  # book, Abidjan (by code), passport
 def test_one_person_one_procedure_then_a_child_from_the_same_phone(world: TxWorld) -> None:
     parent = world.citizen(PHONE)
     dialog = talk(world, parent, *BOOK_ABJ_PASSPORT, "1", "1", NAME, "1")
-    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.keys == ["booking.confirmed", "booking.proof", "menu.main.question"]
     reference = dialog.line("booking.confirmed").params["reference"]
 
     dialog = talk(world, parent, *BOOK_ABJ_PASSPORT)
@@ -51,7 +51,7 @@ def test_one_person_one_procedure_then_a_child_from_the_same_phone(world: TxWorl
     assert dialog.keys == ["booking.limit.name_held", "booking.name.question"]
     dialog.say("Issa Ouédraogo")
     dialog.say("1")
-    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.keys == ["booking.confirmed", "booking.proof", "menu.main.question"]
     assert len(world.upcoming(parent, NOW)) == 2
 
 
@@ -145,6 +145,6 @@ def test_join_the_waitlist_then_take_the_offer_through_the_chat(world: TxWorld) 
     }  # fmt: skip
     dialog.wait(minutes=45)
     dialog.say("1")
-    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.keys == ["booking.confirmed", "booking.proof", "menu.main.question"]
     [mine] = world.upcoming(citizen, NOW)
     assert (mine.starts_at, mine.full_name) == (held.starts_at, NAME)

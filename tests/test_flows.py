@@ -14,6 +14,7 @@ import pytest
 
 from flows.engine import Answer, Kind
 from flows.menu import read
+from flows.messages import proof_of
 from flows.text import fold
 from flows.world import LimitInfo, LimitKind, LookupOutcome
 from tests.support.dialog import (
@@ -256,7 +257,7 @@ def test_booking_with_numbers(world: MemoryWorld) -> None:
     assert dialog.values == ["yes", "no"]
     assert dict(dialog.line("booking.confirm.question").params)["time"] == time(8)
     dialog.say("1")
-    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.keys == ["booking.confirmed", "booking.proof", "menu.main.question"]
     assert dialog.step == "menu.main"
     confirmed = dialog.line("booking.confirmed").params
     assert REFERENCE.match(confirmed["reference"])
@@ -264,6 +265,12 @@ def test_booking_with_numbers(world: MemoryWorld) -> None:
     [appointment] = world.upcoming(1, NOW)
     assert (appointment.reference, appointment.full_name) == (confirmed["reference"], NAME)
     assert (appointment.post.code, appointment.service_code) == ("ABJ", "passport")
+    # the proof of that appointment goes with the confirmation, named, never a URL
+    assert [a for r in dialog.last.replies for a in r.attachments] == [
+        proof_of(confirmed["reference"])
+    ]
+    dialog.say("0")
+    assert [a for r in dialog.last.replies for a in r.attachments] == []
 
 
 def test_booking_in_free_text(world: MemoryWorld) -> None:
@@ -487,7 +494,7 @@ def test_a_waitlist_offer_taken_with_1(world: MemoryWorld) -> None:
     dialog = offered(world)
     dialog.wait(minutes=90)  # longer than a conversation's idle time, within the offer
     dialog.say("1")
-    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.keys == ["booking.confirmed", "booking.proof", "menu.main.question"]
     [booked] = world.upcoming(1, NOW)
     assert (booked.local.date(), booked.local.time(), booked.full_name) == (
         WEDNESDAY,
@@ -623,7 +630,7 @@ def test_a_parent_books_for_a_child_from_the_same_phone(world: MemoryWorld) -> N
     assert dialog.step == "booking.name"
     dialog.say("Issa Sawadogo")
     dialog.say("1")
-    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.keys == ["booking.confirmed", "booking.proof", "menu.main.question"]
     assert [a.full_name for a in world.upcoming(1, NOW)] == [NAME, "Issa Sawadogo"]
 
 
@@ -688,7 +695,7 @@ def test_too_many_no_shows_with_a_shorter_window_shows_only_the_nearer_days(
     dialog.say("1")
     dialog.say(NAME)
     dialog.say("1")
-    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    assert dialog.keys == ["booking.confirmed", "booking.proof", "menu.main.question"]
 
 
 def test_a_limit_reached_meanwhile_is_still_refused_at_the_confirmation(
@@ -798,7 +805,7 @@ def test_reschedule_keeps_the_reference(world: MemoryWorld) -> None:
     dialog.say("14h")
     assert dialog.keys == ["booking.confirm.reschedule"]  # the name is known already
     dialog.say("oui")
-    assert dialog.keys == ["booking.rescheduled", "menu.main.question"]
+    assert dialog.keys == ["booking.rescheduled", "booking.proof", "menu.main.question"]
     assert dialog.line("booking.rescheduled").params["reference"] == reference
     [moved] = world.upcoming(1, NOW)
     assert (moved.reference, moved.local.date(), moved.local.time()) == (

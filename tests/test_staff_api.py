@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
 from api.db import read
+from api.domain import appointment_proof
 from api.domain.outbox import default_renderer
 from api.domain.staff import StaffPrincipal
 from api.domain.tables import table
@@ -802,7 +803,13 @@ def _abidjan(api: StaffApi, phone: str = PHONE, day: int = 3) -> dict[str, Any]:
     citizen = api.citizen(phone)
     appointment = api.book(citizen, day=date(2026, 12, day))
     reference = api.lodge(phone=phone)
-    return {"citizen": citizen, "appointment": appointment["id"], "reference": reference}
+    proof = appointment_proof.token(api.client.app.state.proof_key, appointment["reference"])
+    return {
+        "citizen": citizen,
+        "appointment": appointment["id"],
+        "reference": reference,
+        "proof": proof,
+    }
 
 
 # (method, route template, concrete path, JSON body, what the agent of Accra gets)
@@ -828,6 +835,8 @@ def _calls(ids: dict[str, Any]) -> list[tuple[str, str, str, Any, int]]:
          404),
         ("POST", "/appointments/{appointment_id}/no-show", f"/appointments/{a}/no-show", None,
          404),
+        ("POST", "/appointments/check-in", "/appointments/check-in",
+         {"proof": ids.get("proof", "")}, 409),
         ("POST", "/appointments/{appointment_id}/cancel", f"/appointments/{a}/cancel",
          {"reason": "x"}, 404),
         ("POST", "/appointments/{appointment_id}/undo-attendance",

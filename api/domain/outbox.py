@@ -61,7 +61,7 @@ from bot.outbox import (
     next_attempt,
 )
 from bot.runtime import Outbound
-from flows.messages import Msg
+from flows.messages import Attachment, Msg, Reply
 
 # The channels a notification may go out on (the simulator has no way to push).
 PUSH_CHANNELS: tuple[str, ...] = ("whatsapp", "telegram")
@@ -163,7 +163,7 @@ def _payloads(channel: str, reply: RenderedReply) -> list[dict[str, Any]]:
     parts = split_text(text, limit) if limit else [text]
     payloads: list[dict[str, Any]] = [{"text": part, "choices": []} for part in parts]
     payloads[-1]["choices"] = list(reply.choices)
-    if reply.media:  # sent before the first part (a voice prompt, an image)
+    if reply.media:  # sent before the first part (a voice prompt, a proof's QR code and .ics)
         payloads[0]["media"] = [media.to_json() for media in reply.media]
     return payloads
 
@@ -242,8 +242,10 @@ def notify(
     now: datetime,
     lane: Lane = Lane.notification,
     renderer: Renderer | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> bool:
-    """Queue `message` for the citizen, in their language, on their last-used channel.
+    """Queue `message` for the citizen, in their language, on their last-used channel, with
+    the files of its `attachments` (a proof of appointment) when the renderer serves them.
 
     Due at `now`. The dedupe key makes it once per purpose (`request:12:ready`,
     `reminder:day:7`): a second call with the same key writes nothing. Returns whether a
@@ -255,8 +257,9 @@ def notify(
         return False
     lang = target.lang or DEFAULT_LANGUAGE
     texts = renderer or renderer_for(conn)
-    media = texts.voice_for((message,), lang) if target.voice else ()
-    payloads = _payloads(target.channel, RenderedReply(texts.render(message, lang), media=media))
+    reply = Reply((message,), attachments=attachments)
+    rendered = texts.render_reply(reply, lang, voice=bool(target.voice))
+    payloads = _payloads(target.channel, rendered)
     rows = [
         _row(
             channel=target.channel,

@@ -38,7 +38,7 @@ from api.domain.outbox import notify
 from api.models import Appointment, AppointmentStatus, Post, Service
 from bot.i18n import Renderer
 from flows.choices import service_name
-from flows.messages import msg
+from flows.messages import msg, proof_of
 
 log = logging.getLogger(__name__)
 
@@ -169,4 +169,6 @@ def _queue(
         dedupe_key=f"reminder:{reminder.name}:{appointment_id}",
         now=now,
         renderer=renderer,
+        # the day before, the proof again: the QR code to show at the door tomorrow
+        attachments=(proof_of(row.reference),) if reminder.name == "day" else (),
     )

@@ -69,6 +69,7 @@ class SimulatorMessage(BaseModel):
 class SimulatorReply(BaseModel):
     text: str
     choices: list[str]
+    image: str | None = None  # only when the reply has one: the URL of a proof's QR code
 
 
 class SimulatorAnswer(BaseModel):

@@ -142,6 +142,13 @@
       var firstChoice = null;
       (result.data.replies || []).forEach(function (reply) {
         var item = bubble("bot", reply.text || "");
+        if (reply.image) {
+          var image = document.createElement("img");
+          image.className = "media";
+          image.src = new URL(reply.image, window.location.href).pathname;  // same origin
+          image.alt = "Code QR du rendez-vous";
+          item.insertBefore(image, item.querySelector(".text"));
+        }
         if (reply.choices && reply.choices.length) {
           var group = choices(item, reply.choices);
           firstChoice = firstChoice || group.querySelector("button");

@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 VOICE = "voice"  # a voice note: OGG/Opus, played as audio
-IMAGE = "image"  # a picture (PNG, JPEG)
+IMAGE = "image"  # a picture (PNG, JPEG): a proof of appointment's QR code
+DOCUMENT = "document"  # a file to keep: a proof's calendar file (.ics)
 
 
 @dataclass(frozen=True)
 class Media:
     """A file sent with a message, by a URL the provider fetches. `kind` says how it is
-    shown: WhatsApp takes any kind as a media URL (TwiML `<Media>`, REST `MediaUrl`), Telegram
-    has a method per kind (`sendVoice`, `sendPhoto`)."""
+    shown: WhatsApp takes a voice note or an image as a media URL (TwiML `<Media>`, REST
+    `MediaUrl`) and leaves a document out (it takes no text/calendar); Telegram has a method
+    per kind (`sendVoice`, `sendPhoto`, and `sendDocument` with the file uploaded)."""
 
     url: str
     kind: str = VOICE

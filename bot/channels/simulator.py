@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.channels import IMAGE
+from bot.i18n import RenderedReply
 from bot.runtime import Inbound, TurnOutput
 from flows.engine import Incoming, Kind
 
@@ -35,4 +37,13 @@ def inbound(
 
 
 def replies_json(output: TurnOutput) -> list[dict[str, object]]:
-    return [{"text": r.text, "choices": list(r.choices)} for r in output.replies]
+    """`{"text", "choices"}` per reply, and `"image"` (a URL: a proof's QR code) when it has one."""
+    return [_reply_json(r) for r in output.replies]
+
+
+def _reply_json(reply: RenderedReply) -> dict[str, object]:
+    shown: dict[str, object] = {"text": reply.text, "choices": list(reply.choices)}
+    image = next((media.url for media in reply.media if media.kind == IMAGE), None)
+    if image:
+        shown["image"] = image
+    return shown

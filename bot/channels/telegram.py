@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,7 +43,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.channels import IMAGE, TEXT_LIMITS, VOICE, Media
+from bot.channels import DOCUMENT, IMAGE, TEXT_LIMITS, VOICE, Media
 from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import OutboxItem, Outcome, SendResult
@@ -218,25 +219,32 @@ def make_bot(token: str, api_base_url: str, *, pool_size: int = 64) -> Bot:
     )
 
 
+# The bytes of a document named by its URL, for an upload; None when it is not to be had.
+Download = Callable[[str], Awaitable[bytes | None]]
+
+
 class TelegramSender:
     """Sends outbox messages as Bot API calls. Implements `bot.outbox.Sender`, not
     `bot.outbox.SentLookup`: the Bot API cannot list what a bot has sent, so a message whose
     worker died while sending it is sent again (at-least-once for that message, see
     bot.outbox)."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, download: Download | None = None) -> None:
         self.bot = bot
+        self.download = download  # reads a document to upload; None: documents are skipped
 
     @property
     def channel(self) -> str:
         return CHANNEL
 
     @classmethod
-    async def connect(cls, token: str, api_base_url: str) -> TelegramSender:
+    async def connect(
+        cls, token: str, api_base_url: str, download: Download | None = None
+    ) -> TelegramSender:
         """Build the Bot and initialise it (`getMe`): a wrong token fails here, at start-up."""
         bot = make_bot(token, api_base_url)
         await bot.initialize()
-        return cls(bot)
+        return cls(bot, download)
 
     async def send(self, item: OutboxItem, now: datetime) -> SendResult:
         callback = item.payload.get("type") == "callback_answer"
@@ -247,7 +255,7 @@ class TelegramSender:
                 return SendResult.sent(f"cbq:{query_id}"[:64])
             if not item.text:
                 return SendResult(Outcome.failed, error="empty text")
-            if not item.attempts:  # the files first (a voice prompt), then the text (which matters)
+            if not item.attempts:  # the files first (voice, QR code, calendar), then the text
                 await self._send_media(int(item.address), item.media)
             sent = await self.bot.send_message(
                 chat_id=int(item.address),
@@ -271,13 +279,33 @@ class TelegramSender:
             return SendResult(Outcome.retry, error=f"{type(exc).__name__} {exc.message}"[:300])
 
     async def _send_media(self, chat_id: int, media: Iterable[Media]) -> None:
-        """Each file by the method of its kind; one that fails is left out, the text goes on."""
+        """Each file by the method of its kind; one that fails is left out, the text goes on
+        (it is what matters): a voice prompt by `sendVoice`, an image (a proof's QR code) by
+        `sendPhoto`, both by URL; a document (its calendar file) by `sendDocument`, uploaded
+        (Telegram fetches documents by URL only for GIF, PDF and ZIP files)."""
         for item in media:
+            if item.kind == DOCUMENT:
+                await self._send_document(chat_id, item.url)
+                continue
             with contextlib.suppress(TelegramError):
                 if item.kind == VOICE:
                     await self.bot.send_voice(chat_id=chat_id, voice=item.url)
                 elif item.kind == IMAGE:
                     await self.bot.send_photo(chat_id=chat_id, photo=item.url)
+
+    async def _send_document(self, chat_id: int, url: str) -> None:
+        """The file named by `url`, read by `download` and uploaded; none without it."""
+        if self.download is None:
+            return
+        try:
+            content = await self.download(url)
+        except Exception:  # the store is away…: the text goes on, without its file
+            log.exception("telegram: a document could not be read")
+            return
+        if content is not None:
+            name = urlsplit(url).path.rsplit("/", 1)[-1]
+            with contextlib.suppress(TelegramError):
+                await self.bot.send_document(chat_id=chat_id, document=content, filename=name)
 
     async def send_text(self, chat_id: int, reply: RenderedReply) -> None:
         """Send now, outside the outbox (an apology in polling mode)."""

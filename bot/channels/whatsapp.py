@@ -8,9 +8,9 @@ twilio's `RequestValidator` over the public URL and the form as a multidict.
 Out, on the request: TwiML, one `<Message>` per reply part of at most 1,600 characters (long
 replies are cut on line boundaries). Out, later: the REST API through `WhatsAppSender`, whose
 HTTP client sends `https://api.twilio.com/…` to `TWILIO_API_BASE_URL` (a local fake in tests).
-Files that go with a reply (`bot.channels.Media`: a voice prompt, an image) ride on its first
-part, as `<Media>` in TwiML and `MediaUrl` on the REST API; a template (outside the 24 hours)
-carries the text alone.
+Files that go with a reply (`bot.channels.Media`: a voice prompt, a proof's QR code; never
+its calendar file) ride on its first part, as `<Media>` in TwiML (one per `<Message>`) and
+`MediaUrl` on the REST API; a template (outside the 24 hours) carries the text alone.
 
 The 24-hour rule: more than 24 hours after the person's last message, WhatsApp accepts only
 approved templates. Then the sender uses the template configured for the message's language
@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -55,7 +55,7 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot.channels import TEXT_LIMITS, split_text
+from bot.channels import DOCUMENT, TEXT_LIMITS, Media, split_text
 from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
@@ -240,24 +240,34 @@ def _xml_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _message(body: str, media: Sequence[str] = ()) -> str:
-    """One TwiML <Message>: a text, or a text with media URLs (WhatsApp plays an audio one)."""
-    if not media:
+def _message(body: str, media: str | None = None) -> str:
+    """One TwiML <Message>: a text, a text with a media URL, or a media URL alone."""
+    if media is None:
         return f"<Message>{_xml_text(body)}</Message>"
-    urls = "".join(f"<Media>{_xml_text(url)}</Media>" for url in media)
-    return f"<Message><Body>{_xml_text(body)}</Body>{urls}</Message>"
+    if not body:
+        return f"<Message><Media>{_xml_text(media)}</Media></Message>"
+    return f"<Message><Body>{_xml_text(body)}</Body><Media>{_xml_text(media)}</Media></Message>"
+
+
+def whatsapp_media(media: Iterable[Media]) -> list[str]:
+    """The URLs of the files WhatsApp takes, in order: voice prompts and images, never a
+    document (a proof's calendar file: WhatsApp takes no text/calendar, README "WhatsApp")."""
+    return [item.url for item in media if item.kind != DOCUMENT]
 
 
 def twiml(replies: Iterable[RenderedReply]) -> str:
-    """The webhook's answer: one <Message> per part of each reply (numbered choices in text);
-    the reply's media (a voice prompt: WhatsApp plays it as audio) ride on the first part.
-    Built as a string, the same bytes as twilio's MessagingResponse, without its XML tree:
-    this is every turn's answer."""
+    """The webhook's answer: one <Message> per part of each reply (numbered choices in text).
+    The first part carries the reply's media (`whatsapp_media`: a voice prompt, which
+    WhatsApp plays as audio; a proof's QR code): the first with the text, each further one in
+    a <Message> of its own, WhatsApp showing one media per message. Built as a string, the
+    same bytes as twilio's MessagingResponse, without its XML tree: this is every turn's
+    answer."""
     messages = []
     for reply in replies:
         for number, part in enumerate(split_text(reply.with_numbers(), MAX_BODY)):
-            media = [m.url for m in reply.media] if number == 0 else []
-            messages.append(_message(part, media))
+            urls = whatsapp_media(reply.media) if number == 0 else []
+            messages.append(_message(part, urls[0] if urls else None))
+            messages.extend(_message("", url) for url in urls[1:])
     if not messages:
         return EMPTY_TWIML
     return f"{_XML_DECLARATION}<Response>{''.join(messages)}</Response>"
@@ -370,8 +380,9 @@ class WhatsAppSender:
             params["content_variables"] = json.dumps({"1": item.text}, ensure_ascii=False)
         else:
             params["body"] = item.text[:MAX_BODY]
-            if item.media:  # one message: the files (any kind), with the text as its body
-                params["media_url"] = [media.url for media in item.media]
+            media = whatsapp_media(item.media)
+            if media:  # one message: the files, with the text as its body (no template has any)
+                params["media_url"] = media
         try:
             if item.lane >= LANE_BULK and isinstance(self.client.http_client, LocalizedHttpClient):
                 return SendResult.sent(await self._create_bulk(self.client.http_client, params))

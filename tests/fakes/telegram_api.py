@@ -46,6 +46,8 @@ _SENDING_METHODS = frozenset(
     {
         "sendMessage",
         "sendVoice",
+        "sendPhoto",
+        "sendDocument",
         "editMessageText",
         "editMessageReplyMarkup",
         "sendChatAction",
@@ -218,6 +220,8 @@ class FakeTelegramAPI(FakeServer):
             "getMe": self._get_me,
             "sendMessage": self._send_message,
             "sendVoice": self._send_voice,
+            "sendPhoto": self._send_photo,
+            "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "answerCallbackQuery": self._answer_callback_query,
@@ -371,6 +375,43 @@ class FakeTelegramAPI(FakeServer):
                 "mime_type": "audio/ogg",
             },
         }
+        self._messages[(str(params["chat_id"]), message["message_id"])] = message
+        return _ok(message)
+
+    def _send_photo(self, params: Params) -> Reply:
+        """A photo by URL (the real API fetches it) or uploaded."""
+        if params.get("chat_id") in (None, ""):
+            return _error(400, "Bad Request: chat_id is empty")
+        if not params.get("photo"):
+            return _error(400, "Bad Request: there is no photo in the request")
+        unique = next(self._message_ids)
+        size = {"file_id": f"photo{unique}", "file_unique_id": f"u{unique}", "width": 90}
+        return self._sent_media(params, "photo", [{**size, "height": 90}])
+
+    def _send_document(self, params: Params) -> Reply:
+        """A document uploaded; by URL only a GIF, PDF or ZIP file, as the real API says."""
+        if params.get("chat_id") in (None, ""):
+            return _error(400, "Bad Request: chat_id is empty")
+        document = params.get("document")
+        if not document:
+            return _error(400, "Bad Request: there is no document in the request")
+        if isinstance(document, str) and not document.lower().endswith((".gif", ".pdf", ".zip")):
+            return _error(400, "Bad Request: wrong type of the web page content")
+        name = document.get("filename", "") if isinstance(document, dict) else document
+        unique = next(self._message_ids)
+        document = {"file_id": f"doc{unique}", "file_unique_id": f"u{unique}", "file_name": name}
+        return self._sent_media(params, "document", document)
+
+    def _sent_media(self, params: Params, kind: str, media: Any) -> Reply:
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "from": {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")},
+            "chat": _chat(params["chat_id"]),
+            "date": int(time.time()),
+            kind: media,
+        }
+        if params.get("caption"):
+            message["caption"] = str(params["caption"])
         self._messages[(str(params["chat_id"]), message["message_id"])] = message
         return _ok(message)
 

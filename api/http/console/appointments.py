@@ -1,5 +1,7 @@
 """The day's appointments of each post (in the post's own local day), check-in, no-show and
-cancellation with a reason — the use cases of api.domain.appointment_desk, as forms."""
+cancellation with a reason — the use cases of api.domain.appointment_desk, as forms — and the
+check-in on a citizen's proof of appointment (its QR code scanned or typed:
+api.domain.appointment_proof)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from fastapi import Form, Query, Response
 from sqlalchemy.engine import Connection
 
 from api import db
-from api.domain import appointment_desk, search
+from api.domain import appointment_desk, appointment_proof, search
 from api.domain.appointment_desk import Attendance
 from api.domain.closures import local_day_bounds
 from api.domain.errors import Refused
@@ -122,6 +124,7 @@ def appointments(
     post: Annotated[str, Query(max_length=8)] = "",
     day: Annotated[str, Query(max_length=10)] = "",
     status: Annotated[str, Query(max_length=16)] = "",
+    scan: Annotated[str, Query(max_length=1)] = "",
 ) -> Response:
     if desk.staff.role is StaffRole.translator and not desk.staff.post_ids:
         return desk.redirect("/console/translations")  # a translator's home
@@ -157,6 +160,7 @@ def appointments(
         statuses=APPOINTMENT_STATUSES,
         back=url(),
         day_value=shown_day,
+        scanning=scan == "1",  # back from a check-in by proof: the field is ready for the next
         day_links={
             "previous": url(day=(shown_day - timedelta(days=1)).isoformat()),
             "today": url(day=""),
@@ -184,6 +188,39 @@ def check_in(
     desk: FormDesk, appointment_id: IdPath, back: Annotated[str, Form(max_length=500)] = ""
 ) -> Response:
     return _attendance(desk, appointment_id, "attended", back)
+
+
+@router.post("/appointments/check-in", response_model=None)
+def check_in_by_proof(
+    desk: FormDesk,
+    proof: Annotated[str, Form(max_length=200)] = "",
+    back: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """`POST /api/v1/appointments/check-in`, as a form: the QR code's content, typed by the
+    agent or by a scanner (which types it and presses Enter)."""
+    key = desk.request.app.state.proof_key
+    try:
+        _, after = perform(desk, lambda tx: appointment_proof.check_in(tx, key, proof))
+    except Refused as refused:
+        codes = {
+            "other_post": "proof_other_post",
+            "cancelled": "was_cancelled",
+            "already_checked_in": "proof_already_checked_in",
+            "not_today": "proof_not_today",
+        }
+        flash_refused(desk, refused, codes, "proof_invalid")
+        return desk.redirect(_scanning(safe_next(back)))
+    time = after.local_time.strftime("%H:%M")
+    desk.session.flash("ok", "proof_checked_in", reference=after.reference, time=time)
+    day = after.local_time.date().isoformat()
+    return desk.redirect(f"/console/appointments?post={after.post_code}&day={day}&scan=1")
+
+
+def _scanning(url: str) -> str:
+    """The page to go back to, with the proof's field ready for the next code."""
+    if not url.startswith("/console/appointments"):
+        return url
+    return url + ("&" if "?" in url else "?") + "scan=1"
 
 
 @router.post("/appointments/{appointment_id}/no-show", response_model=None)

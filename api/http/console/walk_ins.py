@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import Form, Query, Response
 
 from api import console_i18n, db
-from api.domain import appointment_desk, walk_ins
+from api.domain import appointment_desk, appointment_proof, walk_ins
 from api.domain.booking import BookingService
 from api.domain.errors import NotVisible, Refused
 from api.domain.outbox import default_renderer
@@ -183,5 +183,8 @@ def receipt(desk: DeskDep, appointment_id: IdPath) -> Response:
         place=place,
         day_label=french_day(record.local_time.date()),
         documents=default_renderer().render(documents, lang),
-        proof=None,  # the appointment's QR proof, where api.domain.appointment_proof exists
+        # the citizen's proof of appointment, as the chat sends it: the same signed QR code
+        proof_url=appointment_proof.file_path(desk.request.app.state.proof_key, record.reference)
+        if record.status == "booked"
+        else None,
     )

@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection, Engine
 
 from api.db import read
 from api.domain import appointment_desk as domain
-from api.domain import search
+from api.domain import appointment_proof, search
 from api.domain.appointment_desk import (
     AppointmentRecord,
     Attendance,
@@ -185,6 +185,36 @@ def check_in(
     appointment_id: IdPath, staff: CurrentStaff, db: DbDep, now: NowDep
 ) -> AppointmentPublic:
     return _attendance(db, staff, now, appointment_id, "attended")
+
+
+class ProofBody(BaseModel):
+    proof: str = Field(
+        min_length=1,
+        max_length=200,
+        description="What the citizen's QR code holds (scanned, or typed): RDV-XXXXXX.<code>",
+    )
+
+
+@router.post(
+    "/appointments/check-in",
+    summary="The citizen came, on the proof they show (their QR code): attended",
+    responses=responses(409),
+)
+def check_in_by_proof(
+    body: ProofBody, request: Request, staff: CurrentStaff, db: DbDep, now: NowDep
+) -> AppointmentPublic:
+    """422 for a code that is not a proof of ours (forged, altered) or whose appointment is
+    gone; 409 for a genuine one that cannot be checked in: another post's, cancelled, already
+    checked in, or of another day."""
+    key = request.app.state.proof_key
+    _, after = perform(
+        db,
+        staff,
+        now,
+        lambda tx: appointment_proof.check_in(tx, key, body.proof),
+        unprocessable={"invalid_proof"},
+    )
+    return to_public(after)
 
 
 @router.post(
