@@ -27,7 +27,6 @@ from api.http.console.base import (
     FormDesk,
     IdPath,
     flash_refused,
-    french_day,
     local_today,
     not_found,
     one_line,
@@ -63,7 +62,6 @@ class AppointmentLine:
 class DayOfPost:
     post: AnyRow
     day: date
-    day_label: str
     lines: list[AppointmentLine]
     counts: dict[str, int]
 
@@ -106,7 +104,7 @@ def _appointments_of_day(
                 today=day == local_today(post, now),
             )
         )
-    return DayOfPost(post, day, french_day(day), lines, counts)
+    return DayOfPost(post, day, lines, counts)
 
 
 @router.get("/appointments", response_model=None)
