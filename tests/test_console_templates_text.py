@@ -58,7 +58,9 @@ def _visible(text: str) -> bool:
         return False
     if _PLACEHOLDER.fullmatch(words):  # a chat variable shown as code: <code>{service}</code>
         return False
-    return words not in RAW and not all(part in RAW for part in re.split(r"[\s()·—,:]+", words) if part)
+    return words not in RAW and not all(
+        part in RAW for part in re.split(r"[\s()·—,:]+", words) if part
+    )
 
 
 def raw_texts(path: Path) -> list[Raw]:
@@ -91,6 +93,19 @@ def test_every_visible_text_of_the_console_goes_through_the_catalog() -> None:
     assert len(templates) > 20
     raw = [str(r) for path in templates for r in raw_texts(path)]
     assert raw == [], "console texts outside _():\n" + "\n".join(raw)
+
+
+def test_the_labels_of_text_html_are_imported_in_the_pages_language() -> None:
+    """`{% import %}` without context is cached by Jinja: its `_()` labels would stay in the
+    language of the first page rendered."""
+    imports = re.compile(r"\{%-?\s*import\s+\"console/_text.html\"[^%]*%\}")
+    found = [
+        (p.name, m.group(0))
+        for p in TEMPLATES.glob("*.html")
+        for m in imports.finditer(p.read_text())
+    ]
+    assert found
+    assert [f for f in found if "with context" not in f[1]] == []
 
 
 def test_the_guard_sees_a_raw_text_and_a_raw_attribute(tmp_path: Path) -> None:
