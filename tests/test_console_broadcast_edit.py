@@ -20,6 +20,18 @@ _broadcast = table(Broadcast)
 _audit = table(AuditLog)
 
 
+def _admin_draft(client: TestClient, engine: Engine) -> str:
+    """Log an administrator in and compose a draft; its page's address."""
+    make_staff(engine, "admin@mae.bf", "admin")
+    login(client, "admin@mae.bf")
+    return str(_compose(client).headers["location"])
+
+
+def _titles(engine: Engine) -> list[str]:
+    with db.read(engine) as conn:
+        return list(conn.execute(sa.select(_broadcast.c.title)).scalars())
+
+
 def test_a_draft_opens_filled_in_is_changed_and_saved_through_the_use_case(
     console: tuple[TestClient, Engine],
 ) -> None:
@@ -83,14 +95,13 @@ def test_a_broadcast_no_longer_a_draft_cannot_be_edited(
     console: tuple[TestClient, Engine],
 ) -> None:
     client, engine = console
-    make_staff(engine, "admin@mae.bf", "admin")
-    login(client, "admin@mae.bf")
-    detail = _compose(client).headers["location"]
+    detail = _admin_draft(client, engine)
     page = client.get(detail).text
     client.post(detail + "/cancel", data={"csrf": csrf(page)})
 
     opened = client.get(detail + "/edit")
-    assert opened.history and opened.url.path == detail
+    assert opened.history
+    assert opened.url.path == detail
     assert "Seul un brouillon se modifie : cette annonce est « Annulée »." in opened.text
     assert 'href="' + detail + '/edit"' not in opened.text
 
@@ -99,18 +110,14 @@ def test_a_broadcast_no_longer_a_draft_cannot_be_edited(
         data={"csrf": csrf(opened.text), "title": "Autre", "text_fr": "Autre", "posts": ["ABJ"]},
     )
     assert "Seul un brouillon se modifie" in posted.text
-    with db.read(engine) as conn:
-        titles = list(conn.execute(sa.select(_broadcast.c.title)).scalars())
-    assert "Autre" not in titles
+    assert "Autre" not in _titles(engine)
 
 
 def test_an_edit_with_a_missing_french_text_keeps_the_draft_and_says_so(
     console: tuple[TestClient, Engine],
 ) -> None:
     client, engine = console
-    make_staff(engine, "admin@mae.bf", "admin")
-    login(client, "admin@mae.bf")
-    detail = _compose(client).headers["location"]
+    detail = _admin_draft(client, engine)
     form = client.get(detail + "/edit").text
     refused = client.post(
         detail + "/edit", data={"csrf": csrf(form), "title": "Sans texte", "posts": ["ABJ"]}
@@ -118,6 +125,20 @@ def test_an_edit_with_a_missing_french_text_keeps_the_draft_and_says_so(
     assert refused.status_code == 200
     assert "Le texte en français est obligatoire" in refused.text
     assert f'action="{detail}/edit"' in refused.text  # still editing the same draft
-    with db.read(engine) as conn:
-        titles = list(conn.execute(sa.select(_broadcast.c.title)).scalars())
-    assert "Sans texte" not in titles
+    assert "Sans texte" not in _titles(engine)
+
+
+def test_editing_needs_a_login_and_the_forms_csrf_token(
+    console: tuple[TestClient, Engine],
+) -> None:
+    client, engine = console
+    detail = _admin_draft(client, engine)
+    refused = client.post(
+        detail + "/edit", data={"csrf": "nope", "title": "Autre", "text_fr": "Autre"}
+    )
+    assert refused.status_code == 403
+    client.cookies.clear()
+    anonymous = client.get(detail + "/edit", follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/console/login")
+    assert "Autre" not in _titles(engine)

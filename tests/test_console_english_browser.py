@@ -128,4 +128,5 @@ def test_an_administrator_edits_a_draft_then_sends_it(
         context.close()
     sent = [m.get("Body") for m in live_app.twilio.sent_messages()]
     assert "Mission à Bouaké le 14." in sent
-    assert "Bonjour" not in sent and "Hello" not in sent
+    assert "Bonjour" not in sent
+    assert "Hello" not in sent

@@ -1,5 +1,6 @@
 """Broadcasts: compose (a title, a text per language, an audience with its live count), edit a
-draft in the same composer, send now or at a post's local time, cancel, duplicate, and follow the progress while it sends.
+draft in the same composer, send now or at a post's local time, cancel, duplicate, and follow
+the progress while it sends.
 
 The use cases are api.domain.broadcast_desk's (the same rule of visibility as the staff API:
 an agent sees a broadcast whose whole segment stays within their posts); these routes read
@@ -10,6 +11,7 @@ form as it is typed (a POST carrying the CSRF token) and the statistics while se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -140,9 +142,9 @@ def _compose_page(
     desk: Desk,
     values: dict[str, Any],
     error: str = "",
+    params: Mapping[str, str] | None = None,
     *,
     editing: int | None = None,
-    **params: str,
 ) -> Response:
     """The composer: empty, as posted, or filled in with the draft being edited (`editing`)."""
     with db.read(desk.engine) as conn:
@@ -159,7 +161,7 @@ def _compose_page(
         text_max=TEXT_MAX,
         telegram_max=TELEGRAM_MAX,
         error=error,
-        error_params=params,
+        error_params=dict(params or {}),
         editing=editing,
     )
 
@@ -182,7 +184,7 @@ def _checked(desk: Desk, form: ComposeForm, editing: int | None = None) -> Segme
     """The form's segment, or the compose page again saying what is missing."""
 
     def again(error: str, **params: str) -> Response:
-        return _compose_page(desk, form.values(), error, editing=editing, **params)
+        return _compose_page(desk, form.values(), error, params, editing=editing)
 
     try:
         segment = form.segment()
@@ -207,7 +209,7 @@ def broadcast_create(desk: FormDesk, form: Annotated[ComposeForm, Depends()]) ->
         with staff_write(desk.engine, desk.staff, desk.now) as tx:
             record = broadcast_desk.compose(tx, title=form.title, texts=form.texts, segment=segment)
     except Refused as refused:
-        return _compose_page(desk, form.values(), refused.code, **refused.params)
+        return _compose_page(desk, form.values(), refused.code, refused.params)
     desk.session.flash("ok", "broadcast_created", title=record.title)
     return desk.redirect(f"/console/broadcasts/{record.id}")
 
@@ -265,7 +267,7 @@ def broadcast_edit(
         if refused.code == "wrong_status":
             return _not_editable(desk, broadcast_id, str(refused.params.get("status", "")))
         return _compose_page(
-            desk, form.values(), refused.code, editing=broadcast_id, **refused.params
+            desk, form.values(), refused.code, refused.params, editing=broadcast_id
         )
     desk.session.flash("ok", "broadcast_edited", title=record.title)
     return desk.redirect(f"/console/broadcasts/{record.id}")
