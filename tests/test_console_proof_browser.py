@@ -101,7 +101,7 @@ def test_the_desk_checks_in_by_the_qr_code_and_refuses_a_forged_one(
         thursday = _book(live_app, "ABJ", datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
         _scan(page, proof.token(KEY, thursday))
         expect(page.get_by_role("alert")).to_contain_text(
-            f"{thursday} : il est prévu le 2026-12-03, pas aujourd'hui"
+            f"{thursday} : il est prévu le jeudi 3 décembre 2026, pas aujourd'hui"
         )
         assert _status(live_app, thursday) == "booked"
 

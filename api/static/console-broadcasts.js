@@ -1,6 +1,7 @@
 // The broadcasts pages of the console: counters and phone previews while composing, the
 // audience's live count, and the progress of a broadcast being sent. Text goes in with
-// textContent only (never as HTML). Without JavaScript the pages still work.
+// textContent only (never as HTML), its words from the page's data- attributes (in the
+// console's language). Without JavaScript the pages still work.
 (function () {
   "use strict";
 
@@ -56,6 +57,7 @@
   function progress(section) {
     var labels = JSON.parse(section.dataset.labels || "{}");
     var reasons = JSON.parse(section.dataset.skipLabels || "{}");
+    var format = section.dataset.skipFormat || "{status} : {count}";
     var bar = document.getElementById("progress-bar");
     var status = document.querySelector("[data-status-label]");
     function show(data) {
@@ -67,7 +69,9 @@
           if (cell) cell.textContent = String(data[key]);
         }
       );
-      var skipped = Object.keys(data.skipped).map(function (k) { return (reasons[k] || k) + " : " + data.skipped[k]; });
+      var skipped = Object.keys(data.skipped).map(function (k) {
+        return format.replace("{status}", reasons[k] || k).replace("{count}", String(data.skipped[k]));
+      });
       section.querySelector('[data-stat="skipped"]').textContent = skipped.join(", ") || "0";
       if (status && labels[data.status]) {
         status.textContent = labels[data.status];

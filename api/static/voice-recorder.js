@@ -1,5 +1,6 @@
 // Record a voice prompt in the browser (MediaRecorder) and put it in the upload form's file
 // input; without a microphone or MediaRecorder, the file input alone remains.
+// Its words come from the page (data- attributes, in the console's language).
 (function () {
   "use strict";
   var form = document.getElementById("voice-form");
@@ -24,16 +25,16 @@
         var list = new DataTransfer();
         list.items.add(file);
         input.files = list.files;
-        state.textContent = "Enregistrement prêt : envoyez-le.";
+        state.textContent = state.dataset.ready;
         record.disabled = false;
         stop.disabled = true;
       };
       recorder.start();
-      state.textContent = "Enregistrement en cours…";
+      state.textContent = state.dataset.recording;
       record.disabled = true;
       stop.disabled = false;
       setTimeout(function () { if (recorder && recorder.state === "recording") recorder.stop(); }, 60000);
-    }, function () { state.textContent = "Micro indisponible : choisissez un fichier."; });
+    }, function () { state.textContent = state.dataset.noMicrophone; });
   });
   stop.addEventListener("click", function () { if (recorder) recorder.stop(); });
 })();

@@ -29,7 +29,6 @@ from api.http.console.base import (
     FormDesk,
     IdPath,
     flash_refused,
-    french_day,
     local_today,
     not_found,
     one_line,
@@ -68,7 +67,6 @@ class AppointmentLine:
 class DayOfPost:
     post: AnyRow
     day: date
-    day_label: str
     lines: list[AppointmentLine]
     counts: dict[str, int]
 
@@ -115,7 +113,7 @@ def _appointments_of_day(
                 phone=search.mask_phone(row.phone),
             )
         )
-    return DayOfPost(post, day, french_day(day), lines, counts)
+    return DayOfPost(post, day, lines, counts)
 
 
 @router.get("/appointments", response_model=None)

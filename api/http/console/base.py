@@ -273,8 +273,17 @@ def parse_day(text: str | None) -> date | None:
     return day if day is not None and FIRST_DAY <= day <= LAST_DAY else None
 
 
-def french_day(day: date) -> str:
-    return format_date(day, "EEEE d MMMM y", locale="fr")
+def long_day(day: date | str) -> str:
+    """A day in words in the language of the page being rendered ("jeudi 3 décembre 2026",
+    "Thursday, December 3, 2026"); a flash message carries its day as `YYYY-MM-DD`."""
+    try:
+        value = date.fromisoformat(day) if isinstance(day, str) else day
+    except ValueError:
+        return str(day)
+    return format_date(value, "full", locale=console_i18n.current.get())
+
+
+TEMPLATES.env.globals["long_day"] = long_day
 
 
 def local_today(post: AnyRow, now: datetime) -> date:

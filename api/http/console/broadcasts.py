@@ -1,5 +1,6 @@
-"""Broadcasts: compose (a title, a text per language, an audience with its live count), send
-now or at a post's local time, cancel, duplicate, and follow the progress while it sends.
+"""Broadcasts: compose (a title, a text per language, an audience with its live count), edit a
+draft in the same composer, send now or at a post's local time, cancel, duplicate, and follow
+the progress while it sends.
 
 The use cases are api.domain.broadcast_desk's (the same rule of visibility as the staff API:
 an agent sees a broadcast whose whole segment stays within their posts); these routes read
@@ -10,6 +11,7 @@ form as it is typed (a POST carrying the CSRF token) and the statistics while se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -136,7 +138,15 @@ def _empty_values(desk: Desk, post_codes: list[str]) -> dict[str, Any]:
     }
 
 
-def _compose_page(desk: Desk, values: dict[str, Any], error: str = "", **params: str) -> Response:
+def _compose_page(
+    desk: Desk,
+    values: dict[str, Any],
+    error: str = "",
+    params: Mapping[str, str] | None = None,
+    *,
+    editing: int | None = None,
+) -> Response:
+    """The composer: empty, as posted, or filled in with the draft being edited (`editing`)."""
     with db.read(desk.engine) as conn:
         posts = visible_posts(conn, desk.staff)
     return desk.page(
@@ -151,7 +161,8 @@ def _compose_page(desk: Desk, values: dict[str, Any], error: str = "", **params:
         text_max=TEXT_MAX,
         telegram_max=TELEGRAM_MAX,
         error=error,
-        error_params=params,
+        error_params=dict(params or {}),
+        editing=editing,
     )
 
 
@@ -169,25 +180,96 @@ def broadcast_new(desk: DeskDep) -> Response:
     return _compose_page(desk, _empty_values(desk, codes))
 
 
-@router.post("/broadcasts", response_model=None)
-def broadcast_create(desk: FormDesk, form: Annotated[ComposeForm, Depends()]) -> Response:
+def _checked(desk: Desk, form: ComposeForm, editing: int | None = None) -> Segment | Response:
+    """The form's segment, or the compose page again saying what is missing."""
+
+    def again(error: str, **params: str) -> Response:
+        return _compose_page(desk, form.values(), error, params, editing=editing)
+
     try:
         segment = form.segment()
     except ValueError:
-        return _compose_page(desk, form.values(), "segment_invalid")
+        return again("segment_invalid")
     if not form.title:
-        return _compose_page(desk, form.values(), "title_needed")
+        return again("title_needed")
     if not form.texts.get(DEFAULT_LANGUAGE):
-        return _compose_page(desk, form.values(), "french_needed")
+        return again("french_needed")
     too_long = [LANGUAGE_NAMES[lang] for lang, text in form.texts.items() if len(text) > TEXT_MAX]
     if too_long:
-        return _compose_page(desk, form.values(), "text_too_long", languages=", ".join(too_long))
+        return again("text_too_long", languages=", ".join(too_long))
+    return segment
+
+
+@router.post("/broadcasts", response_model=None)
+def broadcast_create(desk: FormDesk, form: Annotated[ComposeForm, Depends()]) -> Response:
+    segment = _checked(desk, form)
+    if isinstance(segment, Response):
+        return segment
     try:
         with staff_write(desk.engine, desk.staff, desk.now) as tx:
             record = broadcast_desk.compose(tx, title=form.title, texts=form.texts, segment=segment)
     except Refused as refused:
-        return _compose_page(desk, form.values(), refused.code, **refused.params)
+        return _compose_page(desk, form.values(), refused.code, refused.params)
     desk.session.flash("ok", "broadcast_created", title=record.title)
+    return desk.redirect(f"/console/broadcasts/{record.id}")
+
+
+def _draft_values(record: broadcasts.BroadcastRecord) -> dict[str, Any]:
+    """A draft as the compose form's values: title, texts and the criteria the form has."""
+    segment = broadcasts.segment_of(record)
+    return {
+        "title": record.title,
+        "texts": {lang: record.texts.get(lang, "") for lang in LANGUAGES},
+        "posts": list(segment.posts),
+        "countries": ", ".join(segment.countries),
+        "languages": list(segment.languages),
+        "channels": list(segment.channels),
+        "appointment_start": segment.appointment.start.isoformat() if segment.appointment else "",
+        "appointment_end": segment.appointment.end.isoformat() if segment.appointment else "",
+        "request_statuses": [s.value for s in segment.request.statuses] if segment.request else [],
+    }
+
+
+def _not_editable(desk: Desk, broadcast_id: int, status: str) -> Response:
+    desk.session.flash("error", "broadcast_not_editable", status=status)
+    return desk.redirect(f"/console/broadcasts/{broadcast_id}")
+
+
+@router.get("/broadcasts/{broadcast_id}/edit", response_model=None)
+def broadcast_edit_form(desk: DeskDep, broadcast_id: IdPath) -> Response:
+    """The compose form filled in with a draft; only a draft opens in it."""
+    with db.read(desk.engine) as conn:
+        try:
+            record = broadcast_desk.visible(conn, desk.staff, broadcast_id)
+        except NotVisible as missing:
+            raise not_visible(desk, missing) from None
+    if record.status != "draft":
+        return _not_editable(desk, broadcast_id, record.status)
+    return _compose_page(desk, _draft_values(record), editing=record.id)
+
+
+@router.post("/broadcasts/{broadcast_id}/edit", response_model=None)
+def broadcast_edit(
+    desk: FormDesk, broadcast_id: IdPath, form: Annotated[ComposeForm, Depends()]
+) -> Response:
+    """Save the changed draft through the staff API's own use case (broadcast_desk.edit)."""
+    segment = _checked(desk, form, editing=broadcast_id)
+    if isinstance(segment, Response):
+        return segment
+    try:
+        with staff_write(desk.engine, desk.staff, desk.now) as tx:
+            record = broadcast_desk.edit(
+                tx, broadcast_id, title=form.title, texts=form.texts, segment=segment
+            )
+    except NotVisible as missing:
+        raise not_visible(desk, missing) from None
+    except Refused as refused:
+        if refused.code == "wrong_status":
+            return _not_editable(desk, broadcast_id, str(refused.params.get("status", "")))
+        return _compose_page(
+            desk, form.values(), refused.code, refused.params, editing=broadcast_id
+        )
+    desk.session.flash("ok", "broadcast_edited", title=record.title)
     return desk.redirect(f"/console/broadcasts/{record.id}")
 
 

@@ -50,16 +50,11 @@ STATUSES = tuple(s.value for s in DeskStatus)
 RECENT = 10  # appointments and requests shown beside a conversation
 
 
-def waited(since: datetime | None, now: datetime) -> str:
-    """'12 min', '3 h 05', '2 j': how long the citizen has been waiting."""
+def waited(since: datetime | None, now: datetime) -> int | None:
+    """How long the citizen has been waiting, in minutes (put in words by `text.waiting`)."""
     if since is None:
-        return ""
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h {minutes % 60:02d}"
-    return f"{minutes // (24 * 60)} j"
+        return None
+    return max(0, int((now - since).total_seconds() // 60))
 
 
 @router.get("/inbox", response_model=None)
@@ -90,7 +85,7 @@ def inbox(
         statuses=STATUSES,
         waited=lambda record: waited(record.waiting_since, desk.now),
         numbers=numbers,
-        duration=lambda delay: waited(desk.now - delay, desk.now) if delay is not None else "—",
+        duration=lambda delay: waited(desk.now - delay, desk.now) if delay is not None else None,
     )
 
 

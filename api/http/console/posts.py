@@ -23,7 +23,6 @@ from api.http.console.base import (
     Desk,
     DeskDep,
     FormDesk,
-    french_day,
     local_today,
     not_found,
     one_line,
@@ -84,7 +83,7 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
         post=post,
         posts=posts,
         week=week,
-        closures=[(c.day, french_day(c.day), c.reason) for c in closures],
+        closures=[(c.day, c.reason) for c in closures],
         today=today,
         waitlist=line,
         offers=offers_here,
@@ -124,9 +123,9 @@ def create_closure(
                 },
             )
     except IntegrityError:
-        desk.session.flash("error", "closure_exists", day=french_day(closed_on))
+        desk.session.flash("error", "closure_exists", day=closed_on.isoformat())
         return desk.redirect(here)
-    desk.session.flash("ok", "closure_added", day=french_day(closed_on), cancelled=len(cancelled))
+    desk.session.flash("ok", "closure_added", day=closed_on.isoformat(), cancelled=len(cancelled))
     return desk.redirect(here)
 
 
@@ -151,7 +150,7 @@ def delete_closure(
     except NotVisible:
         desk.session.flash("error", "closure_missing")
         return desk.redirect(here)
-    desk.session.flash("ok", "closure_removed", day=french_day(closed_on))
+    desk.session.flash("ok", "closure_removed", day=closed_on.isoformat())
     return desk.redirect(here)
 
 

@@ -23,7 +23,6 @@ from api.http.console.base import (
     FormDesk,
     IdPath,
     all_services,
-    french_day,
     not_found,
     not_visible,
     one_line,
@@ -94,7 +93,7 @@ def _form(
         post=chosen,
         services=services,
         service=service,
-        days=[Choice(d.isoformat(), french_day(d)) for d in days],
+        days=[d.isoformat() for d in days],  # in words by the template (long_day)
         day=wanted.isoformat() if wanted else "",
         times=[
             Choice(t.starts_at.astimezone(UTC).isoformat(), t.local.strftime("%H:%M"))
@@ -181,7 +180,6 @@ def receipt(desk: DeskDep, appointment_id: IdPath) -> Response:
         "appointments",
         record=record,
         place=place,
-        day_label=french_day(record.local_time.date()),
         documents=default_renderer().render(documents, lang),
         # the citizen's proof of appointment, as the chat sends it: the same signed QR code
         proof_url=appointment_proof.file_path(desk.request.app.state.proof_key, record.reference)
