@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from api.domain import citizens
+from api.domain import citizens, draws
 from api.domain import desk_conversations as desk
 from api.domain.booking import BookingService
 from api.domain.requests import RequestService
@@ -18,6 +18,8 @@ from flows.world import (
     BookingResult,
     DeskConversation,
     DeskStatus,
+    DrawInfo,
+    DrawOutcome,
     LookupResult,
     PostInfo,
     ServiceOffer,
@@ -137,6 +139,31 @@ class SqlWorld(BookingService):
         if self._cache is not None:
             self._cache.clear()
         return result
+
+    # -- draws (api.domain.draws) -----------------------------------------------------------------
+
+    def pending_draw(
+        self, citizen_id: int, post_code: str, service_code: str, now: datetime
+    ) -> DrawInfo | None:
+        row = draws.pending(self.conn, citizen_id, post_code, service_code, now)
+        post = self.post(post_code) if row is not None else None
+        if row is None or post is None:
+            return None
+        return DrawInfo(
+            id=row.id,
+            post=post,
+            service_code=service_code,
+            opens_at=row.opens_at,
+            closes_at=row.closes_at,
+            first_day=row.first_day,
+            last_day=row.last_day,
+            registered=row.registered is not None,
+        )
+
+    def register_for_draw(
+        self, citizen_id: int, draw_id: int, full_name: str, now: datetime
+    ) -> DrawOutcome:
+        return draws.register(self.conn, citizen_id, draw_id, full_name, now)
 
     def set_language(self, citizen_id: int, lang: str) -> None:
         citizens.set_language(self.conn, citizen_id, lang)
