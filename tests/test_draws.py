@@ -1,7 +1,8 @@
-"""Draws on the real store (SQLite and PostgreSQL): registering interest, the period kept from
-first-come booking, the draw reproducible from its recorded seed, seats offered in turn and
-expiring to the next, those not reached told, the job run twice (and on two clocks at once),
-cancelling, and the staff API's rules."""
+"""Draws: through the chat (the pure flows on MemoryWorld, then a whole transcript on the
+real store), and on the real store (SQLite and PostgreSQL): registering interest, the period
+kept from first-come booking, the draw reproducible from its recorded seed, seats offered in
+turn and expiring to the next, those not reached told, the job run twice (and on two clocks
+at once), cancelling, and the staff API's rules."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from api.domain.tables import table
 from api.models import Draw, DrawEntry, PostService, Service, Slot, WaitlistEntry
 from api.world import SqlWorld
 from flows.world import BookingOutcome, DrawOutcome
+from tests.support.dialog import NAME, Dialog, at_menu, book_for
+from tests.support.memory_world import MemoryWorld
+from tests.support.sql_world import TxWorld
 from tests.support.staff_api import NOW, StaffApi, staff_api
 
 draw_t = table(Draw)
@@ -221,7 +225,10 @@ def test_seats_are_offered_in_turn_and_expire_to_the_next(api: StaffApi) -> None
     assert (second.status, third.status) == ("declined", "offered")
     taken = world(api.engine, lambda w: w.answer_offer(third.citizen_id, third.id, True, late))
     assert taken.outcome is BookingOutcome.booked
-    assert (taken.appointment.starts_at, taken.appointment.full_name) == (starts[0], NAMES[2])
+    assert (taken.appointment.starts_at, taken.appointment.full_name) == (
+        starts[0],
+        third.full_name,
+    )
     # Every seat given, nobody left: the draw is done and its result kept.
     assert draws.run(api.engine, late) == 1
     shown = api.get(f"/draws/{draw['id']}").json()
@@ -362,3 +369,94 @@ def test_times_are_read_in_the_posts_local_time(api: StaffApi) -> None:
     assert response.status_code == 201, response.text
     assert response.json()["closes_at"] == "2026-12-04T17:00:00Z"
     assert response.json()["opens_at"] == "2026-12-01T08:00:00Z"
+
+
+# -- through the chat ---------------------------------------------------------------------------
+
+
+def test_the_chat_tells_of_the_draw_and_registers_interest_once() -> None:
+    memory = MemoryWorld()
+    memory.open_draw()
+    dialog = at_menu(memory)
+    for text in ("1", "1", "1"):  # book, Abidjan, passport
+        dialog.say(text)
+    assert dialog.keys == ["booking.draw.question"]
+    assert dialog.values == ["register", "other"]
+    said = dialog.line("booking.draw.question").params
+    assert (said["first"], said["last"], said["closes"]) == (DAY, date(2026, 12, 15), CLOSE)
+    assert "tirage au sort" in dialog.rendered()[0]
+    dialog.say("aide")
+    assert dialog.keys[0] == "booking.draw.help"
+    dialog.say("1")
+    assert dialog.keys == ["booking.name.question"]
+    dialog.say(NAME)
+    assert dialog.keys == ["booking.draw.registered", "menu.main.question"]
+    assert memory.draw_names == {1: {1: NAME}}
+    # Registering twice: told kindly, and the other days are still there, first come.
+    for text in ("1", "1", "1"):
+        dialog.say(text)
+    assert dialog.keys == ["booking.draw.already", "booking.day.question"]
+    # Another phone, the same person: refused at the confirmation.
+    other = at_menu(memory, citizen_id=2, phone="+2250701000002")
+    for text in ("1", "1", "1", "1", NAME.upper()):
+        other.say(text)
+    assert other.keys == ["booking.draw.already", "menu.main.question"]
+
+
+def test_the_other_days_and_a_registration_not_open_yet() -> None:
+    memory = MemoryWorld()
+    memory.open_draw(opens_at=NOW + timedelta(days=1))
+    dialog = at_menu(memory)
+    for text in ("1", "1", "1"):
+        dialog.say(text)
+    assert dialog.keys == ["booking.draw.soon", "booking.day.question"]
+    assert dialog.line("booking.draw.soon").params["opens"] == NOW + timedelta(days=1)
+    later = at_menu(memory, now=NOW + timedelta(days=2), citizen_id=2, phone="+2250701000002")
+    for text in ("1", "1", "1"):
+        later.say(text)
+    assert later.keys == ["booking.draw.question"]
+    later.say("2")  # the other days
+    assert later.keys == ["booking.day.question"]
+    later.say("0")
+    assert later.step == "menu.main"
+
+
+def test_the_booking_limits_still_apply_to_a_registration() -> None:
+    memory = MemoryWorld()
+    book_for(memory, citizen_id=2)  # this person holds a passport appointment at Abidjan
+    memory.open_draw()
+    dialog = at_menu(memory)
+    for text in ("1", "1", "1", "1", NAME):
+        dialog.say(text)
+    assert dialog.keys == ["booking.limit.name_held", "booking.name.question"]
+    assert memory.draw_names == {}
+
+
+def test_register_then_take_the_drawn_seat_through_the_chat(api: StaffApi) -> None:
+    txworld = TxWorld(api.engine)
+    draw = open_draw(api)
+    citizen = txworld.citizen("+2250701000001")
+    dialog = Dialog(txworld, phone="+2250701000001", citizen_id=citizen)  # type: ignore[arg-type]
+    for text in ("Hello", "1", "ABJ", "1"):
+        dialog.say(text)
+    assert dialog.keys == ["booking.draw.question"]
+    dialog.say("1")
+    dialog.say(NAME)
+    assert dialog.keys == ["booking.draw.registered", "menu.main.question"]
+    for text in ("1", "ABJ", "1"):
+        dialog.say(text)
+    assert dialog.keys == ["booking.draw.already", "booking.day.question"]
+    assert draws.run(api.engine, CLOSE) == 1
+    [entry] = in_line(api.engine, draw["id"])
+    assert entry.status == "offered"
+    dialog.stored = {  # the conversation as the back office left it on its channel
+        "lang": "en", "flow": "waitlist", "step": "offer", "options": [],
+        "data": {"entry": entry.id, "until": entry.offer_expires_at.isoformat()},
+        "updated_at": CLOSE.isoformat(),
+    }  # fmt: skip
+    dialog.now = CLOSE + timedelta(minutes=45)
+    dialog.say("1")
+    assert dialog.keys == ["booking.confirmed", "menu.main.question"]
+    [mine] = txworld.upcoming(citizen, CLOSE)
+    assert (mine.local.date(), mine.full_name) == (DAY, NAME)
+    assert mine.starts_at == entry.offered_starts_at

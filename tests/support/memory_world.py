@@ -363,6 +363,21 @@ class MemoryWorld:
 
     # -- draws ------------------------------------------------------------------------------
 
+    def open_draw(
+        self,
+        post: str = "ABJ",
+        service: str = "passport",
+        opens_at: datetime = datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
+        closes_at: datetime = datetime(2026, 12, 4, 18, 0, tzinfo=UTC),
+        days: tuple[date, date] = (date(2026, 12, 14), date(2026, 12, 15)),
+    ) -> DrawInfo:
+        """A draw allots that service's seats of `days` there (set by tests)."""
+        draw = DrawInfo(
+            len(self.draws) + 1, self.by_code[post], service, opens_at, closes_at, *days, False
+        )
+        self.draws.append(draw)
+        return draw
+
     def pending_draw(
         self, citizen_id: int, post_code: str, service_code: str, now: datetime
     ) -> DrawInfo | None:
