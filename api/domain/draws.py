@@ -180,7 +180,7 @@ def _in_utc(value: datetime, tz: ZoneInfo) -> datetime:
     return value.astimezone(UTC)
 
 
-def _visible_post(conn: Connection, staff: StaffPrincipal, post_code: str) -> Row[Any]:
+def visible_post(conn: Connection, staff: StaffPrincipal, post_code: str) -> Row[Any]:
     row = conn.execute(
         sa.select(_post).where(
             _post.c.code == post_code.strip().upper(), post_filter(staff, _post.c.id)
@@ -203,7 +203,7 @@ def open_draw(
     """Allot the seats of `first_day`..`last_day` by draw, registration from `opens` to
     `closes`. Refused: window_order, window_past, period_order, period_long,
     period_before_close (422 in the API); overlap (409)."""
-    post = _visible_post(tx.conn, tx.staff, post_code)
+    post = visible_post(tx.conn, tx.staff, post_code)
     service = tx.conn.execute(
         sa.select(_service.c.id)
         .select_from(_offer.join(_service, _service.c.id == _offer.c.service_id))
@@ -355,7 +355,7 @@ def _views(conn: Connection, where: sa.ColumnElement[bool]) -> list[DrawView]:
 
 def draws_of(conn: Connection, staff: StaffPrincipal, post_code: str) -> list[DrawView]:
     """A post's draws, the latest period first."""
-    post = _visible_post(conn, staff, post_code)
+    post = visible_post(conn, staff, post_code)
     return _views(conn, _draw.c.post_id == post.id)
 
 

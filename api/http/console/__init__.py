@@ -10,8 +10,8 @@ time. An agent sees and changes the data of their posts only (another post's dat
 
 One module per section, as `api.http.staff` has one per resource: `dashboard`,
 `appointments`, `requests`, `inbox` (the desk's conversations with citizens), `posts`,
-`broadcasts`, `limits`, `citizens`, `translations` (review and glossary), `admin`; `base` holds
-what they all stand on. A section's routes
+`draws` (a post's draws), `broadcasts`, `limits`, `citizens`, `translations` (review and
+glossary), `admin`; `base` holds what they all stand on. A section's routes
 only translate: they read the form, call the use case of the domain (api.domain.*_desk,
 api.domain.desk_conversations, api.domain.broadcasts…) in a `staff_write` transaction — the
 same use case the staff API calls, so both check, change, notify and audit alike — and turn
@@ -29,6 +29,7 @@ from api.http.console import (
     broadcasts,
     citizens,
     dashboard,
+    draws,
     inbox,
     limits,
     login,
@@ -46,6 +47,7 @@ for section in (
     requests,
     inbox,
     posts,
+    draws,
     broadcasts,
     limits,
     citizens,
