@@ -460,3 +460,10 @@ def test_register_then_take_the_drawn_seat_through_the_chat(api: StaffApi) -> No
     [mine] = txworld.upcoming(citizen, CLOSE)
     assert (mine.local.date(), mine.full_name) == (DAY, NAME)
     assert mine.starts_at == entry.offered_starts_at
+
+
+def test_a_time_out_of_the_calendar_is_a_schema_error(api: StaffApi) -> None:
+    body = {**BODY, "opens_at": "9999-12-31T23:00:00", "closes_at": "9999-12-31T23:30:00"}
+    response = api.post("/posts/NYC/draws", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "opens_at"]

@@ -464,9 +464,7 @@ def _settle(conn: Connection, draw_id: int, now: datetime) -> bool:
         .returning(_entry.c.id, _entry.c.citizen_id)
     ).all()
     post = conn.execute(sa.select(_post).where(_post.c.id == draw.post_id)).one()
-    service = conn.execute(
-        sa.select(_service.c.code).where(_service.c.id == draw.service_id)
-    ).scalar_one()
+    _, service = waitlist.codes(conn, draw.post_id, draw.service_id)
     for entry in left:
         told = msg("notify.draw_not_reached", service=service_name(service), post=raw(post.name))
         outbox.notify(

@@ -41,10 +41,10 @@ REFUSED = {
 def _local(text: str) -> datetime | None:
     """A `datetime-local` field (`2026-12-04T18:00`): the post's local time."""
     try:
-        value = datetime.fromisoformat(text.strip())
+        value = datetime.fromisoformat(text.strip()).replace(tzinfo=None)
     except ValueError:
         return None
-    return value.replace(tzinfo=None)
+    return value if parse_day(value.date().isoformat()) is not None else None
 
 
 @router.get("/posts/{code}/draws", response_model=None)

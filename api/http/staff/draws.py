@@ -4,17 +4,17 @@ who registered interest, offered in turn (api.domain.draws). Agents for their po
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.db import read
 from api.domain import draws
 from api.domain.errors import NotVisible
 from api.http.staff.deps import CurrentStaff, DbDep, NowDep, perform
 from api.http.staff.errors import ProblemRoute, not_found, responses
-from api.http.staff.fields import CodePath, Day, IdPath, ServiceCode
+from api.http.staff.fields import FIRST_DAY, LAST_DAY, CodePath, Day, IdPath, ServiceCode
 
 router = APIRouter(tags=["draws"], route_class=ProblemRoute, responses=responses(401, 422))
 
@@ -29,13 +29,23 @@ REFUSED_AS_INVALID = {
 }
 
 
+def _calendar_time(value: datetime) -> datetime:
+    if not FIRST_DAY <= value.date() <= LAST_DAY:
+        raise ValueError(f"a time between {FIRST_DAY} and {LAST_DAY}")
+    return value
+
+
+LocalTime = Annotated[datetime, AfterValidator(_calendar_time)]
+"""A time in the post's local time (an explicit offset is honoured), 2000 to 2199."""
+
+
 class DrawIn(BaseModel):
     service: ServiceCode
-    opens_at: datetime = Field(
+    opens_at: LocalTime = Field(
         description="Registration opens, in the post's local time (an offset is honoured)",
         examples=["2026-12-01T08:00:00"],
     )
-    closes_at: datetime = Field(description="Registration closes, in the post's local time")
+    closes_at: LocalTime = Field(description="Registration closes, in the post's local time")
     first_day: Day = Field(description="The period whose seats are drawn: its first day")
     last_day: Day = Field(description="… and its last day (local days, inclusive)")
 
