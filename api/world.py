@@ -32,7 +32,8 @@ T = TypeVar("T")
 class NetworkCache:
     """What every booking turn asks and few turns change, kept briefly per process.
 
-    Posts and the services they offer change a few times a year: kept `ttl` seconds. The open
+    Posts and the services they offer change a few times a year, and so do the draws pending
+    for them (api.domain.draws): kept `ttl` seconds. The open
     days and times of a post's service are what thousands of citizens look at during a rush:
     kept `availability_ttl` seconds, and forgotten at once when this process books or
     cancels there. A seat taken meanwhile by another process is not lost: booking is decided
@@ -145,9 +146,14 @@ class SqlWorld(BookingService):
     def pending_draw(
         self, citizen_id: int, post_code: str, service_code: str, now: datetime
     ) -> DrawInfo | None:
-        row = draws.pending(self.conn, citizen_id, post_code, service_code, now)
+        def load() -> Any:
+            return draws.pending(self.conn, post_code, service_code, now)
+
+        # Asked at every booking's day step: whether there is a draw at all is kept briefly.
+        key = ("draw", post_code, service_code)
+        row = load() if self._cache is None else self._cache.get(key, load)
         post = self.post(post_code) if row is not None else None
-        if row is None or post is None:
+        if row is None or post is None or row.closes_at <= now:
             return None
         return DrawInfo(
             id=row.id,
@@ -157,7 +163,7 @@ class SqlWorld(BookingService):
             closes_at=row.closes_at,
             first_day=row.first_day,
             last_day=row.last_day,
-            registered=row.registered is not None,
+            registered=draws.registered(self.conn, row.id, citizen_id),
         )
 
     def register_for_draw(

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from api.domain import fairness, waitlist
+from api.domain import draws, fairness, waitlist
 from api.models import (
     Appointment,
     AppointmentStatus,
@@ -92,7 +92,6 @@ _slot = _table(Slot)
 _appt = _table(Appointment)
 _citizen = _table(Citizen)
 _draw = _table(Draw)
-PENDING_DRAW = ("open", "drawn")  # api.domain.draws: its period is not sold first come
 
 _POST_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     _post.c.code.label("post_code"),
@@ -258,9 +257,9 @@ def _build_offer_query() -> sa.CompoundSelect[Any]:
     pending_draw = sa.and_(
         _draw.c.post_id == _post.c.id,
         _draw.c.service_id == _service.c.id,
-        _draw.c.status.in_(PENDING_DRAW),
+        _draw.c.status.in_(draws.PENDING),
     )
-    draws = (
+    drawn = (
         sa.select(
             *offer_columns,
             sa.cast(sa.null(), sa.Integer),
@@ -273,7 +272,7 @@ def _build_offer_query() -> sa.CompoundSelect[Any]:
         .select_from(base.join(_draw, pending_draw))
         .where(which)
     )
-    return sa.union_all(hours, closures, draws)
+    return sa.union_all(hours, closures, drawn)
 
 
 # Built once: each call only binds values, and SQLAlchemy reuses the compiled form.

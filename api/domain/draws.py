@@ -63,6 +63,7 @@ _service = table(Service)
 _offer = table(PostService)
 
 OPEN, DRAWN, DONE, CANCELLED = "open", "drawn", "done", "cancelled"
+PENDING = (OPEN, DRAWN)  # the period is not sold first come (api.domain.booking)
 JOB_ID = "draws.close"
 LONGEST_PERIOD_DAYS = 92
 REGISTERED = "registered"  # a registration's result before the draw
@@ -109,19 +110,10 @@ def order(seed: str, registration_ids: Iterable[int]) -> list[int]:
 # --- the citizen's side ----------------------------------------------------------------------
 
 
-def pending(
-    conn: Connection, citizen_id: int, post_code: str, service_code: str, now: datetime
-) -> Row[Any] | None:
-    """The draw of this service at this post whose registration has not closed, with
-    `registered` (this citizen's registration, or None)."""
-    mine = (
-        sa.select(_reg.c.id)
-        .where(_reg.c.draw_id == _draw.c.id, _reg.c.citizen_id == citizen_id)
-        .limit(1)
-        .scalar_subquery()
-    )
+def pending(conn: Connection, post_code: str, service_code: str, now: datetime) -> Row[Any] | None:
+    """The draw of this service at this post whose registration has not closed yet."""
     return conn.execute(
-        sa.select(_draw, mine.label("registered"))
+        sa.select(_draw)
         .select_from(
             _draw.join(_post, _post.c.id == _draw.c.post_id).join(
                 _service, _service.c.id == _draw.c.service_id
@@ -136,6 +128,13 @@ def pending(
         .order_by(_draw.c.opens_at)
         .limit(1)
     ).first()
+
+
+def registered(conn: Connection, draw_id: int, citizen_id: int) -> bool:
+    found = conn.execute(
+        sa.select(_reg.c.id).where(_reg.c.draw_id == draw_id, _reg.c.citizen_id == citizen_id)
+    ).first()
+    return found is not None
 
 
 def register(
@@ -227,7 +226,7 @@ def open_draw(
         sa.select(_draw.c.id).where(
             _draw.c.post_id == post.id,
             _draw.c.service_id == service,
-            _draw.c.status.in_((OPEN, DRAWN)),
+            _draw.c.status.in_(PENDING),
             _draw.c.first_day <= last_day,
             _draw.c.last_day >= first_day,
         )
