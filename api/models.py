@@ -192,6 +192,7 @@ class WaitlistStatus(StrEnum):
     booked = "booked"  # took the offer, or booked some other way
     declined = "declined"
     expired = "expired"  # the offer ran out unanswered
+    not_reached = "not_reached"  # drawn, but the draw's seats ran out before their turn
 
 
 class WaitlistEntry(SQLModel, table=True):
@@ -210,6 +211,46 @@ class WaitlistEntry(SQLModel, table=True):
     offer_slot_id: int | None = Field(default=None, foreign_key="slot.id")
     appointment_id: int | None = Field(default=None, foreign_key="appointment.id")
     updated_at: datetime = _utc()
+    # a draw's winners wait in the draw's own line, offered the seats of its period
+    draw_id: int | None = Field(default=None, foreign_key="draw.id", index=True)
+
+
+class Draw(SQLModel, table=True):
+    """A draw for the seats of one period (local days `first_day`..`last_day`) of one service
+    at one post: registration from `opens_at` to `closes_at`, then a random order from `seed`
+    (api.domain.draws). Status: open → drawn → done, or cancelled while open."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    service_id: int = Field(foreign_key="service.id")
+    opens_at: datetime = _utc()
+    closes_at: datetime = _utc()
+    first_day: date
+    last_day: date
+    status: str = Field(default="open", max_length=12, index=True)
+    seed: str | None = Field(default=None, max_length=64)
+    drawn_at: datetime | None = _utc(nullable=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class DrawEntry(SQLModel, table=True):
+    """A citizen's registration of interest in a draw: one per phone and one per person."""
+
+    __tablename__ = "draw_entry"
+    __table_args__ = (
+        sa.UniqueConstraint("draw_id", "citizen_id"),
+        sa.UniqueConstraint("draw_id", "name_key"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    draw_id: int = Field(foreign_key="draw.id", index=True)
+    citizen_id: int = Field(foreign_key="citizen.id", index=True)
+    full_name: str = Field(max_length=120)
+    name_key: str = Field(max_length=120)
+    created_at: datetime = _utc()
+    rank: int | None = None  # in the draw's order, 1 = first; set when drawn
+    waitlist_entry_id: int | None = Field(default=None, foreign_key="waitlist_entry.id")
 
 
 # --- citizens and their channels --------------------------------------------------------------

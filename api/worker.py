@@ -12,6 +12,8 @@ the same ids and the next run catches up with whatever is due):
 - `waitlist.offers`, every minute — expire waitlist offers past their time and hold every
   free seat for the first citizen waiting (api.domain.waitlist: closures lifted, capacity or
   hours raised; cancellations offer their seat at once);
+- `draws.close`, every minute — draw each draw whose registration has closed, from a seed it
+  records, and settle those whose seats are all given (api.domain.draws);
 - `inbound.purge`, hourly — provider message ids older than 48 hours (the dedupe set);
 - `privacy.retention`, hourly — conversation texts older than RETENTION_DAYS
   (api.domain.retention).
@@ -44,7 +46,7 @@ from sqlalchemy.engine import Engine
 
 from api import db
 from api.channels import ChannelHandlers, build_limiter, connect_telegram, rates, whatsapp_sender
-from api.domain import retention, waitlist
+from api.domain import draws, retention, waitlist
 from api.domain.appointment_proof import proof_key
 from api.domain.outbox import SqlOutboxStore, enqueue_replies
 from api.domain.reminders import send_reminders
@@ -291,6 +293,7 @@ class Worker:
         scheduler.add_job(
             self.waitlist_job, IntervalTrigger(minutes=1), id=waitlist.JOB_ID, **options
         )
+        scheduler.add_job(self.draws_job, IntervalTrigger(minutes=1), id=draws.JOB_ID, **options)
         scheduler.add_job(self.purge_job, IntervalTrigger(hours=1), id="inbound.purge", **options)
         scheduler.add_job(
             self.retention_job, IntervalTrigger(hours=1), id=retention.JOB_ID, **options
@@ -302,6 +305,12 @@ class Worker:
         if made:
             self.nudge()
         return made
+
+    async def draws_job(self) -> int:
+        changed = await asyncio.to_thread(draws.run, self.engine, utcnow())
+        if changed:
+            self.nudge()
+        return changed
 
     async def reminders_job(self) -> int:
         queued = await asyncio.to_thread(

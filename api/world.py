@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from api.domain import citizens, fairness
+from api.domain import citizens, draws, fairness
 from api.domain import desk_conversations as desk
 from api.domain.booking import BookingService
 from api.domain.requests import RequestService
@@ -19,6 +19,8 @@ from flows.world import (
     BookingResult,
     DeskConversation,
     DeskStatus,
+    DrawInfo,
+    DrawOutcome,
     LimitInfo,
     LookupResult,
     PostInfo,
@@ -32,7 +34,8 @@ T = TypeVar("T")
 class NetworkCache:
     """What every booking turn asks and few turns change, kept briefly per process.
 
-    Posts and the services they offer change a few times a year: kept `ttl` seconds. The open
+    Posts and the services they offer change a few times a year, and so do the draws pending
+    for them (api.domain.draws): kept `ttl` seconds. The open
     days and times of a post's service are what thousands of citizens look at during a rush:
     kept `availability_ttl` seconds, and forgotten at once when this process books or
     cancels there. A seat taken meanwhile by another process is not lost: booking is decided
@@ -180,6 +183,36 @@ class SqlWorld(BookingService):
         if self._cache is not None:
             self._cache.clear()
         return result
+
+    # -- draws (api.domain.draws) -----------------------------------------------------------------
+
+    def pending_draw(
+        self, citizen_id: int, post_code: str, service_code: str, now: datetime
+    ) -> DrawInfo | None:
+        def load() -> Any:
+            return draws.pending(self.conn, post_code, service_code, now)
+
+        # Asked at every booking's day step: whether there is a draw at all is kept briefly.
+        key = ("draw", post_code, service_code)
+        row = load() if self._cache is None else self._cache.get(key, load)
+        post = self.post(post_code) if row is not None else None
+        if row is None or post is None or row.closes_at <= now:
+            return None
+        return DrawInfo(
+            id=row.id,
+            post=post,
+            service_code=service_code,
+            opens_at=row.opens_at,
+            closes_at=row.closes_at,
+            first_day=row.first_day,
+            last_day=row.last_day,
+            registered=draws.registered(self.conn, row.id, citizen_id),
+        )
+
+    def register_for_draw(
+        self, citizen_id: int, draw_id: int, full_name: str, now: datetime
+    ) -> DrawOutcome:
+        return draws.register(self.conn, citizen_id, draw_id, full_name, now)
 
     def set_language(self, citizen_id: int, lang: str) -> None:
         citizens.set_language(self.conn, citizen_id, lang)

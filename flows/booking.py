@@ -14,6 +14,11 @@ demain": `post`, `service`, `want_day`): each question whose answer is known, an
 skipped; a wish that cannot be met (a day that is full) is said, and the question asked.
 With `understood` in the data, the questions restate what is known ("Passeport à Abidjan :
 quel jour ?").
+
+Draws (api.domain.draws): when a draw allots the seats of a coming period of the chosen
+service and post, the citizen is told at once (step `draw`: when its registration closes)
+and may register interest — the name step, with its limits, then a confirmation — or look at
+the other days, which are sold first come as usual.
 """
 
 from __future__ import annotations
@@ -35,7 +40,15 @@ from flows.engine import Answer, Ask, Context, Goto, Home, Outcome, Stay
 from flows.menu import read
 from flows.messages import Msg, Option, msg, proof_of, raw
 from flows.understanding import Understood, parse_date, parse_time, yes_no
-from flows.world import AppointmentInfo, BookingOutcome, LimitInfo, LimitKind, SlotOption
+from flows.world import (
+    AppointmentInfo,
+    BookingOutcome,
+    DrawInfo,
+    DrawOutcome,
+    LimitInfo,
+    LimitKind,
+    SlotOption,
+)
 
 # the slot of the data that each step's own answer fills
 OWN_SLOT = {"post": "post", "service": "service", "day": "want_day", "time": "want_time"}
@@ -64,10 +77,16 @@ HELP = {
     "confirm": msg("booking.confirm.help"),
     "held": msg("booking.held.help"),
     "waitlist": msg("booking.waitlist.help"),
+    "draw": msg("booking.draw.help"),
 }
 WAITLIST_OPTIONS = (
     Option("join", msg("booking.waitlist.join")),
     Option("services", msg("booking.waitlist.services")),
+)
+# i18n: a draw allots a coming period's seats: register interest, or see the other days
+DRAW_OPTIONS = (
+    Option("register", msg("booking.draw.register")),
+    Option("other", msg("booking.draw.other_days")),
 )
 HELD_ACTIONS = (
     Option("reschedule", msg("booking.held.reschedule")),
@@ -122,6 +141,8 @@ class BookingFlow:
                 return stopped
             if not data.get("another") and self._held(ctx, data) is not None:
                 return Goto("booking", "held", data)
+            if not data.get("draw_seen") and self._draw(ctx, data) is not None:
+                return Goto("booking", "draw", {**data, "draw_seen": True})
         lines: list[Msg] = []
         if data.get("want_day"):  # a day the sentence named: take it if it is open
             want = date.fromisoformat(data["want_day"])
@@ -201,6 +222,20 @@ class BookingFlow:
         )
         return Ask((question,), WAITLIST_OPTIONS)
 
+    def _ask_draw(self, ctx: Context, data: dict[str, Any]) -> Ask | Outcome:
+        pending = self._draw(ctx, data)
+        if pending is None:
+            return Goto("booking", "day", data)
+        said = self._draw_said(pending)
+        if pending.registered:  # the other days stay open to them, first come
+            return Goto("booking", "day", data, say=(msg("booking.draw.already", **said),))
+        if ctx.now < pending.opens_at:
+            opens = pending.opens_at.astimezone(ZoneInfo(pending.post.timezone))
+            soon = msg("booking.draw.soon", opens=opens, **said)
+            return Goto("booking", "day", data, say=(soon,))
+        # i18n: {first}–{last}: the period drawn; {closes}: when registration closes (the draw)
+        return Ask((msg("booking.draw.question", **said),), DRAW_OPTIONS)
+
     def _ask_name(self, ctx: Context, data: dict[str, Any]) -> Ask:
         return Ask((msg("booking.name.question"),))
 
@@ -275,6 +310,13 @@ class BookingFlow:
         if answer.picked == "services":
             return Goto("booking", "service", {"post": data["post"]})
         return self._not_understood(answer, len(WAITLIST_OPTIONS))
+
+    def _on_draw(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
+        if answer.picked == "register":
+            return Goto("booking", "name", {**data, "draw": True})
+        if answer.picked == "other":
+            return Goto("booking", "day", data)
+        return self._not_understood(answer, len(DRAW_OPTIONS))
 
     def _on_held(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
         held = self._held(ctx, data)
@@ -357,6 +399,8 @@ class BookingFlow:
                 post=raw(where.city if where else data["post"]),
             )
             return Home(say=(joined,))
+        if data.get("draw"):
+            return Home(say=(self._register(ctx, data, name),))
         return Goto("booking", "confirm", {**data, "name": name})
 
     def _on_confirm(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
@@ -426,6 +470,33 @@ class BookingFlow:
             ),
             None,
         )
+
+    @staticmethod
+    def _draw(ctx: Context, data: dict[str, Any]) -> DrawInfo | None:
+        return ctx.world.pending_draw(ctx.who.citizen_id, data["post"], data["service"], ctx.now)
+
+    @staticmethod
+    def _draw_said(pending: DrawInfo) -> dict[str, Any]:
+        return {
+            "service": service_name(pending.service_code),
+            "post": raw(pending.post.city),
+            "first": pending.first_day,
+            "last": pending.last_day,
+            "closes": pending.closes_at.astimezone(ZoneInfo(pending.post.timezone)),
+        }
+
+    def _register(self, ctx: Context, data: dict[str, Any], name: str) -> Msg:
+        pending = self._draw(ctx, data)
+        if pending is None:
+            return msg("booking.draw.closed")
+        outcome = ctx.world.register_for_draw(ctx.who.citizen_id, pending.id, name, ctx.now)
+        said = self._draw_said(pending)
+        if outcome is DrawOutcome.registered:
+            # i18n: the confirmation: registered for the draw; told after it by message
+            return msg("booking.draw.registered", **said)
+        if outcome is DrawOutcome.already:
+            return msg("booking.draw.already", **said)
+        return msg("booking.draw.closed")
 
     def _phone_limit(self, ctx: Context, data: dict[str, Any]) -> Outcome | None:
         """The phone's allowance at the post, told before any other question about it."""

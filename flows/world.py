@@ -182,6 +182,44 @@ class Booking(Protocol):
     ) -> BookingResult: ...
 
 
+@dataclass(frozen=True)
+class DrawInfo:
+    """A draw that allots the seats of a coming period of a service at a post (local days
+    `first_day`..`last_day`): citizens register interest from `opens_at` to `closes_at`
+    (UTC), then seats are offered in a random order."""
+
+    id: int
+    post: PostInfo
+    service_code: str
+    opens_at: datetime
+    closes_at: datetime
+    first_day: date
+    last_day: date
+    registered: bool  # the asking citizen has registered already
+
+
+class DrawOutcome(StrEnum):
+    registered = "registered"
+    already = "already"  # this phone, or this person, is registered already
+    closed = "closed"  # the registration is not open (any more)
+
+
+class Draws(Protocol):
+    """Draws for the seats of a coming period (a consular mission), as the booking sees them."""
+
+    def pending_draw(
+        self, citizen_id: int, post_code: str, service_code: str, now: datetime
+    ) -> DrawInfo | None:
+        """The draw of this service at this post whose registration has not closed yet."""
+        ...
+
+    def register_for_draw(
+        self, citizen_id: int, draw_id: int, full_name: str, now: datetime
+    ) -> DrawOutcome:
+        """Register this person's interest (one registration per phone and per person)."""
+        ...
+
+
 class Citizens(Protocol):
     """Preferences of the citizen who is writing."""
 
@@ -283,5 +321,5 @@ class Desk(Protocol):
         ...
 
 
-class World(Booking, Citizens, Requests, Desk, Protocol):
+class World(Booking, Draws, Citizens, Requests, Desk, Protocol):
     """Everything a flow may ask, bound by the runtime to the turn's transaction."""

@@ -223,6 +223,7 @@ def test_the_scheduler_registers_its_jobs_under_fixed_ids(sqlite_engine: Engine)
 
     assert asyncio.run(scenario()) == [
         "broadcasts.due",
+        "draws.close",
         "inbound.purge",
         "privacy.retention",
         "reminders.send",

@@ -18,15 +18,25 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
-from api.db import read
+from api.db import read, write
 from api.domain import appointment_proof
 from api.domain.outbox import default_renderer
 from api.domain.staff import StaffPrincipal
 from api.domain.tables import table
-from api.http.staff import appointments, audit, citizens, hours, me, posts, requests, services
+from api.http.staff import (
+    appointments,
+    audit,
+    citizens,
+    draws,
+    hours,
+    me,
+    posts,
+    requests,
+    services,
+)
 from api.http.staff.deps import post_table as post_t
 from api.http.staff.deps import staff_write
-from api.models import Appointment, Closure, ConsularRequest, Slot, StaffRole
+from api.models import Appointment, Closure, ConsularRequest, Draw, Slot, StaffRole
 from tests.support.staff_api import NOW, StaffApi, staff_api
 
 PROBLEM = "application/problem+json"
@@ -37,6 +47,7 @@ appointment_t = table(Appointment)
 request_t = table(ConsularRequest)
 closure_t = table(Closure)
 slot_t = table(Slot)
+draw_t = table(Draw)
 
 
 @pytest.fixture
@@ -809,13 +820,43 @@ def _abidjan(api: StaffApi, phone: str = PHONE, day: int = 3) -> dict[str, Any]:
         "appointment": appointment["id"],
         "reference": reference,
         "proof": proof,
+        "draw": _abidjan_draw(api),
     }
+
+
+def _abidjan_draw(api: StaffApi) -> int:
+    """Abidjan's passport seats of 21 December are drawn (written as is, not audited)."""
+    with write(api.engine) as conn:
+        found = conn.execute(sa.select(draw_t.c.id).where(draw_t.c.post_id == 1)).scalar()
+        if found is not None:
+            return int(found)
+        return int(
+            conn.execute(
+                sa.insert(draw_t)
+                .values(
+                    post_id=1,
+                    service_id=1,
+                    opens_at=NOW,
+                    closes_at=NOW + timedelta(days=3),
+                    first_day=date(2026, 12, 21),
+                    last_day=date(2026, 12, 21),
+                    status="open",
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+                .returning(draw_t.c.id)
+            ).scalar_one()
+        )
 
 
 # (method, route template, concrete path, JSON body, what the agent of Accra gets)
 def _calls(ids: dict[str, Any]) -> list[tuple[str, str, str, Any, int]]:
     a, r, c = ids["appointment"], ids["reference"], ids["citizen"]
+    drawn = ids.get("draw", 1)
     hours = [{"weekday": d, "opens": "08:00", "closes": "15:00"} for d in range(5)]
+    draw = {"service": "passport", "opens_at": "2026-12-01T09:00:00",
+            "closes_at": "2026-12-05T18:00:00", "first_day": "2026-12-28",
+            "last_day": "2026-12-28"}  # fmt: skip
     request = {"post": "ABJ", "service": "cnib", "full_name": "X", "birth_date": "1990-01-01"}
     return [
         ("GET", "/posts/{code}", "/posts/ABJ", None, 404),
@@ -854,6 +895,10 @@ def _calls(ids: dict[str, Any]) -> list[tuple[str, str, str, Any, int]]:
         ("DELETE", "/citizens/{citizen_id}", f"/citizens/{c}", None, 403),
         ("GET", "/audit", "/audit", None, 403),
         ("GET", "/audit/export", "/audit/export", None, 403),
+        ("POST", "/posts/{code}/draws", "/posts/ABJ/draws", draw, 404),
+        ("GET", "/posts/{code}/draws", "/posts/ABJ/draws", None, 404),
+        ("GET", "/draws/{draw_id}", f"/draws/{drawn}", None, 404),
+        ("POST", "/draws/{draw_id}/cancel", f"/draws/{drawn}/cancel", None, 404),
     ]  # fmt: skip
 
 
@@ -867,7 +912,7 @@ OPEN_TO_AGENTS = {
 
 
 def test_every_staff_route_is_in_the_isolation_table() -> None:
-    modules = (me, posts, services, hours, appointments, requests, citizens, audit)
+    modules = (me, posts, services, hours, appointments, requests, citizens, audit, draws)
     routes = {
         (method, route.path)
         for module in modules

@@ -10,7 +10,8 @@ Local wall times become UTC instants with zoneinfo: a wall time that does not ex
 spring-forward gap) is skipped; an ambiguous one (the fall-back hour) is taken with fold=0,
 the first occurrence. A time is bookable when the post and its offer are active, its local
 day is not a closure, it starts at least `min_notice_hours` after now, and its local date is
-at most `booking_window_days` after the post's local today.
+at most `booking_window_days` after the post's local today, and no pending draw
+(api.domain.draws) allots the seats of that day: those go to the draw's winners only.
 
 Seats. A `slot` row exists only once someone has booked it; until then it has
 `post_service.seats_per_slot` seats. Taking a seat is one conditional statement
@@ -41,12 +42,13 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from api.domain import fairness, waitlist
+from api.domain import draws, fairness, waitlist
 from api.models import (
     Appointment,
     AppointmentStatus,
     Citizen,
     Closure,
+    Draw,
     Post,
     PostService,
     Service,
@@ -89,6 +91,7 @@ _closure = _table(Closure)
 _slot = _table(Slot)
 _appt = _table(Appointment)
 _citizen = _table(Citizen)
+_draw = _table(Draw)
 
 _POST_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     _post.c.code.label("post_code"),
@@ -170,6 +173,7 @@ class _Offer:
     min_notice_hours: int
     hours: dict[int, list[tuple[time, time]]]
     closures: frozenset[date]
+    reserved: tuple[tuple[date, date], ...] = ()  # the periods of pending draws
 
     def today(self, now: datetime) -> date:
         return now.astimezone(self.tz).date()
@@ -180,11 +184,14 @@ class _Offer:
     def last_day(self, now: datetime) -> date:
         return self.today(now) + timedelta(days=self.booking_window_days)
 
-    def bookable(self, day: date, now: datetime) -> list[datetime]:
-        """The grid times of a local day that may be booked at `now`, seats aside."""
+    def bookable(self, day: date, now: datetime, *, drawn: bool = False) -> list[datetime]:
+        """The grid times of a local day that may be booked at `now`, seats aside. `drawn`:
+        for a draw's winner, whom the draw's period (and no booking window) concerns."""
         if not self.active or day in self.closures:
             return []
-        if day < self.today(now) or day > self.last_day(now):
+        if day < self.today(now) or (day > self.last_day(now) and not drawn):
+            return []
+        if not drawn and any(first <= day <= last for first, last in self.reserved):
             return []
         earliest = self.earliest(now)
         grid = local_grid(day, self.hours.get(day.weekday(), ()), self.slot_minutes, self.tz)
@@ -228,6 +235,8 @@ def _build_offer_query() -> sa.CompoundSelect[Any]:
             _hours.c.opens,
             _hours.c.closes,
             sa.cast(sa.null(), sa.Date).label("closed_on"),
+            sa.cast(sa.null(), sa.Date).label("reserved_from"),
+            sa.cast(sa.null(), sa.Date).label("reserved_to"),
         )
         .select_from(base.outerjoin(_hours, _hours.c.post_id == _post.c.id))
         .where(which)
@@ -239,11 +248,31 @@ def _build_offer_query() -> sa.CompoundSelect[Any]:
             sa.cast(sa.null(), sa.Time),
             sa.cast(sa.null(), sa.Time),
             _closure.c.day,
+            sa.cast(sa.null(), sa.Date),
+            sa.cast(sa.null(), sa.Date),
         )
         .select_from(base.join(_closure, sa.and_(_closure.c.post_id == _post.c.id, closed_between)))
         .where(which)
     )
-    return sa.union_all(hours, closures)
+    pending_draw = sa.and_(
+        _draw.c.post_id == _post.c.id,
+        _draw.c.service_id == _service.c.id,
+        _draw.c.status.in_(draws.PENDING),
+    )
+    drawn = (
+        sa.select(
+            *offer_columns,
+            sa.cast(sa.null(), sa.Integer),
+            sa.cast(sa.null(), sa.Time),
+            sa.cast(sa.null(), sa.Time),
+            sa.cast(sa.null(), sa.Date),
+            _draw.c.first_day,
+            _draw.c.last_day,
+        )
+        .select_from(base.join(_draw, pending_draw))
+        .where(which)
+    )
+    return sa.union_all(hours, closures, drawn)
 
 
 # Built once: each call only binds values, and SQLAlchemy reuses the compiled form.
@@ -489,6 +518,27 @@ class BookingService:
                     return slot_id, slot.starts_at, offer.post
         return None
 
+    def hold_period_seat(
+        self, post_code: str, service_code: str, first: date, last: date, now: datetime
+    ) -> tuple[int, datetime, PostInfo] | None:
+        """Take the first free seat of the local days `first`..`last` for a draw's winner
+        (api.domain.draws), the draw's own period included; None when there is none."""
+        now = _aware_utc(now, "now")
+        offer = self._offer(post_code, service_code, first - timedelta(1), last + timedelta(1))
+        if offer is None:
+            return None
+        day = max(first, offer.today(now))
+        while day <= last:
+            times = offer.bookable(day, now, drawn=True)
+            seats = self._seats_left(offer, times[0], times[-1] + timedelta(1)) if times else {}
+            for starts_at in (t for t in times if seats.get(t, offer.seats_per_slot) > 0):
+                self._ensure_slot(offer, starts_at)
+                slot_id = self._take_seat(offer.post_service_id, starts_at)
+                if slot_id is not None:
+                    return slot_id, starts_at, offer.post
+            day += timedelta(days=1)
+        return None
+
     def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
         """Booked appointments starting after now, soonest first."""
         now = _aware_utc(now, "now")
@@ -677,8 +727,11 @@ class BookingService:
             return None
         week: dict[int, list[tuple[time, time]]] = {}
         closed: set[date] = set()
+        reserved: list[tuple[date, date]] = []
         for row in rows:
-            if row.closed_on is not None:
+            if row.reserved_from is not None:
+                reserved.append((row.reserved_from, row.reserved_to))
+            elif row.closed_on is not None:
                 closed.add(row.closed_on)
             elif row.weekday is not None:
                 week.setdefault(row.weekday, []).append((row.opens, row.closes))
@@ -697,6 +750,7 @@ class BookingService:
             min_notice_hours=first.min_notice_hours,
             hours=week,
             closures=frozenset(closed),
+            reserved=tuple(reserved),
         )
 
     @staticmethod

@@ -15,6 +15,10 @@ books that service at that post some other way leaves the line (`left_by_booking
 
 Cancellations call `offer_free_seats` for their post and service in their own transaction;
 the scheduler's `waitlist.offers` job (api.worker) runs `run` every minute for everything else.
+
+A draw's winners (api.domain.draws) wait in a line of their own (`draw_id` set, in the drawn
+order), offered only the seats of the draw's period, which the ordinary line never gets while
+the draw is pending. Everything else — the hold, the message, "1"/"2", the expiry — is the same.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ _slot = table(Slot)
 _identity = table(ChannelIdentity)
 
 WAITING, OFFERED, BOOKED, DECLINED, EXPIRED = "waiting", "offered", "booked", "declined", "expired"
+NOT_REACHED = "not_reached"
 IN_LINE = (WAITING, OFFERED)
 JOB_ID = "waitlist.offers"
 
@@ -86,7 +91,11 @@ def codes(conn: Connection, post_id: int, service_id: int) -> tuple[str, str]:
 
 def place(conn: Connection, entry_id: int) -> int:
     """The entry's place in its line (1 = first), counting those waiting or offered before."""
-    mine = sa.select(_entry.c.post_id, _entry.c.service_id).where(_entry.c.id == entry_id).cte()
+    mine = (
+        sa.select(_entry.c.post_id, _entry.c.service_id, _entry.c.draw_id)
+        .where(_entry.c.id == entry_id)
+        .cte()
+    )
     return int(
         conn.execute(
             sa.select(sa.func.count())
@@ -94,6 +103,7 @@ def place(conn: Connection, entry_id: int) -> int:
             .where(
                 _entry.c.post_id == mine.c.post_id,
                 _entry.c.service_id == mine.c.service_id,
+                _entry.c.draw_id.is_not_distinct_from(mine.c.draw_id),
                 _entry.c.status.in_(IN_LINE),
                 _entry.c.id <= entry_id,
             )
@@ -118,6 +128,7 @@ def join(
             _entry.c.citizen_id == citizen_id,
             _entry.c.post_id == ids[0],
             _entry.c.service_id == ids[1],
+            _entry.c.draw_id.is_(None),
             _entry.c.status.in_(IN_LINE),
         )
     ).scalar()
@@ -250,9 +261,12 @@ def offer_free_seats(
 ) -> int:
     """Hold a free seat for the first citizen waiting, line by line, as long as both last;
     returns how many offers were made."""
-    from api.domain.booking import BookingService  # booking calls back into the waitlist
+    from api.domain import draws  # draws and booking call back into the waitlist
+    from api.domain.booking import BookingService
 
-    lines = sa.select(_entry.c.post_id, _entry.c.service_id).where(_entry.c.status == WAITING)
+    lines = sa.select(_entry.c.post_id, _entry.c.service_id, _entry.c.draw_id).where(
+        _entry.c.status == WAITING
+    )
     if post_id is not None and service_id is not None:
         lines = lines.where(_entry.c.post_id == post_id, _entry.c.service_id == service_id)
     made = 0
@@ -268,6 +282,7 @@ def offer_free_seats(
                 .where(
                     _entry.c.post_id == line.post_id,
                     _entry.c.service_id == line.service_id,
+                    _entry.c.draw_id.is_not_distinct_from(line.draw_id),
                     _entry.c.status == WAITING,
                 )
                 .order_by(_entry.c.id)
@@ -275,7 +290,10 @@ def offer_free_seats(
             ).first()
             if first is None:
                 break
-            held = service.hold_seat(post_code, service_code, now)
+            if line.draw_id is None:
+                held = service.hold_seat(post_code, service_code, now)
+            else:  # a draw's winners: the seats of its period only
+                held = draws.hold_seat(service, line.draw_id, post_code, service_code, now)
             if held is None:
                 break
             slot_id, starts_at, post_info = held
@@ -303,6 +321,7 @@ def offer_free_seats(
                 starts_at,
                 expires_at,
                 now,
+                drawn=line.draw_id is not None,
             )
             made += 1
     return made
@@ -317,18 +336,21 @@ def _tell(
     starts_at: datetime,
     expires_at: datetime,
     now: datetime,
+    *,
+    drawn: bool = False,
 ) -> None:
     """The offer, on the citizen's channel in their language; their conversation waits on it."""
     from zoneinfo import ZoneInfo
 
     tz = ZoneInfo(post.timezone)
-    message = msg(
-        "notify.waitlist_offer",
-        service=service_name(service_code),
-        post=raw(post.name),
-        when=starts_at.astimezone(tz),
-        until=expires_at.astimezone(tz),
-    )
+    said = {
+        "service": service_name(service_code),
+        "post": raw(post.name),
+        "when": starts_at.astimezone(tz),
+        "until": expires_at.astimezone(tz),
+    }
+    # i18n: a seat held for a citizen drawn by lot (a draw) or first on the waitlist
+    message = msg("notify.draw_offer", **said) if drawn else msg("notify.waitlist_offer", **said)
     outbox.notify(
         conn, citizen_id, message, kind="notification", dedupe_key=f"waitlist:{entry_id}", now=now
     )
@@ -368,7 +390,11 @@ def line(conn: Connection, post_id: int, now: datetime) -> list[Entry]:
                 _service, _service.c.id == _entry.c.service_id
             )
         )
-        .where(_entry.c.post_id == post_id, _entry.c.status.in_(IN_LINE))
+        .where(
+            _entry.c.post_id == post_id,
+            _entry.c.draw_id.is_(None),  # a draw's line is shown with the draw
+            _entry.c.status.in_(IN_LINE),
+        )
         .order_by(_service.c.position, _entry.c.id)
     ).all()
     places: dict[str, int] = {}

@@ -203,6 +203,7 @@ class Step:
     with_appointment: bool = False  # the citizen holds an appointment (to list it)
     first_contact: bool = False  # the language menu of a first contact, not from the menu
     lines: tuple[str, ...] = ()  # all the lines of the question, when there are several
+    with_draw: bool = False  # a draw allots Abidjan's passport seats of a coming period
 
     @property
     def asks(self) -> list[str]:
@@ -223,6 +224,13 @@ STEPS = (
     Step("booking.day", ("1", "1", "1"), "booking.day.question", "booking.day.help"),
     Step("booking.time", ("1", "1", "1", "2"), "booking.time.question", "booking.time.help"),
     Step("booking.name", ("1", "1", "1", "2", "1"), "booking.name.question", "booking.name.help"),
+    Step(
+        "booking.draw",
+        ("1", "1", "1"),
+        "booking.draw.question",
+        "booking.draw.help",
+        with_draw=True,
+    ),
     Step(
         "booking.confirm",
         ("1", "1", "1", "2", "1", NAME),
@@ -303,6 +311,8 @@ def reach(step: Step, world: MemoryWorld, lang: str | None = None, **options: An
     world.add_request(REQUEST, birth_date=BIRTH_DATE)
     if step.with_appointment:
         book_for(world)
+    if step.with_draw:
+        world.open_draw()
     if step.first_contact:
         dialog = Dialog(world, **options)
         dialog.say("Bonjour")

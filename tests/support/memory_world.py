@@ -26,6 +26,8 @@ from flows.world import (
     BookingResult,
     DeskConversation,
     DeskStatus,
+    DrawInfo,
+    DrawOutcome,
     LimitInfo,
     LimitKind,
     LookupOutcome,
@@ -114,6 +116,8 @@ class MemoryWorld:
         self.created: dict[int, datetime] = {}  # appointment id → when it was booked
         self.no_shows: LimitInfo | None = None  # a no-show rule that applies, set by tests
         self.waitlist: list[dict[str, Any]] = []  # entries in order: citizen, post, service…
+        self.draws: list[DrawInfo] = []  # pending draws, set by tests
+        self.draw_names: dict[int, dict[int, str]] = {}  # draw id → citizen id → full name
         self.closures = closures
         self.by_code = {post.code: post for post in POSTS}
         self.taken: Counter[Key] = Counter()  # seats taken, by the flows or behind their back
@@ -357,6 +361,45 @@ class MemoryWorld:
         return self.book(
             citizen_id, entry["post"], entry["service"], offer.starts_at, entry["name"], now
         )
+
+    # -- draws ------------------------------------------------------------------------------
+
+    def open_draw(
+        self,
+        post: str = "ABJ",
+        service: str = "passport",
+        opens_at: datetime = datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
+        closes_at: datetime = datetime(2026, 12, 4, 18, 0, tzinfo=UTC),
+        days: tuple[date, date] = (date(2026, 12, 14), date(2026, 12, 15)),
+    ) -> DrawInfo:
+        """A draw allots that service's seats of `days` there (set by tests)."""
+        draw = DrawInfo(
+            len(self.draws) + 1, self.by_code[post], service, opens_at, closes_at, *days, False
+        )
+        self.draws.append(draw)
+        return draw
+
+    def pending_draw(
+        self, citizen_id: int, post_code: str, service_code: str, now: datetime
+    ) -> DrawInfo | None:
+        for draw in self.draws:
+            here = (draw.post.code, draw.service_code) == (post_code, service_code)
+            if here and now < draw.closes_at:
+                mine = citizen_id in self.draw_names.get(draw.id, {})
+                return replace(draw, registered=mine)
+        return None
+
+    def register_for_draw(
+        self, citizen_id: int, draw_id: int, full_name: str, now: datetime
+    ) -> DrawOutcome:
+        draw = next((d for d in self.draws if d.id == draw_id), None)
+        if draw is None or not draw.opens_at <= now < draw.closes_at:
+            return DrawOutcome.closed
+        names = self.draw_names.setdefault(draw_id, {})
+        if citizen_id in names or person_key(full_name) in map(person_key, names.values()):
+            return DrawOutcome.already
+        names[citizen_id] = full_name
+        return DrawOutcome.registered
 
     # -- Citizens ----------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ time. An agent sees and changes the data of their posts only (another post's dat
 
 One module per section, as `api.http.staff` has one per resource: `dashboard`,
 `appointments`, `walk_ins` (booking for the citizen at the desk, and the receipt),
-`requests`, `inbox` (the desk's conversations with citizens), `posts`, `broadcasts`,
-`limits`, `citizens`, `translations` (review and glossary), `admin`, `search` (the box of
-every page); `base` holds what they all stand on. A section's routes
+`requests`, `inbox` (the desk's conversations with citizens), `posts`, `draws` (a post's
+draws), `broadcasts`, `limits`, `citizens`, `translations` (review and glossary), `admin`,
+`search` (the box of every page); `base` holds what they all stand on. A section's routes
 only translate: they read the form, call the use case of the domain (api.domain.*_desk,
 api.domain.desk_conversations, api.domain.broadcasts…) in a `staff_write` transaction — the
 same use case the staff API calls, so both check, change, notify and audit alike — and turn
@@ -30,6 +30,7 @@ from api.http.console import (
     broadcasts,
     citizens,
     dashboard,
+    draws,
     inbox,
     limits,
     login,
@@ -50,6 +51,7 @@ for section in (
     requests,
     inbox,
     posts,
+    draws,
     broadcasts,
     limits,
     citizens,

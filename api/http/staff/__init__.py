@@ -14,6 +14,7 @@ from api.http.staff import (
     broadcasts,
     citizens,
     conversations,
+    draws,
     hours,
     limits,
     me,
@@ -44,6 +45,7 @@ for module in (
     translations,
     voice,
     waitlist,
+    draws,
 ):
     router.include_router(module.router)
 
