@@ -140,6 +140,11 @@ def _dump(catalog: Catalog) -> bytes:
     return buffer.getvalue()
 
 
+def _shape(catalog: Catalog) -> list[tuple[object, list[str]]]:
+    """What a template says, without its dates and line numbers (not written)."""
+    return sorted((str(m.id), sorted({path for path, _line in m.locations})) for m in catalog)
+
+
 def update(root: Path, locales: Path) -> list[str]:
     """Re-extract the console's template and merge it into the English catalog."""
     if not (root / TEMPLATES).is_dir():  # a checkout of catalogs alone
@@ -148,7 +153,7 @@ def update(root: Path, locales: Path) -> list[str]:
     pot = locales / TEMPLATE
     with contextlib.suppress(FileNotFoundError, PoFileError, ValueError):
         old = _read(pot)
-        if [(m.id, m.locations) for m in old] == [(m.id, m.locations) for m in template]:
+        if _shape(old) == _shape(template):
             template.creation_date = old.creation_date  # unchanged: no churn in git
     pot.write_bytes(_dump(template))
     report = [f"locales/{TEMPLATE}: {sum(1 for m in template if m.id)} texts"]

@@ -1,11 +1,14 @@
 """The conversation store: one turn's transaction, as the runtime (bot.runtime) asks for it.
 
 This is the hot path of every message, written for it: three driver-level statements of
-our own per turn — the dedupe insert, the identity-and-citizen read (row-locked on
-PostgreSQL), one state update (which also carries the sender's flood count, bot.runtime) —
-plus what the flow itself asks, all in one transaction; and once per conversation (a first
-message, or the first after 30 minutes of silence) a `conversation_start` row for the
-dashboard.
+our own per turn — the dedupe insert, one read of the identity, its citizen and whether
+anyone on that number ever had an appointment (row-locked on PostgreSQL), one state update
+(which also carries the sender's flood count, bot.runtime) — plus what the flow itself asks,
+all in one transaction; and once per conversation (a first message, or the first after 30
+minutes of silence) a `conversation_start` row for the dashboard. A first contact adds the
+citizen and the identity, conflict-free (`ON CONFLICT DO NOTHING`). "Never booked" lets
+api.world answer a first-time booker's fair-access and upcoming-appointment questions
+without a query.
 Statements are plain SQL prepared once per dialect, not ORM or Core expressions built anew.
 """
 
@@ -17,21 +20,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from api import db
 from api.domain.citizens import country_of
-from api.domain.tables import table
-from api.models import ChannelIdentity, Citizen
+from api.domain.identities import link_verified_phone
 from api.world import NetworkCache, SqlWorld
 from bot.runtime import FLOOD_WINDOW, Inbound, Outbound, StoreUnavailable
 from flows.engine import IDLE_TIMEOUT, Who
 from flows.state import Conversation
-
-identity = table(ChannelIdentity)
-citizen = table(Citizen)
 
 Enqueue = Callable[[Connection, Outbound], None]
 
@@ -45,7 +42,11 @@ class _Sql:
     )
     IDENTITY = (
         "SELECT ci.id, ci.citizen_id, ci.state, c.phone, c.phone_verified, c.country, c.lang, "
-        "c.opted_out, ci.burst_started_at, ci.burst_count "
+        "c.opted_out, ci.burst_started_at, ci.burst_count, c.voice, "
+        # whether this citizen, or anyone on their number, ever had an appointment (api.world)
+        "EXISTS (SELECT 1 FROM appointment a WHERE a.citizen_id = c.id) "
+        "OR EXISTS (SELECT 1 FROM citizen p JOIN appointment a ON a.citizen_id = p.id "
+        "WHERE p.phone = c.phone) "
         "FROM channel_identity ci JOIN citizen c ON c.id = ci.citizen_id "
         "WHERE ci.channel = :channel AND ci.address = :address"
     )
@@ -58,6 +59,17 @@ class _Sql:
         "INSERT INTO conversation_start (channel, lang, citizen_id, started_at) "
         "VALUES (:channel, :lang, :citizen_id, :now)"
     )
+    OWNER = "SELECT id FROM citizen WHERE phone = :phone AND phone_verified"
+    NEW_CITIZEN = (
+        "INSERT INTO citizen (phone, phone_verified, country, lang, opted_out, created_at) "
+        "VALUES (:phone, :verified, :country, :lang, FALSE, :now) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    NEW_IDENTITY = (
+        "INSERT INTO channel_identity (channel, address, citizen_id, burst_count) "
+        "VALUES (:channel, :address, :citizen_id, 0) ON CONFLICT DO NOTHING"
+    )
+    DROP_CITIZEN = "DELETE FROM citizen WHERE id = :id"
     SKIP = (
         "UPDATE channel_identity SET burst_started_at = :burst_at, burst_count = :burst "
         "WHERE id = :id"
@@ -74,6 +86,10 @@ class _Sql:
         self.save = self._native(save_sql)
         self.skip = self._native(self.SKIP)
         self.started = self._native(self.STARTED)
+        self.owner = self._native(self.OWNER)
+        self.new_citizen = self._native(self.NEW_CITIZEN)
+        self.new_identity = self._native(self.NEW_IDENTITY)
+        self.drop_citizen = self._native(self.DROP_CITIZEN)
 
     def _native(self, sql: str) -> str:
         """`:name` is sqlite3's named style; psycopg wants `%(name)s`."""
@@ -211,9 +227,10 @@ class SqlConversationStore:
                 country=row[5],
                 lang=row[6],
                 opted_out=bool(row[7]),
+                voice=None if row[10] is None else bool(row[10]),
             )
             state = Conversation.from_json(self.sql.state(row[2]))
-            world = SqlWorld(conn, self.cache)
+            world = SqlWorld(conn, self.cache, unbooked=None if row[11] else row[1])
             burst = _count(self.sql.instant(row[8]), row[9] or 0, inbound.now)
             yield SqlTurnSession(conn, self.sql, row[0], who, state, world, self.enqueue, burst)
 
@@ -229,46 +246,50 @@ class SqlConversationStore:
     def _identity(self, conn: Connection, inbound: Inbound) -> Any:
         params = {"channel": inbound.channel, "address": inbound.address}
         row = self.sql.execute(conn, self.sql.identity, params).fetchone()
+        if row is not None and inbound.phone_verified and inbound.phone and not row[4]:
+            # An identity made at the desk for a walk-in's number (api.domain.walk_ins): its
+            # first message from the provider vouches for the number.
+            link_verified_phone(conn, inbound.channel, inbound.address, inbound.phone, inbound.now)
+            row = self.sql.execute(conn, self.sql.identity, params).fetchone()
         if row is not None:
             return row
-        try:
-            with conn.begin_nested():
-                citizen_id = self._citizen_for(conn, inbound)
-                conn.execute(
-                    sa.insert(identity).values(
-                        channel=inbound.channel, address=inbound.address, citizen_id=citizen_id
-                    )
-                )
-        except IntegrityError:
-            pass  # created by a concurrent first message: read it below
+        self._first_contact(conn, inbound)
         row = self.sql.execute(conn, self.sql.identity, params).fetchone()
         if row is None:
             raise RuntimeError("channel identity vanished")
         return row
 
-    @staticmethod
-    def _citizen_for(conn: Connection, inbound: Inbound) -> int:
-        """The citizen who owns this verified number, or a new one."""
-        if inbound.phone and inbound.phone_verified:
-            found = conn.execute(
-                sa.select(citizen.c.id).where(
-                    citizen.c.phone == inbound.phone, citizen.c.phone_verified.is_(True)
-                )
-            ).scalar()
+    def _first_contact(self, conn: Connection, inbound: Inbound) -> None:
+        """The address's identity, for the citizen who owns its verified number or a new one.
+        A concurrent first message (the same address, or the same verified number on another
+        channel) may win either insert: then its rows are the ones read, and a citizen made
+        here for nothing is taken back, all in this transaction."""
+        verified = bool(inbound.phone and inbound.phone_verified)
+        owner = self._owner(conn, inbound.phone) if verified else None
+        created = None
+        if owner is None:
+            params = {
+                "phone": inbound.phone,
+                "verified": verified,
+                "country": country_of(inbound.phone),
+                "lang": inbound.lang,
+                "now": self.sql.when(inbound.now),
+            }
+            found = self.sql.execute(conn, self.sql.new_citizen, params).fetchone()
             if found is not None:
-                return int(found)
-        result = conn.execute(
-            sa.insert(citizen).values(
-                phone=inbound.phone,
-                phone_verified=bool(inbound.phone and inbound.phone_verified),
-                country=country_of(inbound.phone),
-                lang=inbound.lang,
-                created_at=inbound.now,
-            )
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0])
+                created = owner = int(found[0])
+            else:  # a concurrent first message of this verified number made its citizen
+                owner = self._owner(conn, inbound.phone)
+        if owner is None:
+            raise RuntimeError("the owner of a verified number vanished")
+        params = {"channel": inbound.channel, "address": inbound.address, "citizen_id": owner}
+        inserted = self.sql.execute(conn, self.sql.new_identity, params).rowcount
+        if inserted != 1 and created is not None:
+            self.sql.execute(conn, self.sql.drop_citizen, {"id": created})
+
+    def _owner(self, conn: Connection, phone: str | None) -> int | None:
+        found = self.sql.execute(conn, self.sql.owner, {"phone": phone}).fetchone()
+        return int(found[0]) if found is not None else None
 
 
 def _count(started: datetime | None, count: int, now: datetime) -> tuple[datetime, int]:

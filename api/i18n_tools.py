@@ -423,7 +423,8 @@ def _catalog_languages(root: Path) -> list[str]:
 def _same_template(old: Catalog, new: Catalog) -> bool:
     def shape(catalog: Catalog) -> list[tuple[Any, ...]]:
         return [
-            (m.id, tuple(m.locations), tuple(m.auto_comments))
+            # comments as words: a long one comes back from the file wrapped on two lines
+            (m.id, tuple(m.locations), " ".join(m.auto_comments).split())
             for m in sorted((m for m in catalog if m.id), key=lambda m: str(m.id))
         ]
 

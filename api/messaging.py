@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from api.conversations import Enqueue, SqlConversationStore
+from api.domain import outbox
 from api.domain.translations import SqlOverlay
 from bot.i18n import POLL_SECONDS, Renderer
 from bot.locales import load_lexicons
@@ -30,13 +31,15 @@ def build_messaging(
     public_base_url: str = "",
 ) -> Messaging:
     """The runtime, its renderer overlaid with the texts translators reviewed in the console
-    (read from the database, reloaded within `poll_seconds` of a change anywhere)."""
+    (read from the database, reloaded within `poll_seconds` of a change anywhere). The same
+    renderer writes the notices of this process (`api.domain.outbox.notify`)."""
     renderer = Renderer(
         locales,
         overlay=SqlOverlay(engine),
         poll_seconds=poll_seconds,
         voice_base_url=public_base_url,
     )
+    outbox.use_renderer(engine, renderer)  # notices written in this process, too
     runtime = Runtime(
         SqlConversationStore(engine, enqueue),
         build_engine(),

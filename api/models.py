@@ -235,6 +235,9 @@ class Citizen(SQLModel, table=True):
     country: str | None = Field(default=None, max_length=2, index=True)  # from the phone number
     lang: str | None = Field(default=None, max_length=8)
     opted_out: bool = False  # announcements only; own reminders continue
+    # voice prompts with the bot's messages: None until the first voice note turns them on,
+    # then what the citizen chose (the language menu's last option, or the keyword VOIX)
+    voice: bool | None = None
     created_at: datetime = _utc()
     erased_at: datetime | None = _utc(nullable=True)
 
@@ -372,6 +375,7 @@ class ConsularRequest(SQLModel, table=True):
     citizen_id: int | None = Field(default=None, foreign_key="citizen.id", index=True)
     phone: str | None = Field(default=None, max_length=20, index=True)  # E.164
     full_name: str = Field(max_length=120)
+    name_key: str = Field(default="", max_length=120, index=True)  # flows.world.person_key
     birth_date: date | None = None
     status: RequestStatus = Field(
         default=RequestStatus.received,

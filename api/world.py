@@ -10,14 +10,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from api.domain import citizens
+from api.domain import citizens, fairness
 from api.domain import desk_conversations as desk
 from api.domain.booking import BookingService
 from api.domain.requests import RequestService
 from flows.world import (
+    AppointmentInfo,
     BookingResult,
     DeskConversation,
     DeskStatus,
+    LimitInfo,
     LookupResult,
     PostInfo,
     ServiceOffer,
@@ -65,11 +67,20 @@ class NetworkCache:
 
 class SqlWorld(BookingService):
     """Booking from BookingService; citizens' preferences, request lookups and the desk
-    (api.domain.desk_conversations) beside it."""
+    (api.domain.desk_conversations) beside it.
 
-    def __init__(self, conn: Connection, cache: NetworkCache | None = None) -> None:
+    `unbooked`: the turn's citizen, when the turn's single read (api.conversations) found
+    that neither they nor anyone on their phone number ever had an appointment. Then their
+    upcoming appointments are none and their phone's allowance is whole, without a query:
+    the fair-access rules count appointments, and there are none (until this turn books one).
+    """
+
+    def __init__(
+        self, conn: Connection, cache: NetworkCache | None = None, unbooked: int | None = None
+    ) -> None:
         super().__init__(conn)
         self._cache = cache
+        self._unbooked = unbooked
 
     def posts(self) -> list[PostInfo]:
         if self._cache is None:
@@ -110,6 +121,31 @@ class SqlWorld(BookingService):
             if slot.starts_at >= now  # the clock moved on since they were read
         ]
 
+    def _never_booked(self, citizen_id: int) -> bool:
+        return self._unbooked is not None and citizen_id == self._unbooked
+
+    def upcoming(self, citizen_id: int, now: datetime) -> list[AppointmentInfo]:
+        if self._never_booked(citizen_id):
+            return []
+        return super().upcoming(citizen_id, now)
+
+    def booking_limit(
+        self,
+        citizen_id: int,
+        post_code: str,
+        service_code: str | None,
+        full_name: str | None,
+        now: datetime,
+    ) -> LimitInfo | None:
+        if full_name is None and self._cache is not None and self._never_booked(citizen_id):
+            load = lambda: fairness.rules_of(self.conn, post_code)  # noqa: E731
+            rules = self._cache.get(("rules", post_code), load)
+            if rules is None:
+                return None
+            if rules.per_phone > 0:
+                return None  # no appointment counts against the phone, no no-show either
+        return super().booking_limit(citizen_id, post_code, service_code, full_name, now)
+
     def book(
         self,
         citizen_id: int,
@@ -119,10 +155,17 @@ class SqlWorld(BookingService):
         full_name: str,
         now: datetime,
     ) -> BookingResult:
+        self._unbooked = None  # from here on, this turn's citizen may hold one
         result = super().book(citizen_id, post_code, service_code, starts_at, full_name, now)
         if self._cache is not None:
             self._cache.forget_availability(post_code, service_code)
         return result
+
+    def answer_offer(
+        self, citizen_id: int, entry_id: int, accept: bool, now: datetime
+    ) -> BookingResult:
+        self._unbooked = None
+        return super().answer_offer(citizen_id, entry_id, accept, now)
 
     def cancel(self, citizen_id: int, appointment_id: int, now: datetime) -> bool:
         done = super().cancel(citizen_id, appointment_id, now)
@@ -143,6 +186,9 @@ class SqlWorld(BookingService):
 
     def set_opted_out(self, citizen_id: int, opted_out: bool) -> None:
         citizens.set_opted_out(self.conn, citizen_id, opted_out)
+
+    def set_voice(self, citizen_id: int, on: bool) -> None:
+        citizens.set_voice(self.conn, citizen_id, on)
 
     def lookup(
         self,

@@ -17,7 +17,7 @@ import logging
 import string
 import threading
 import time as clock
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
+from bot.channels import Media
 from bot.locales import languages, load_calendar, read_catalog
 from flows.messages import Msg, Reply
 
@@ -40,11 +41,12 @@ DATE_PATTERN = "EEEE d MMMM"
 
 @dataclass(frozen=True)
 class RenderedReply:
-    """A reply as text: the body, and the bare labels of its numbered choices."""
+    """A reply as text: the body, the bare labels of its numbered choices, and the files sent
+    with it (a voice prompt, an image), before the text."""
 
     text: str
     choices: tuple[str, ...] = ()
-    voice: str | None = None  # the URL of a voice prompt (OGG/Opus) to send with the text
+    media: tuple[Media, ...] = ()
 
     def with_numbers(self) -> str:
         """Body followed by '1. label' lines: the form for WhatsApp, Telegram and terminals."""
@@ -168,11 +170,13 @@ class Renderer:
         one (the question of the step, usually)."""
         text = "\n".join(self.render(line, lang) for line in reply.lines)
         choices = tuple(self.render(c, lang) for c in reply.choices)
-        url = None
-        if voice:
-            urls = (self.voice_url(line.key, lang) for line in reversed(reply.lines))
-            url = next((u for u in urls if u), None)
-        return RenderedReply(text, choices, url)
+        return RenderedReply(text, choices, self.voice_for(reply.lines, lang) if voice else ())
+
+    def voice_for(self, lines: Sequence[Msg], lang: str) -> tuple[Media, ...]:
+        """The voice prompt of the last of these lines that has one in `lang`, if any."""
+        urls = (self.voice_url(line.key, lang) for line in reversed(lines))
+        url = next((u for u in urls if u), None)
+        return (Media(url),) if url else ()
 
     # -- values ------------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from bot import logs
+from bot.channels import Media
 from bot.rate_limits import Permit, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ class OutboxItem:
     """One claimed message, with what the sender must know about its recipient.
 
     `payload` is `{"text": str, "choices": [label, …]}` for a message (the text already carries
-    its numbered choices; `choices` only make Telegram buttons), or
+    its numbered choices; `choices` only make Telegram buttons), with `"media": [{"url",
+    "kind"}, …]` when files go with it (`bot.channels.Media`), or
     `{"type": "callback_answer", "callback_query_id": str}` for a Telegram button tap.
     """
 
@@ -120,6 +122,11 @@ class OutboxItem:
     @property
     def choices(self) -> tuple[str, ...]:
         return tuple(str(c) for c in self.payload.get("choices") or ())
+
+    @property
+    def media(self) -> tuple[Media, ...]:
+        """The files sent before the text (a voice prompt, an image)."""
+        return tuple(Media.from_json(m) for m in self.payload.get("media") or ())
 
     @property
     def request_id(self) -> str | None:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.i18n import RenderedReply, Renderer
-from flows.engine import Context, Engine, Incoming, Kind, Who
+from flows.engine import Context, Engine, Incoming, Who
 from flows.lexicon import Lexicons
 from flows.messages import Reply, msg
 from flows.state import Conversation
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 FLOOD_WINDOW = timedelta(minutes=1)
 FLOOD_LIMIT = 20  # messages per sender and window
-VOICE_KINDS = frozenset({Kind.voice, Kind.audio})
 
 
 @dataclass(frozen=True)
@@ -168,10 +167,10 @@ class Runtime:
                 state_lang = session.state.lang if session.state else None
                 raise _TurnFailed(state_lang or ctx.lang) from exc
             session.save(turn.state)
-            # A voice note gets voice prompts back, with their text (the bot cannot hear it).
-            voice = inbound.incoming.kind in VOICE_KINDS
+            # Voice prompts go with the text when the citizen has them on (a first voice note
+            # turns them on: flows.engine); the text always goes.
             replies = tuple(
-                self.renderer.render_reply(r, turn.lang, voice=voice) for r in turn.replies
+                self.renderer.render_reply(r, turn.lang, voice=turn.voice) for r in turn.replies
             )
             if via_outbox:
                 session.enqueue(Outbound(inbound.channel, inbound.address, turn.lang, replies))

@@ -44,6 +44,17 @@ TIMES_SHOWN = 12
 ALTERNATIVES = 4
 NAME_MIN, NAME_MAX = 3, 80
 
+
+def full_name(text: str) -> str | None:
+    """A full name as given (letters of any script, accents, apostrophes, hyphens; no digit),
+    trimmed; None when it cannot be one. The chat's rule, and the desk's for a walk-in."""
+    name = text.strip(" .,;:-")
+    letters = sum(ch.isalpha() for ch in name)
+    if not (NAME_MIN <= len(name) <= NAME_MAX) or letters < NAME_MIN:
+        return None
+    return None if any(ch.isdigit() for ch in name) else name
+
+
 HELP = {
     "post": msg("booking.post.help"),
     "service": msg("booking.service.help"),
@@ -322,13 +333,8 @@ class BookingFlow:
         return Goto("booking", "confirm" if known else "name", chosen)
 
     def _on_name(self, ctx: Context, data: dict[str, Any], answer: Answer) -> Outcome:
-        name = answer.text.strip(" .,;:-")
-        letters = sum(ch.isalpha() for ch in name)
-        if (
-            not (NAME_MIN <= len(name) <= NAME_MAX)
-            or letters < NAME_MIN
-            or any(ch.isdigit() for ch in name)
-        ):
+        name = full_name(answer.text)
+        if name is None:
             return Stay(say=(msg("booking.name.invalid"),))
         said = read(ctx, answer)
         if said.intent or said.request or said.booking:  # "je veux annuler" is no name

@@ -3,7 +3,8 @@
 Pure: what the world holds comes through `ctx.world` (Protocols of flows.world), words through
 the lexicons, wording through `ctx.texts` (used only to match what the citizen saw). The
 engine handles what is the same at every step — first contact, expiry, `0`/menu, help,
-STOP/START, a switch of language, things it cannot read — and hands the rest to the step.
+STOP/START, a switch of language, voice prompts on or off, things it cannot read — and hands
+the rest to the step.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class Kind(StrEnum):
     other = "other"
 
 
+VOICE_KINDS = frozenset({Kind.voice, Kind.audio})
+
+
 @dataclass(frozen=True)
 class Incoming:
     """A message in neutral form. Telegram buttons arrive as the choice's number in `text`."""
@@ -99,6 +103,9 @@ class Who:
     country: str | None = None  # ISO 3166-1 alpha-2, from the phone number
     lang: str | None = None  # the citizen's preferred language, if known
     opted_out: bool = False
+    # voice prompts with the bot's messages: None until the first voice note (which turns
+    # them on), then the citizen's choice (the keyword, the language menu's last option)
+    voice: bool | None = None
 
 
 class Texts(Protocol):
@@ -156,6 +163,7 @@ class Goto:
     data: dict[str, Any] = field(default_factory=dict)
     say: tuple[Msg, ...] = ()
     lang: str | None = None  # switch the conversation to this language
+    voice: bool | None = None  # switch the citizen's voice prompts on or off
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,7 @@ class Stay:
     say: tuple[Msg, ...] = ()
     data: dict[str, Any] | None = None
     lang: str | None = None
+    voice: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,7 @@ class Home:
 
     say: tuple[Msg, ...] = ()
     lang: str | None = None
+    voice: bool | None = None
 
 
 Outcome = Goto | Stay | Home
@@ -197,6 +207,7 @@ class Flow(Protocol):
 class Turn:
     state: Conversation
     replies: tuple[Reply, ...]
+    voice: bool = False  # the replies go with their voice prompts (the citizen's preference)
 
     @property
     def lang(self) -> str:
@@ -205,10 +216,16 @@ class Turn:
 
 def folded_message(text: str, ctx: Context) -> str:
     """A message as the steps compare it: folded, SMS spellings of the chain expanded."""
-    shortcuts: dict[str, str] = {}
-    for lex in reversed(ctx.chain):
-        shortcuts.update(lex.shortcuts)
-    return expand(fold(text), shortcuts)
+    return expand(fold(text), ctx.lexicons.shortcuts(ctx.lang))
+
+
+def switch_voice(ctx: Context) -> Stay:
+    """Voice prompts on when they are not, off when they are, said in a short line."""
+    if ctx.who.voice is True:
+        # i18n: voice notes switched off (keyword VOIX, or the language menu); how to undo
+        return Stay(say=(msg("voice.off"),), voice=False)
+    # i18n: voice notes switched on (keyword VOIX, or the language menu); how to stop them
+    return Stay(say=(msg("voice.on"),), voice=True)
 
 
 def first_sentence(menu: Flow, text: str, ctx: Context) -> Goto | None:
@@ -228,6 +245,9 @@ class Engine:
     # -- a turn ------------------------------------------------------------------------------
 
     def turn(self, state: Conversation | None, incoming: Incoming, ctx: Context) -> Turn:
+        if incoming.kind in VOICE_KINDS and ctx.who.voice is None:
+            # the first voice note turns voice prompts on (never against the citizen's "off")
+            ctx = self._with_voice(ctx, True)
         if state is None:
             return self._turn(state, incoming, ctx)
         done = self._turn(state, incoming, replace(ctx, recent=state.recent))
@@ -321,7 +341,7 @@ class Engine:
         chain = ctx.chain
         if folded == "0" or is_one_of(folded, chain, "menu"):
             return Home(say=(msg("desk.left"),))
-        if is_one_of(folded, chain, "stop") or is_one_of(folded, chain, "start"):
+        if any(is_one_of(folded, chain, word) for word in ("stop", "start", "voice")):
             global_outcome = self._global(folded, state, ctx)
             if global_outcome is not None:
                 return global_outcome
@@ -395,6 +415,8 @@ class Engine:
         if is_one_of(folded, chain, "start"):
             ctx.world.set_opted_out(ctx.who.citizen_id, False)
             return Stay(say=(msg("common.resumed"),))
+        if is_one_of(folded, chain, "voice"):
+            return switch_voice(ctx)
         if state.flow != "language":
             lexicons = [ctx.lexicons.by_lang[code] for code in ctx.lexicons.languages]
             code = named_language(folded, lexicons)
@@ -443,6 +465,8 @@ class Engine:
                 lang = outcome.lang
                 ctx = replace(ctx, lang=lang)
                 ctx.world.set_language(ctx.who.citizen_id, lang)
+            if outcome.voice is not None and outcome.voice != ctx.who.voice:
+                ctx = self._with_voice(ctx, outcome.voice)
             said.extend(outcome.say)
             if isinstance(outcome, Goto):
                 flow_name, step, data = outcome.flow, outcome.step, dict(outcome.data)
@@ -459,6 +483,12 @@ class Engine:
                 return self._reply(lang, ctx, flow_name, step, data, said, asked, misses)
             outcome = asked
         raise RuntimeError(f"flows redirect in a loop at {flow_name}.{step}")
+
+    @staticmethod
+    def _with_voice(ctx: Context, on: bool) -> Context:
+        """The citizen's voice prompts switched on or off, in the world and for this turn."""
+        ctx.world.set_voice(ctx.who.citizen_id, on)
+        return replace(ctx, who=replace(ctx.who, voice=on))
 
     @staticmethod
     def _reply(
@@ -493,4 +523,4 @@ class Engine:
             lines=tuple(said) + asked.lines,
             choices=tuple(option.label for option in asked.options),
         )
-        return Turn(state=new_state, replies=(reply,))
+        return Turn(state=new_state, replies=(reply,), voice=ctx.who.voice is True)

@@ -25,6 +25,7 @@ REQUIRED = (
     "help",
     "stop",
     "start",
+    "voice",
     "numbers",
     "today",
     "tomorrow",
@@ -95,6 +96,7 @@ class Lexicon:
     help: frozenset[str]
     stop: frozenset[str]
     start: frozenset[str]
+    voice: frozenset[str]  # switches the voice prompts on, or off (flows.engine.switch_voice)
     numbers: Mapping[str, int]  # folded word → 1..10
     today: frozenset[str]
     tomorrow: frozenset[str]
@@ -168,6 +170,7 @@ class Lexicon:
             help=_words(raw["help"]) | {"?"},
             stop=_words(raw["stop"]),
             start=_words(raw["start"]),
+            voice=_words(raw["voice"]),
             numbers=numbers,
             today=_words(raw["today"]),
             tomorrow=_words(raw["tomorrow"]),
@@ -196,6 +199,9 @@ class Lexicons:
     _chains: dict[str | None, tuple[Lexicon, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _shortcuts: dict[str | None, Mapping[str, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __getitem__(self, lang: str) -> Lexicon:
         return self.by_lang.get(lang) or self.by_lang[self.fallback]
@@ -209,6 +215,16 @@ class Lexicons:
         cached = self._chains.get(lang)
         if cached is None:
             cached = self._chains[lang] = self._build_chain(lang)
+        return cached
+
+    def shortcuts(self, lang: str | None) -> Mapping[str, str]:
+        """The SMS spellings of the chain of `lang`, merged once (the user's language wins)."""
+        cached = self._shortcuts.get(lang)
+        if cached is None:
+            merged: dict[str, str] = {}
+            for lex in reversed(self.chain(lang)):
+                merged.update(lex.shortcuts)
+            cached = self._shortcuts[lang] = merged
         return cached
 
     def _build_chain(self, lang: str | None) -> tuple[Lexicon, ...]:

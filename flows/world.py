@@ -189,6 +189,10 @@ class Citizens(Protocol):
 
     def set_opted_out(self, citizen_id: int, opted_out: bool) -> None: ...
 
+    def set_voice(self, citizen_id: int, on: bool) -> None:
+        """Voice prompts with the bot's messages, on or off (`Who.voice`)."""
+        ...
+
 
 class LookupOutcome(StrEnum):
     found = "found"

@@ -79,6 +79,9 @@ def _engine_for(store: str, request: pytest.FixtureRequest, cache: dict[str, Eng
 
 
 def empty_tables(engine: Engine) -> None:
+    from api.domain import outbox
+
+    outbox.use_renderer(engine, None)  # an earlier test's app renders no notice of this one
     tables = list(reversed(SQLModel.metadata.sorted_tables))
     extra = sa.inspect(engine).get_table_names()
     with engine.begin() as conn:

@@ -307,6 +307,8 @@ SCENARIOS: list[tuple[str, Callable[[MemoryWorld], object] | None, str, Script]]
     *[(f"contacts {n}", None, "+2250701000001", says("5", str(n))) for n in range(1, 5)],
     ("language", None, "+2250701000001", says("6", "5", "6", "1")),
     ("language by name", None, "+2250701000001", says("1", "English", "Mooré", "Fulfulde")),
+    ("voice", None, "+2250701000001", says("VOIX", "6", "6", "6", "6")),
+    ("voice note then menu", None, "+2250701000001", then(send(Kind.voice), says("6", "6"))),
     ("expired", None, "+2250701000001", then(says("1"), idle(31), says("1"))),
     ("contact shared", None, "+2250701000001", send(Kind.contact)),
     ("menu errors", None, "+2250701000001", says("9", "blabla")),

@@ -155,7 +155,7 @@ def test_language_from_the_main_menu(world: MemoryWorld) -> None:
     dialog = at_menu(world)
     dialog.say("6")
     assert dialog.step == "language.choose"
-    assert dialog.values == LANGUAGES
+    assert dialog.values == [*LANGUAGES, "voice"]  # the five in order, then voice prompts
     turn = dialog.say("5")
     assert dialog.keys == ["language.set", "menu.main.question"]
     assert turn.lang == "en"

@@ -292,12 +292,10 @@ def test_a_voice_prompt_reaches_whatsapp_and_telegram_as_ogg(
         voices = [c.params for c in fakes.telegram.calls if c.method == "sendVoice" and c.ok]
         assert [v["voice"] for v in voices] == [url]
 
-        # a text message gets text only; deleting the clip stops it
-        assert (
-            "<Media>"
-            not in whatsapp.post(
-                inbound_whatsapp_form(whatsapp.phone, "0", account_sid=fakes.twilio.account_sid)
-            ).text
-        )
+        # a citizen who never sent a voice note gets text only; deleting the clip stops it
+        reader = Phone(client, fakes, phone="+2250701009999")
+        reader.send("Bonjour")
+        form = inbound_whatsapp_form(reader.phone, "1", account_sid=fakes.twilio.account_sid)
+        assert "<Media>" not in reader.post(form).text
         assert client.delete(f"/api/v1/voice/fr/{KEY}", headers=admin).status_code == 204
         assert client.get(url.removeprefix(PUBLIC_BASE_URL)).status_code == 404

@@ -5,6 +5,7 @@ Real signatures (twilio's RequestValidator), the real app, the fake Twilio API b
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +17,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.messaging import build_messaging
 from api.models import InboundMessage
 from bot.channels import split_text
 from bot.channels.whatsapp import parse_form, parse_status, twiml
 from bot.i18n import RenderedReply, Renderer
-from flows.engine import Kind
+from bot.runtime import Inbound
+from flows.engine import Incoming, Kind
 from flows.messages import msg
 from tests.fakes.twilio_api import inbound_whatsapp_form, status_callback_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL, Fakes
@@ -405,3 +408,40 @@ def test_the_bulk_lane_sends_and_is_refused_exactly_as_the_sdk_path() -> None:
         sdk_form, lean_form = tw.sent_messages()
         assert lean_form == sdk_form
         assert "ContentSid" in lean_form
+
+
+def test_first_messages_of_one_number_at_once_make_one_citizen(demo_engine: Engine) -> None:
+    """A new number's first messages racing each other (on WhatsApp, and on Telegram with the
+    same number shared): one citizen, one identity per channel, every message answered."""
+    runtime = build_messaging(demo_engine).runtime
+    start = threading.Barrier(6)
+    outputs: list[Any] = []
+
+    def write(n: int) -> None:
+        channel, address = ("whatsapp", PHONE) if n % 2 else ("telegram", "777")
+        inbound = Inbound(
+            channel=channel,
+            address=address,
+            incoming=Incoming(text="Bonjour"),
+            now=NOW,
+            provider_id=f"race-{n}",
+            phone=PHONE,
+            phone_verified=True,
+        )
+        start.wait()
+        outputs.append(runtime.handle(inbound))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outputs) == 6
+    assert not any(o.failed or o.duplicate for o in outputs)
+    with demo_engine.connect() as conn:
+        citizens = conn.execute(sa.text("SELECT id FROM citizen WHERE phone = :p"), {"p": PHONE})
+        ids = [row[0] for row in citizens]
+        owners = conn.execute(sa.text("SELECT channel, citizen_id FROM channel_identity"))
+        identities = sorted(tuple(row) for row in owners)
+    assert len(ids) == 1
+    assert identities == [("telegram", ids[0]), ("whatsapp", ids[0])]

@@ -49,3 +49,7 @@ def set_language(conn: Connection, citizen_id: int, lang: str) -> None:
 
 def set_opted_out(conn: Connection, citizen_id: int, opted_out: bool) -> None:
     conn.execute(sa.update(citizen).where(citizen.c.id == citizen_id).values(opted_out=opted_out))
+
+
+def set_voice(conn: Connection, citizen_id: int, on: bool) -> None:
+    conn.execute(sa.update(citizen).where(citizen.c.id == citizen_id).values(voice=on))

@@ -67,6 +67,12 @@ def rules(conn: Connection, post_id: int) -> PostRules:
     return PostRules(post_id, *row)
 
 
+def rules_of(conn: Connection, post_code: str) -> PostRules | None:
+    """A post's rules by its code; None for a post that does not exist."""
+    found = conn.execute(sa.select(_post.c.id).where(_post.c.code == post_code)).scalar()
+    return rules(conn, int(found)) if found is not None else None
+
+
 def phone_subject(conn: Connection, citizen_id: int) -> str:
     """What the phone limit counts for this citizen: their number, or the citizen alone."""
     phone = conn.execute(sa.select(_citizen.c.phone).where(_citizen.c.id == citizen_id)).scalar()

@@ -6,7 +6,8 @@ Writing (the caller's connection and transaction; nothing here commits):
   (Telegram), lane `reply`; long replies become several rows within the channel's limit.
 - `notify(conn, citizen_id, message, kind=…, dedupe_key=…, now=…)` — a message the citizen did
   not ask for (a request's new status, a cancelled appointment, a reminder), rendered in their
-  language, on the channel they last wrote from, lane `notification`. Returns False and writes
+  language (with its voice prompt when they have voice on), on the channel they last wrote
+  from, lane `notification`. Returns False and writes
   nothing when they have no reachable channel (or the dedupe key was used already).
 - `enqueue_callback_answer` — Telegram's "answerCallbackQuery" for a button tap.
 
@@ -40,6 +41,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -89,6 +91,24 @@ SKIPPED = OutboxStatus.skipped.value
 def default_renderer() -> Renderer:
     """The catalogs, read once per process, for callers that have no renderer at hand."""
     return Renderer()
+
+
+# The renderer of each database's messaging in this process (api.messaging registers it), so
+# that a notice written by any caller has the texts reviewed in the console and their voice
+# prompts, like the conversations.
+_renderers: WeakKeyDictionary[Engine, Renderer] = WeakKeyDictionary()
+
+
+def use_renderer(engine: Engine, renderer: Renderer | None) -> None:
+    """Notices on `engine` are rendered by `renderer` (None: the plain catalogs again)."""
+    if renderer is None:
+        _renderers.pop(engine, None)
+    else:
+        _renderers[engine] = renderer
+
+
+def renderer_for(conn: Connection) -> Renderer:
+    return _renderers.get(conn.engine) or default_renderer()
 
 
 def _insert_ignoring_conflicts(conn: Connection) -> Any:
@@ -144,8 +164,8 @@ def _payloads(channel: str, reply: RenderedReply) -> list[dict[str, Any]]:
     parts = split_text(text, limit) if limit else [text]
     payloads: list[dict[str, Any]] = [{"text": part, "choices": []} for part in parts]
     payloads[-1]["choices"] = list(reply.choices)
-    if reply.voice:
-        payloads[0]["voice"] = reply.voice  # sent as a voice note before the first part
+    if reply.media:  # sent before the first part (a voice prompt, an image)
+        payloads[0]["media"] = [media.to_json() for media in reply.media]
     return payloads
 
 
@@ -195,7 +215,11 @@ def reachable_channel(conn: Connection, citizen_id: int) -> Any:
     """The identity the citizen last wrote from, among those that still reach them."""
     return conn.execute(
         sa.select(
-            identity.c.channel, identity.c.address, citizen.c.lang, identity.c.last_inbound_at
+            identity.c.channel,
+            identity.c.address,
+            citizen.c.lang,
+            identity.c.last_inbound_at,
+            citizen.c.voice,
         )
         .join(citizen, citizen.c.id == identity.c.citizen_id)
         .where(
@@ -224,13 +248,16 @@ def notify(
 
     Due at `now`. The dedupe key makes it once per purpose (`request:12:ready`,
     `reminder:day:7`): a second call with the same key writes nothing. Returns whether a
-    message was queued. Opted-out citizens get it too: STOP is about announcements."""
+    message was queued. Opted-out citizens get it too: STOP is about announcements. With
+    voice prompts on, the message's voice prompt in their language goes with it, if it has one.
+    """
     target = reachable_channel(conn, citizen_id)
     if target is None:
         return False
     lang = target.lang or DEFAULT_LANGUAGE
-    text = (renderer or default_renderer()).render(message, lang)
-    payloads = _payloads(target.channel, RenderedReply(text))
+    texts = renderer or renderer_for(conn)
+    media = texts.voice_for((message,), lang) if target.voice else ()
+    payloads = _payloads(target.channel, RenderedReply(texts.render(message, lang), media=media))
     rows = [
         _row(
             channel=target.channel,

@@ -139,12 +139,12 @@ def erase(conn: Connection, citizen_id: int, now: datetime) -> Erasure | None:
     appointments = conn.execute(
         sa.update(appointment_table)
         .where(appointment_table.c.citizen_id == citizen_id)
-        .values(full_name=ERASED, updated_at=now)
+        .values(full_name=ERASED, name_key="", updated_at=now)
     ).rowcount
     requests = conn.execute(
         sa.update(request_table)
         .where(requests_of(citizen_id))
-        .values(citizen_id=citizen_id, phone=None, full_name=ERASED, birth_date=None)
+        .values(citizen_id=citizen_id, phone=None, full_name=ERASED, name_key="", birth_date=None)
     ).rowcount
     identities = conn.execute(
         sa.delete(identity_table).where(identity_table.c.citizen_id == citizen_id)

@@ -53,7 +53,7 @@ from api.models import (
     UTCDateTime,
 )
 from flows.status import normalise_reference
-from flows.world import LookupOutcome, LookupResult, PostInfo, RequestInfo
+from flows.world import LookupOutcome, LookupResult, PostInfo, RequestInfo, person_key
 
 MAX_FAILURES = 3  # per reference and sender, in a row
 LOCK_DURATION = timedelta(minutes=15)
@@ -253,6 +253,7 @@ class RequestService:
             "citizen_id": citizen_id,
             "phone": e164,
             "full_name": full_name,
+            "name_key": person_key(full_name),
             "birth_date": birth_date,
             "status": RequestStatus.received.value,
             "reason": "",

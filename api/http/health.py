@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -79,13 +80,23 @@ class Metrics:
         )
         if engine is not None:
             self.registry.register(StoreCollector(engine))
+        # Each label set's child, found once: `labels()` takes a lock and checks its values
+        # on every call, and every request and turn counts (label sets are small closed sets).
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def turn(self, channel: str, lang: str | None, seconds: float, failure: str | None) -> None:
-        self.turn_seconds.labels(channel).observe(seconds)
+        self.child(self.turn_seconds, channel).observe(seconds)
         if failure is not None:
-            self.turn_failures.labels(channel, failure).inc()
+            self.child(self.turn_failures, channel, failure).inc()
         else:
-            self.turns.labels(channel, lang or "fr").inc()
+            self.child(self.turns, channel, lang or "fr").inc()
 
     def watch_desk(self, engine: Engine) -> None:
         self.registry.register(DeskCollector(engine))
@@ -210,7 +221,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, watch)
         finally:
-            self.metrics.http_requests.labels(route_template(scope), str(status)).inc()
+            self.metrics.child(self.metrics.http_requests, route_template(scope), str(status)).inc()
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

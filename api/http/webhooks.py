@@ -99,12 +99,23 @@ async def telegram_webhook(request: Request) -> Response:
 # -- WhatsApp -----------------------------------------------------------------------------------
 
 
-async def _signed_form(request: Request, path: str) -> Any | None:
-    """The form, when Twilio's signature over the public URL and the form holds."""
-    form = await request.form()
+FORM = "application/x-www-form-urlencoded"
+
+
+async def _signed_form(request: Request, path: str) -> whatsapp_channel.Form | None:
+    """The form, when Twilio's signature over the public URL and the form holds. The body is
+    read once and parsed once (Twilio posts url-encoded forms; anything else is no form)."""
+    content_type = request.headers.get("content-type", "")
+    form = whatsapp_channel.Form([])
+    if content_type.split(";", 1)[0].strip().lower() == FORM:
+        try:
+            form = whatsapp_channel.parse_body(await request.body())
+        except ValueError:  # not UTF-8, or more fields than a form holds
+            return None
     url = webhook_url(request.app.state.settings, path)
-    if request.url.query:
-        url = f"{url}?{request.url.query}"
+    query = request.scope.get("query_string", b"")
+    if query:
+        url = f"{url}?{query.decode('latin-1')}"
     signature = request.headers.get("X-Twilio-Signature")
     return form if handlers(request).whatsapp_signed(url, form, signature) else None
 

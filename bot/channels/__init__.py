@@ -5,10 +5,36 @@ replies into that provider's format, and sends through a client injected at cons
 - `whatsapp`  — Twilio (the only module that imports `twilio`)
 - `simulator` — the web chat and the tests
 
-What every channel shares lives here: how long one message may be, and how a long text is cut.
+What every channel shares lives here: how long one message may be, how a long text is cut,
+and the files that go with a message (`Media`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+VOICE = "voice"  # a voice note: OGG/Opus, played as audio
+IMAGE = "image"  # a picture (PNG, JPEG)
+
+
+@dataclass(frozen=True)
+class Media:
+    """A file sent with a message, by a URL the provider fetches. `kind` says how it is
+    shown: WhatsApp takes any kind as a media URL (TwiML `<Media>`, REST `MediaUrl`), Telegram
+    has a method per kind (`sendVoice`, `sendPhoto`)."""
+
+    url: str
+    kind: str = VOICE
+
+    def to_json(self) -> dict[str, str]:
+        return {"url": self.url, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Media:
+        return cls(str(raw["url"]), str(raw.get("kind") or VOICE))
+
 
 # Longest text one provider message carries (characters).
 TEXT_LIMITS: dict[str, int] = {"whatsapp": 1600, "telegram": 4096}

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,7 +42,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.channels import TEXT_LIMITS
+from bot.channels import IMAGE, TEXT_LIMITS, VOICE, Media
 from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import OutboxItem, Outcome, SendResult
@@ -247,10 +247,8 @@ class TelegramSender:
                 return SendResult.sent(f"cbq:{query_id}"[:64])
             if not item.text:
                 return SendResult(Outcome.failed, error="empty text")
-            voice = item.payload.get("voice")
-            if voice and not item.attempts:  # the voice prompt, then its text (which matters)
-                with contextlib.suppress(TelegramError):
-                    await self.bot.send_voice(chat_id=int(item.address), voice=str(voice))
+            if not item.attempts:  # the files first (a voice prompt), then the text (which matters)
+                await self._send_media(int(item.address), item.media)
             sent = await self.bot.send_message(
                 chat_id=int(item.address),
                 text=item.text[:MAX_TEXT],
@@ -271,6 +269,15 @@ class TelegramSender:
             return SendResult(Outcome.retry, error=f"network {exc.message}"[:300])
         except TelegramError as exc:  # a revoked token, a conflict…
             return SendResult(Outcome.retry, error=f"{type(exc).__name__} {exc.message}"[:300])
+
+    async def _send_media(self, chat_id: int, media: Iterable[Media]) -> None:
+        """Each file by the method of its kind; one that fails is left out, the text goes on."""
+        for item in media:
+            with contextlib.suppress(TelegramError):
+                if item.kind == VOICE:
+                    await self.bot.send_voice(chat_id=chat_id, voice=item.url)
+                elif item.kind == IMAGE:
+                    await self.bot.send_photo(chat_id=chat_id, photo=item.url)
 
     async def send_text(self, chat_id: int, reply: RenderedReply) -> None:
         """Send now, outside the outbox (an apology in polling mode)."""

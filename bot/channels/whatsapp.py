@@ -8,6 +8,9 @@ twilio's `RequestValidator` over the public URL and the form as a multidict.
 Out, on the request: TwiML, one `<Message>` per reply part of at most 1,600 characters (long
 replies are cut on line boundaries). Out, later: the REST API through `WhatsAppSender`, whose
 HTTP client sends `https://api.twilio.com/…` to `TWILIO_API_BASE_URL` (a local fake in tests).
+Files that go with a reply (`bot.channels.Media`: a voice prompt, an image) ride on its first
+part, as `<Media>` in TwiML and `MediaUrl` on the REST API; a template (outside the 24 hours)
+carries the text alone.
 
 The 24-hour rule: more than 24 hours after the person's last message, WhatsApp accepts only
 approved templates. Then the sender uses the template configured for the message's language
@@ -37,11 +40,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from twilio.base.exceptions import TwilioRestException
@@ -50,7 +54,6 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels import TEXT_LIMITS, split_text
 from bot.channels.transport import transport
@@ -85,12 +88,39 @@ logging.getLogger("twilio").setLevel(logging.WARNING)
 # -- in -----------------------------------------------------------------------------------------
 
 
+class Form(dict[str, str]):
+    """A webhook's form as parsed once from its body (`parse_body`): the last value of each
+    field, as Twilio's fields are single, and every value for the signature (`getall`, which
+    twilio's RequestValidator asks for), so that a repeated field is checked as it was sent."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(pairs)
+        self._pairs = pairs
+
+    def getall(self, name: str) -> list[str]:
+        return [value for key, value in self._pairs if key == name]
+
+
+MAX_FIELDS = 1000  # what a form may hold (Starlette's default): a bigger one is refused
+
+
+def parse_body(body: bytes) -> Form:
+    """An `application/x-www-form-urlencoded` body → its Form (ValueError when it is not)."""
+    text = body.decode("utf-8")
+    return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+
+
 def validate_signature(auth_token: str, url: str, form: Any, signature: str | None) -> bool:
     """`X-Twilio-Signature` over the exact public URL and the form (a multidict, so that a
-    repeated field is signed as Twilio signed it)."""
+    repeated field is signed as Twilio signed it), by twilio's own RequestValidator."""
     if not signature or not auth_token:
         return False
-    return bool(RequestValidator(auth_token).validate(url, form, signature))
+    return bool(_validator(auth_token).validate(url, form, signature))
+
+
+@lru_cache(maxsize=4)
+def _validator(auth_token: str) -> RequestValidator:
+    return RequestValidator(auth_token)
 
 
 # A Twilio message SID: two letters (SM, MM) and 32 hex digits.
@@ -201,23 +231,41 @@ def parse_status(form: Mapping[str, str]) -> DeliveryStatus | None:
 # -- out on the request: TwiML ------------------------------------------------------------------
 
 
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+EMPTY_TWIML = _XML_DECLARATION + "<Response />"
+
+
+def _xml_text(text: str) -> str:
+    """Text as XML character data (what ElementTree escapes, the same bytes out)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _message(body: str, media: Sequence[str] = ()) -> str:
+    """One TwiML <Message>: a text, or a text with media URLs (WhatsApp plays an audio one)."""
+    if not media:
+        return f"<Message>{_xml_text(body)}</Message>"
+    urls = "".join(f"<Media>{_xml_text(url)}</Media>" for url in media)
+    return f"<Message><Body>{_xml_text(body)}</Body>{urls}</Message>"
+
+
 def twiml(replies: Iterable[RenderedReply]) -> str:
-    """The webhook's answer: one <Message> per part of each reply (numbered choices in text)."""
-    response = MessagingResponse()
+    """The webhook's answer: one <Message> per part of each reply (numbered choices in text);
+    the reply's media (a voice prompt: WhatsApp plays it as audio) ride on the first part.
+    Built as a string, the same bytes as twilio's MessagingResponse, without its XML tree:
+    this is every turn's answer."""
+    messages = []
     for reply in replies:
         for number, part in enumerate(split_text(reply.with_numbers(), MAX_BODY)):
-            if reply.voice and number == 0:  # a voice prompt: WhatsApp plays it as audio
-                message = response.message()
-                message.body(part)
-                message.media(reply.voice)
-            else:
-                response.message(part)
-    return str(response)
+            media = [m.url for m in reply.media] if number == 0 else []
+            messages.append(_message(part, media))
+    if not messages:
+        return EMPTY_TWIML
+    return f"{_XML_DECLARATION}<Response>{''.join(messages)}</Response>"
 
 
 def empty_twiml() -> str:
     """An answer that sends nothing (a duplicate delivery, a message we do not handle)."""
-    return str(MessagingResponse())
+    return EMPTY_TWIML
 
 
 # -- out later: the REST API --------------------------------------------------------------------
@@ -322,6 +370,8 @@ class WhatsAppSender:
             params["content_variables"] = json.dumps({"1": item.text}, ensure_ascii=False)
         else:
             params["body"] = item.text[:MAX_BODY]
+            if item.media:  # one message: the files (any kind), with the text as its body
+                params["media_url"] = [media.url for media in item.media]
         try:
             if item.lane >= LANE_BULK and isinstance(self.client.http_client, LocalizedHttpClient):
                 return SendResult.sent(await self._create_bulk(self.client.http_client, params))
@@ -333,7 +383,7 @@ class WhatsAppSender:
             return SendResult(Outcome.retry, error=f"network {type(exc).__name__}", in_doubt=doubt)
         return SendResult.sent(str(message.sid))
 
-    async def _create_bulk(self, http: LocalizedHttpClient, params: Mapping[str, str]) -> str:
+    async def _create_bulk(self, http: LocalizedHttpClient, params: Mapping[str, Any]) -> str:
         """`client.messages.create_async(**params)` for the bulk lane, less the SDK's layers
         (a tenth of a broadcast's CPU per message): the same form, basic auth and URI, on the
         same connections; the Message's SID from the same JSON; a refusal raised as the SDK
@@ -392,6 +442,7 @@ _FORM = {
     "status_callback": "StatusCallback",
     "content_sid": "ContentSid",
     "content_variables": "ContentVariables",
+    "media_url": "MediaUrl",  # a list: one field per file
 }
 _BULK_HEADERS = {"Accept": "application/json", "Accept-Charset": "utf-8"}
 

@@ -56,7 +56,8 @@ class Where(NamedTuple):
 
 
 class Dialog:
-    """One citizen talking to the engine; the world remembers their language and opt-out."""
+    """One citizen talking to the engine; the world remembers their language, opt-out and
+    voice prompts."""
 
     def __init__(
         self,
@@ -110,6 +111,7 @@ class Dialog:
             country=country_of(self.phone),
             lang=lang,
             opted_out=self.world.opted_out.get(self.citizen_id, False),
+            voice=self.world.voices.get(self.citizen_id),
         )
         return Context(
             now=self.now,

@@ -3,7 +3,7 @@
 A fake at the boundary, not a second booking engine: four posts of the demo network, the
 seven services in contract order, Monday–Friday hours, one closure, 30-minute slots with a
 number of seats each, and consular requests that tests add. What the flows changed is left in
-plain attributes for the tests to read (`appointments`, `languages`, `opted_out`).
+plain attributes for the tests to read (`appointments`, `languages`, `opted_out`, `voices`).
 
     world = MemoryWorld(seats=2)
     world.take_seat("ABJ", "passport", starts_at)   # someone else was quicker
@@ -124,6 +124,7 @@ class MemoryWorld:
         self.locked_until: dict[tuple[str, int], datetime] = {}
         self.languages: dict[int, str] = {}
         self.opted_out: dict[int, bool] = {}
+        self.voices: dict[int, bool] = {}  # voice prompts on or off, once set
         # the desk: citizen id → their conversation, and what they sent it (kind, text, media)
         self.desk: dict[int, DeskConversation] = {}
         self.desk_messages: dict[int, list[tuple[str, str, str]]] = {}
@@ -403,6 +404,9 @@ class MemoryWorld:
 
     def set_opted_out(self, citizen_id: int, opted_out: bool) -> None:
         self.opted_out[citizen_id] = opted_out
+
+    def set_voice(self, citizen_id: int, on: bool) -> None:
+        self.voices[citizen_id] = on
 
     # -- Requests ----------------------------------------------------------------------------
 

@@ -28,11 +28,17 @@ class TxWorld:
         self.engine = engine
         self.languages: dict[int, str] = {}  # as Dialog reads them from MemoryWorld
         self.opted_out: dict[int, bool] = {}
+        self.voices: dict[int, bool] = {}
 
     def set_language(self, citizen_id: int, lang: str) -> None:
         self.languages[citizen_id] = lang
         with db.write(self.engine) as conn:
             SqlWorld(conn).set_language(citizen_id, lang)
+
+    def set_voice(self, citizen_id: int, on: bool) -> None:
+        self.voices[citizen_id] = on
+        with db.write(self.engine) as conn:
+            SqlWorld(conn).set_voice(citizen_id, on)
 
     def citizen(self, phone: str | None) -> int:
         with db.write(self.engine) as conn:

@@ -11,9 +11,10 @@ administrator sees every post. Unknown console URLs and unexpected errors are co
 too, never raw JSON (`base.unknown_url`, `base.ConsoleRoute`).
 
 One module per section, as `api.http.staff` has one per resource: `dashboard`,
-`appointments`, `requests`, `inbox` (the desk's conversations with citizens), `posts`,
-`broadcasts`, `limits`, `citizens`, `translations` (review and glossary), `admin`; `base` holds
-what they all stand on. A section's routes
+`appointments`, `walk_ins` (booking for the citizen at the desk, and the receipt),
+`requests`, `inbox` (the desk's conversations with citizens), `posts`, `broadcasts`,
+`limits`, `citizens`, `translations` (review and glossary), `admin`, `search` (the box of
+every page); `base` holds what they all stand on. A section's routes
 only translate: they read the form, call the use case of the domain (api.domain.*_desk,
 api.domain.desk_conversations, api.domain.broadcasts…) in a `staff_write` transaction — the
 same use case the staff API calls, so both check, change, notify and audit alike — and turn
@@ -36,7 +37,9 @@ from api.http.console import (
     login,
     posts,
     requests,
+    search,
     translations,
+    walk_ins,
 )
 from api.http.console.base import unknown_url
 from api.http.console.login import login_failures_limit
@@ -45,6 +48,7 @@ router = APIRouter()
 for section in (
     login,
     dashboard,
+    walk_ins,
     appointments,
     requests,
     inbox,
@@ -54,6 +58,7 @@ for section in (
     citizens,
     translations,
     admin,
+    search,
 ):
     router.include_router(section.router)
 

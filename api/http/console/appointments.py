@@ -14,7 +14,7 @@ from fastapi import Form, Query, Response
 from sqlalchemy.engine import Connection
 
 from api import db
-from api.domain import appointment_desk
+from api.domain import appointment_desk, search
 from api.domain.appointment_desk import Attendance
 from api.domain.closures import local_day_bounds
 from api.domain.errors import Refused
@@ -57,6 +57,9 @@ class AppointmentLine:
     cancel_reason: str
     started: bool
     today: bool  # the appointment's day at its post: check-in and corrections allowed
+    channel: str  # where the citizen is reached (api.domain.search.DESK: nowhere)
+    lang: str
+    phone: str  # masked: the screen is shared
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def _appointments_of_day(
             _appt.c.status,
             _appt.c.cancel_reason,
             _service.c.name.label("service_name"),
+            *search.contact_columns(_appt.c.citizen_id),
         )
         .select_from(_appt.join(_service, _service.c.id == _appt.c.service_id))
         .where(_appt.c.post_id == post.id, _appt.c.starts_at >= start, _appt.c.starts_at < end)
@@ -104,6 +108,9 @@ def _appointments_of_day(
                 cancel_reason=row.cancel_reason,
                 started=row.starts_at <= now,
                 today=day == local_today(post, now),
+                channel=row.channel or search.DESK,
+                lang=row.lang or "",
+                phone=search.mask_phone(row.phone),
             )
         )
     return DayOfPost(post, day, french_day(day), lines, counts)

@@ -314,13 +314,6 @@ def parse_day(text: str | None) -> date | None:
     return day if day is not None and FIRST_DAY <= day <= LAST_DAY else None
 
 
-def masked_phone(phone: str | None) -> str:
-    """A phone number fit for a shared screen: its country code and last two digits."""
-    if not phone:
-        return "—"
-    return phone[:4] + "•" * max(len(phone) - 6, 0) + phone[-2:]
-
-
 def french_day(day: date) -> str:
     return format_date(day, "EEEE d MMMM y", locale="fr")
 

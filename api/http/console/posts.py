@@ -22,6 +22,7 @@ from api.domain import closures, hours, offers, waitlist
 from api.domain.audit import staff_write
 from api.domain.closures import ClosureChanged, add_closure, remove_closure
 from api.domain.errors import NotVisible, Refused
+from api.domain.search import mask_phone
 from api.domain.tables import table
 from api.http.console.base import (
     AnyRow,
@@ -31,7 +32,6 @@ from api.http.console.base import (
     flash_refused,
     french_day,
     local_today,
-    masked_phone,
     not_found,
     not_yours,
     one_line,
@@ -118,7 +118,7 @@ def _confirm_closure(
                 "time": a.starts_at.astimezone(tz).strftime("%H:%M"),
                 "service": a.service,
                 "full_name": a.full_name,
-                "phone": masked_phone(a.phone),
+                "phone": mask_phone(a.phone) or "—",
             }
             for a in preview.appointments
         ],

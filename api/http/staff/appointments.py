@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from api.db import read
 from api.domain import appointment_desk as domain
+from api.domain import search
 from api.domain.appointment_desk import (
     AppointmentRecord,
     Attendance,
@@ -87,7 +88,7 @@ def get_visible(conn: Connection, staff: StaffPrincipal, appointment_id: int) ->
 
 @router.get(
     "/appointments",
-    summary="List appointments by post, local day and status",
+    summary="List appointments by post, local day, status, phone or search text",
     responses=responses(404),
 )
 def list_appointments(
@@ -100,6 +101,24 @@ def list_appointments(
     day: Annotated[Day | None, Query(description="Local date at the post")] = None,
     status: AppointmentStatus | None = None,
     reference: Annotated[str | None, Query(max_length=12, pattern=ONE_LINE)] = None,
+    phone: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=ONE_LINE,
+            description="The citizen's phone number, international or local to the post "
+            "(to each of the caller's posts when no post is given): 07 01 00 01 23",
+        ),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=120,
+            pattern=ONE_LINE,
+            description="What the console's search box takes: a reference (rdv 7k2m9q), a "
+            "phone number, or a name, accents and case aside, in part (ouedr awa)",
+        ),
+    ] = None,
 ) -> Page[AppointmentPublic]:
     query = appointments_query().where(post_filter(staff, appointment_table.c.post_id))
     with read(db) as conn:
@@ -129,6 +148,16 @@ def list_appointments(
             query = query.where(appointment_table.c.status == status.value)
         if reference is not None:
             query = query.where(appointment_table.c.reference == reference.strip().upper())
+        if phone is not None or q is not None:
+            countries = search.countries_of(conn, staff, chosen.id if post is not None else None)
+        if phone is not None:
+            readings = search.phone_readings(phone, countries)
+            if not readings:
+                raise ProblemError(422, "phone: not a phone number, international or local")
+            terms = search.Terms(text=phone, phones=readings)
+            query = query.where(search.appointment_matches(terms))
+        if q is not None:
+            query = query.where(search.appointment_matches(search.understand(q, countries)))
         query = query.order_by(appointment_table.c.starts_at, appointment_table.c.id)
         rows, total = paginate(conn, query, page)
     return page.wrap([to_public(to_record(r)) for r in rows], total)

@@ -75,6 +75,9 @@ class CitizenBase(BaseModel):
     country: str | None
     lang: str | None
     opted_out: bool = Field(description="Announcements stopped (STOP)")
+    voice: bool | None = Field(
+        default=None, description="Voice prompts on or off (VOIX); null until a first voice note"
+    )
     created_at: datetime
     erased_at: datetime | None
 

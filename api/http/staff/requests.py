@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from api.db import read
 from api.domain import request_desk as desk
+from api.domain import search
 from api.domain.citizens import normalise_phone
 from api.domain.errors import NotVisible
 from api.domain.requests import (
@@ -180,6 +181,15 @@ def list_requests(
     status: RequestStatus | None = None,
     reference: Annotated[str | None, Query(max_length=40, pattern=ONE_LINE)] = None,
     phone: Annotated[str | None, Query(max_length=32, pattern=ONE_LINE)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=120,
+            pattern=ONE_LINE,
+            description="What the console's search box takes: a reference (abj 2026 123), a "
+            "phone number, or a name, accents and case aside, in part",
+        ),
+    ] = None,
 ) -> Page[RequestPublic]:
     query = record_query().where(post_filter(staff, request_table.c.post_id))
     with read(db) as conn:
@@ -191,6 +201,9 @@ def list_requests(
             query = query.where(request_table.c.reference == clean_reference(reference))
         if phone is not None:
             query = query.where(request_table.c.phone == (normalise_phone(phone) or ""))
+        if q is not None:
+            terms = search.understand(q, search.countries_of(conn, staff))
+            query = query.where(search.request_matches(terms))
         query = query.order_by(request_table.c.created_at.desc(), request_table.c.id.desc())
         rows, total = paginate(conn, query, page)
     return page.wrap([to_public(to_record(r)) for r in rows], total)
