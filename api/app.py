@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import worker
 from api.db import create_engine
@@ -97,6 +98,7 @@ def create_app(
     # The last middleware added is the outermost: metrics also count the 500s of CatchAllErrors.
     app.add_middleware(BodyLimit)
     app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_exception_handler(StarletteHTTPException, console.unknown_url)  # console pages
     app.add_middleware(CatchAllErrors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(health.RequestMetrics, metrics=app.state.metrics)

@@ -471,12 +471,17 @@ def test_an_agent_sees_and_changes_only_their_posts(console: tuple[TestClient, E
     assert client.get("/console/appointments?post=ABJ").status_code == 404
     for action in ("attended", "no-show", "cancel"):
         response = client.post(f"/console/appointments/{abidjan['id']}/{action}", data=form)
-        assert response.status_code == 404, action
+        assert response.status_code == 403, action  # it exists: not one of their posts
+        assert "pas à l'un de vos postes" in response.text
     assert status_of(engine, abidjan["id"]) == "booked"
+    missing = client.post("/console/appointments/999999/cancel", data=form)
+    assert missing.status_code == 404
+    assert "n'existe pas" in missing.text
 
-    assert client.get("/console/posts/ABJ").status_code == 404
+    assert client.get("/console/posts/ABJ").status_code == 403
+    assert client.get("/console/posts/ZZZ").status_code == 404
     response = client.post("/console/posts/ABJ/closures", data={**form, "day": "2026-12-14"})
-    assert response.status_code == 404
+    assert response.status_code == 403
     response = client.post(
         "/console/requests",
         data={
@@ -518,13 +523,16 @@ def test_an_agent_cannot_read_another_posts_request(console: tuple[TestClient, E
     )
     client.cookies.clear()
     login(client, "kofi@consulat.bf")
-    assert client.get("/console/requests/ABJ-2026-000001").status_code == 404
+    page = client.get("/console/requests/ABJ-2026-000001")
+    assert page.status_code == 403
+    assert "Pas un de vos postes" in page.text
+    assert client.get("/console/requests/ABJ-2026-000999").status_code == 404
     assert "ABJ-2026-000001" not in client.get("/console/requests?q=ABJ").text
     response = client.post(
         "/console/requests/ABJ-2026-000001/status",
         data={"csrf": token(client), "status": "in_progress"},
     )
-    assert response.status_code == 404
+    assert response.status_code == 403
 
 
 def test_an_administrator_sees_every_post(console: tuple[TestClient, Engine]) -> None:
@@ -648,14 +656,19 @@ def test_a_closure_is_added_and_that_days_bookings_are_cancelled(
     login(client, "awa@consulat.bf")
     page = client.get("/console/posts/ABJ")
     assert "lundi" in page.text
-    assert "08:00 – 12:00" in page.text
+    assert 'value="08:00-12:00' in page.text
     assert "vendredi 11 décembre 2026" in page.text  # the seeded national holiday
 
-    response = client.post(
+    question = client.post(
         "/console/posts/ABJ/closures",
         data={"csrf": csrf(page.text), "day": "2026-12-14", "reason": "Inventaire"},
         follow_redirects=False,
     )
+    assert question.status_code == 200  # asked first: nothing cancelled yet
+    assert "Cette fermeture annulera 1 rendez-vous." in question.text
+    assert status_of(engine, affected["id"]) == "booked"
+    confirmed = dict(re.findall(r'name="(\w+)" value="([^"]*)"', question.text))
+    response = client.post("/console/posts/ABJ/closures", data=confirmed, follow_redirects=False)
     assert response.status_code == 303
     after = client.get("/console/posts/ABJ").text
     assert "Fermeture du lundi 14 décembre 2026 enregistrée." in after
@@ -1059,9 +1072,10 @@ def test_an_agent_composes_for_their_posts_only_and_cannot_open_anothers(
     client.post("/console/logout", data={"csrf": token(client)})
 
     login(client, "awa@consulat.bf")
-    assert client.get(other).status_code == 404
-    assert client.get(other + "/stats").status_code == 404
-    assert client.post(other + "/cancel", data={"csrf": token(client)}).status_code == 404
+    assert client.get(other).status_code == 403  # it exists: not one of her posts
+    assert client.get(other + "/stats").status_code == 404  # the page script's JSON
+    assert client.post(other + "/cancel", data={"csrf": token(client)}).status_code == 403
+    assert client.get("/console/broadcasts/999999").status_code == 404
     refused = _compose(client, posts=["ACC"])
     assert "doit viser ses postes" in refused.text
     mine = _compose(client, posts=["ABJ"])
@@ -1187,7 +1201,12 @@ def test_administration_is_not_there_for_an_agent(console: tuple[TestClient, Eng
             "min_notice_hours": "12",
         },
     )
-    assert response.status_code == 404
+    assert "Service passport enregistré" in response.text  # her post's: as through the API
+    other = client.post(
+        "/console/posts/ACC/services/passport",
+        data={"csrf": token(client), "slot_minutes": "15", "seats_per_slot": "3"},
+    )
+    assert other.status_code == 403
 
 
 def test_a_posts_service_is_changed_and_a_closure_removed(

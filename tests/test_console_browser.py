@@ -303,9 +303,9 @@ def test_an_agent_cannot_open_another_posts_broadcast(
         expect(page.get_by_role("link", name="Pour Accra")).to_have_count(0)
         response = page.goto(f"{live_app.url}/console/broadcasts/{other.id}")
         assert response is not None
-        assert response.status == 404
-        expect(page.get_by_role("heading", level=1)).to_have_text("Introuvable")
-        expect(page.get_by_text("Cette annonce n'existe pas.")).to_be_visible()
+        assert response.status == 403  # it exists: not one of her posts
+        expect(page.get_by_role("heading", level=1)).to_have_text("Pas un de vos postes")
+        expect(page.get_by_text("Cette annonce n'est pas à l'un de vos postes")).to_be_visible()
         page.screenshot(path=str(shots / "console-broadcast-not-found.png"))
     finally:
         context.close()

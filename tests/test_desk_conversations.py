@@ -226,7 +226,8 @@ def test_the_console_inbox_reply_canned_answers_and_close(
 
         client.post("/console/logout", data={"csrf": csrf(closed.text)})
         login(client, "kofi@acc.test")
-        assert client.get(f"/console/inbox/{cid}").status_code == 404
+        assert client.get(f"/console/inbox/{cid}").status_code == 403  # not one of his posts
+        assert client.get("/console/inbox/999999").status_code == 404
         assert f"/console/inbox/{cid}" not in client.get("/console/inbox?status=closed").text
 
 

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from api import db
-from api.domain.outbox import SqlOutboxStore, enqueue_replies, notify
+from api.domain.outbox import SqlOutboxStore, enqueue_replies, mark_unreachable, notify
 from api.models import Lane
 from bot.channels.telegram import TelegramSender
 from bot.channels.whatsapp import WhatsAppSender
@@ -167,7 +167,7 @@ def test_notify_renders_in_the_citizens_language_on_their_last_channel(engine: E
             ("whatsapp", PHONE, now - timedelta(days=3)),
             ("telegram", "4242", now - timedelta(hours=1)),
             ("telegram", "5151", now),  # the latest, but blocked: not this one
-            ("simulator", "sim-1", now + timedelta(minutes=1)),  # cannot push
+            ("simulator", "sim-1", now - timedelta(hours=2)),  # reachable too, but earlier
         ),
     )
     with db.write(engine) as conn:
@@ -187,7 +187,9 @@ def test_notify_renders_in_the_citizens_language_on_their_last_channel(engine: E
 
 
 def test_notify_writes_nothing_without_a_reachable_channel(engine: Engine) -> None:
-    nobody = add_citizen(engine, identities=(("simulator", "sim-2", None),))
+    nobody = add_citizen(engine, identities=(("whatsapp", PHONE, None),))
+    with db.write(engine) as conn:  # the only channel refuses the bot (blocked)
+        mark_unreachable(conn, "whatsapp", PHONE, time_now())
     with db.write(engine) as conn:
         done = notify(
             conn, nobody, msg("common.error"), kind="notification", dedupe_key="k", now=time_now()

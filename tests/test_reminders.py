@@ -152,7 +152,7 @@ def test_no_reminder_when_not_due(network: Engine) -> None:
     add_appointment(  # booked a moment ago: the confirmation said it all
         network, citizen_id, moment + timedelta(hours=20), created_at=moment - timedelta(minutes=5)
     )
-    unreachable = add_citizen(network, identities=(("simulator", "sim-33", moment),))
+    unreachable = add_citizen(network)  # no channel at all
     nobody, _ = add_appointment(network, unreachable, moment + timedelta(hours=21))
     assert reminders(network, moment) == 0
     assert outbox_rows(network) == []

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Row
 from api.domain import notices
 from api.domain.audit import StaffWrite
 from api.domain.booking import BookingService
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import Refused, hidden
 from api.domain.staff import StaffPrincipal, post_filter
 from api.domain.tables import table
 from api.models import Appointment, AppointmentStatus, Post, Service
@@ -104,7 +104,8 @@ def visible(conn: Connection, staff: StaffPrincipal, appointment_id: int) -> App
         )
     ).first()
     if row is None:
-        raise NotVisible("appointment")
+        exists = sa.select(appointment_table.c.id).where(appointment_table.c.id == appointment_id)
+        raise hidden("appointment", exists=conn.execute(exists).first() is not None)
     return to_record(row)
 
 

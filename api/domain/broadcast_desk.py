@@ -22,7 +22,7 @@ from api.domain import broadcast_delivery, broadcasts
 from api.domain.audit import StaffWrite
 from api.domain.broadcast_delivery import Stats
 from api.domain.broadcasts import AudienceCount, BroadcastRecord, Segment
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import Refused, hidden
 from api.domain.staff import StaffPrincipal
 from api.domain.tables import table
 from api.models import Post
@@ -53,7 +53,7 @@ def scope(conn: Connection, staff: StaffPrincipal, segment: Segment) -> Segment:
 def visible(conn: Connection, staff: StaffPrincipal, broadcast_id: int) -> BroadcastRecord:
     record = broadcasts.find(conn, broadcast_id)
     if record is None or not broadcasts.within(record, post_codes(conn, staff)):
-        raise NotVisible("broadcast")
+        raise hidden("broadcast", exists=record is not None)
     return record
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Row
 
 from api.domain import outbox
 from api.domain.audit import StaffWrite
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import NotVisible, Refused, hidden
 from api.domain.staff import StaffPrincipal, post_filter
 from api.domain.tables import table
 from api.models import (
@@ -256,7 +256,10 @@ def visible(conn: Connection, staff: StaffPrincipal, conversation_id: int) -> Co
         )
     ).first()
     if row is None:
-        raise NotVisible("conversation")
+        exists = sa.select(conversation_table.c.id).where(
+            conversation_table.c.id == conversation_id
+        )
+        raise hidden("conversation", exists=conn.execute(exists).first() is not None)
     return to_record(row)
 
 

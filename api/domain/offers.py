@@ -2,7 +2,9 @@
 note — and the staff use case that changes it (`save_offer`, one audited staff write).
 
 Changing the seats of an offer also resizes the slots already opened after now, never below
-the seats they have sold: bookings made stay made.
+the seats they have sold: bookings made stay made. Seats the change frees (more seats, shorter
+slots, the offer made active) go first to the citizens on its waitlist, in the same
+transaction (api.domain.waitlist.offer_free_seats).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from api.domain import waitlist
 from api.domain.audit import StaffWrite
 from api.domain.errors import NotVisible
 from api.domain.tables import table
@@ -109,6 +112,8 @@ def save_offer(
     assert after is not None
     if "seats_per_slot" in values:
         _resize_future_slots(tx, after.id, values["seats_per_slot"])
+    if after.active:
+        waitlist.offer_free_seats(tx.conn, tx.now, post_id, found_service)
     tx.audit(
         "create" if before is None else "update",
         "offer",

@@ -63,8 +63,9 @@ from bot.outbox import (
 from bot.runtime import Outbound
 from flows.messages import Attachment, Msg, Reply
 
-# The channels a notification may go out on (the simulator has no way to push).
-PUSH_CHANNELS: tuple[str, ...] = ("whatsapp", "telegram")
+# The channels a notification may go out on. The simulator's wait in the outbox until its web
+# page fetches them (api.domain.simulator_mailbox): no worker sends them.
+PUSH_CHANNELS: tuple[str, ...] = ("whatsapp", "telegram", "simulator")
 DEFAULT_LANGUAGE = "fr"
 ERROR_MAX = 300
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from api.domain.audit import StaffWrite
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import NotVisible, Refused, hidden
 from api.domain.requests import (
     RequestRecord,
     RequestService,
@@ -53,7 +53,10 @@ def visible(conn: Connection, staff: StaffPrincipal, reference: str) -> RequestR
         )
     ).first()
     if row is None:
-        raise NotVisible("request")
+        exists = sa.select(request_table.c.id).where(
+            request_table.c.reference == clean_reference(reference)
+        )
+        raise hidden("request", exists=conn.execute(exists).first() is not None)
     return to_record(row)
 
 

@@ -59,6 +59,18 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "<unmatched>"
 
 
+def log_unhandled(exc: BaseException, scope: Scope) -> None:
+    """An unexpected error in the log: its type, the route and the stack — never its message."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error(
+        "unhandled %s on %s %s\n%s",
+        type(exc).__name__,
+        scope.get("method", "?"),
+        route_template(scope),
+        stack,
+    )
+
+
 class CatchAllErrors:
     """ASGI middleware: an exception that nothing handled becomes a 500 problem+json.
 
@@ -102,14 +114,7 @@ class CatchAllErrors:
                     )
                     await response(scope, receive, send)
                 return
-            stack = "".join(traceback.format_tb(exc.__traceback__))
-            logger.error(
-                "unhandled %s on %s %s\n%s",
-                type(exc).__name__,
-                scope.get("method", "?"),
-                route_template(scope),
-                stack,
-            )
+            log_unhandled(exc, scope)
             if not started:
                 response = problem(500, "Internal Server Error")
                 await response(scope, receive, send)

@@ -1,4 +1,6 @@
-"""`POST /api/v1/simulator/messages` — talk to the flows over HTTP, as DESIGN.md describes.
+"""`POST /api/v1/simulator/messages` — talk to the flows over HTTP, as DESIGN.md describes;
+`GET /api/v1/simulator/messages?user=&after=` — what the bot sent that user since (notices,
+reminders, an agent's replies: api.domain.simulator_mailbox), polled by the web page.
 
 Open while SIMULATOR_ENABLED is true; otherwise the route answers 404. `now` sets the clock of
 that turn only when SIMULATOR_CLOCK is true (scripts and demos), else the server's clock rules;
@@ -13,11 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
+from api import db
+from api.domain import simulator_mailbox
 from api.domain.citizens import normalise_phone
 from api.http.address_limits import AddressLimit, DistinctLimit, client_address
 from api.http.problems import problem
@@ -109,3 +113,28 @@ async def post_message(body: SimulatorMessage, request: Request) -> Response:
         output = await run_in_threadpool(messaging.runtime.handle, message)
     # Built by hand rather than validated through a response model: this is the hot path.
     return JSONResponse({"replies": simulator.replies_json(output)})
+
+
+class SimulatorPush(SimulatorReply):
+    id: int
+
+
+class SimulatorInbox(BaseModel):
+    messages: list[SimulatorPush]
+    cursor: int = Field(description="The `after` of the next poll")
+
+
+@router.get("/messages", responses={200: {"model": SimulatorInbox}})
+def poll_messages(
+    request: Request,
+    user: Annotated[str, Query(min_length=1, max_length=64)],
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+) -> Response:
+    """The messages the bot sent `user` on its own since `after` (the last id seen), oldest
+    first; each is handed over once per cursor."""
+    if not request.app.state.settings.simulator_enabled:
+        return problem(404, "Not Found", "the simulator is disabled")
+    with db.write(request.app.state.engine) as conn:
+        messages = simulator_mailbox.collect(conn, user, after, request.app.state.clock())
+    cursor = max((m["id"] for m in messages), default=after)
+    return JSONResponse({"messages": messages, "cursor": cursor})

@@ -1,4 +1,6 @@
-// The web simulator: a chat over POST /api/v1/simulator/messages. No framework, no build.
+// The web simulator: a chat over POST /api/v1/simulator/messages, and a poll of
+// GET /api/v1/simulator/messages for what the bot sends on its own (notices, reminders, an
+// agent's replies), shown as bot bubbles as they arrive. No framework, no build.
 // Text is always inserted with textContent, never as HTML.
 (function () {
   "use strict";
@@ -13,6 +15,8 @@
   var userLabel = document.getElementById("user-id");
   var userId = "";
   var busy = false;
+  var cursor = 0; // the last proactive message shown
+  var POLL_MS = 2500;
 
   function randomId() {
     var bytes = new Uint8Array(6);
@@ -167,7 +171,37 @@
     });
   }
 
+  function showPushed(messages) {
+    messages.forEach(function (message) {
+      var item = bubble("bot", message.text || "");
+      item.classList.add("pushed");
+      if (message.choices && message.choices.length) {
+        retireChoices();
+        choices(item, message.choices);
+      }
+    });
+    if (messages.length) scrollToEnd();
+  }
+
+  function poll() {
+    var asked = userId;
+    var url = ENDPOINT + "?user=" + encodeURIComponent(asked) + "&after=" + cursor;
+    fetch(url, { headers: { "Accept": "application/json" } }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (data) {
+      if (data && asked === userId) {
+        cursor = data.cursor;
+        showPushed(data.messages || []);
+      }
+    }).catch(function () {
+      // offline for a moment: the next poll tries again
+    }).then(function () {
+      window.setTimeout(poll, POLL_MS);
+    });
+  }
+
   function newConversation() {
+    cursor = 0;
     userId = randomId();
     userLabel.textContent = userId;
     while (list.firstChild) list.removeChild(list.firstChild);
@@ -197,4 +231,5 @@
   userId = randomId();
   userLabel.textContent = userId;
   input.focus();
+  window.setTimeout(poll, POLL_MS);
 })();

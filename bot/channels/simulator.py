@@ -1,7 +1,10 @@
 """The simulator channel: plain JSON in, replies with bare choice labels out.
 
 Its users are their own channel: a phone number given here is never verified and never
-merged with a WhatsApp or Telegram citizen.
+merged with a WhatsApp or Telegram citizen. A turn's replies are the HTTP answer; what the bot
+sends later (notices, reminders, an agent's replies) waits in the outbox under the channel
+`simulator` and the user's id, and the web page polls for it (`GET
+/api/v1/simulator/messages`, api.domain.simulator_mailbox): no sender pushes it.
 """
 
 from __future__ import annotations

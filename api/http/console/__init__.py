@@ -6,7 +6,9 @@ inbox's live refresh, the broadcasts' live count and progress). A signed session
 login kept on the server (`session`) after an e-mail and
 password login (`login`); every form carries the session's CSRF token, compared in constant
 time. An agent sees and changes the data of their posts only (another post's data answers
-404, as if it did not exist); an administrator sees every post.
+403 "not one of your posts", api.domain.errors.NotYours; what does not exist, 404); an
+administrator sees every post. Unknown console URLs and unexpected errors are console pages
+too, never raw JSON (`base.unknown_url`, `base.ConsoleRoute`).
 
 One module per section, as `api.http.staff` has one per resource: `dashboard`,
 `appointments`, `walk_ins` (booking for the citizen at the desk, and the receipt),
@@ -40,6 +42,7 @@ from api.http.console import (
     translations,
     walk_ins,
 )
+from api.http.console.base import unknown_url
 from api.http.console.login import login_failures_limit
 
 router = APIRouter()
@@ -61,4 +64,4 @@ for section in (
 ):
     router.include_router(section.router)
 
-__all__ = ["login_failures_limit", "router"]
+__all__ = ["login_failures_limit", "router", "unknown_url"]

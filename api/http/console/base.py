@@ -16,18 +16,21 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from babel.dates import format_date
 from fastapi import APIRouter, Depends, Form, Path, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection, Engine, Row
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import console_i18n, db
 from api.domain.audit import StaffWrite, staff_write
-from api.domain.errors import NotVisible, Refused
+from api.domain.errors import NotVisible, NotYours, Refused
 from api.domain.staff import StaffPrincipal
 from api.domain.tables import table
 from api.http.console.session import ConsoleSession, load_staff
+from api.http.problems import log_unhandled, unavailable
 from api.models import Post, RequestStatus, Service, utcnow
 
 _API = FilePath(__file__).resolve().parent.parent.parent
@@ -76,8 +79,10 @@ class Interrupt(Exception):
 
 
 class ConsoleRoute(APIRoute):
-    """Routes whose `Interrupt`s become their response, and whose malformed forms or query
-    strings become a French error page rather than a JSON 422."""
+    """Routes whose `Interrupt`s become their response, whose malformed forms or query
+    strings become a console error page rather than a JSON 422, and whose unexpected errors
+    become a kind console page (503 while the database is away, else 500), never a stack
+    trace nor raw JSON: the error is logged as the API's are (api.http.problems)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -90,6 +95,12 @@ class ConsoleRoute(APIRoute):
             except RequestValidationError:
                 session = ConsoleSession.from_request(request)
                 return error_page(request, session, 400, "bad_request")
+            except Exception as exc:
+                log_unhandled(exc, request.scope)
+                session = ConsoleSession.from_request(request)
+                if unavailable(exc):
+                    return error_page(request, session, 503, "unavailable")
+                return error_page(request, session, 500, "server_error")
 
         return route
 
@@ -153,9 +164,30 @@ def not_found(desk: Desk, what: str = "page") -> Interrupt:
     return Interrupt(error_page(desk.request, desk.session, 404, "not_found", what=what))
 
 
+def not_yours(desk: Desk, what: str) -> Interrupt:
+    """The 403 page "not one of your posts": it exists, but is another post's."""
+    return Interrupt(error_page(desk.request, desk.session, 403, "not_yours", what=what))
+
+
 def not_visible(desk: Desk, missing: NotVisible) -> Interrupt:
-    """What a use case's NotVisible is at the console: the "not found" page."""
+    """What a use case's NotVisible is at the console: the "not found" page, or "not one of
+    your posts" when it is another post's (NotYours)."""
+    if isinstance(missing, NotYours):
+        return not_yours(desk, missing.what)
     return not_found(desk, missing.what)
+
+
+async def unknown_url(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (an unknown URL, a wrong method): a console page under
+    /console/ (with the top bar when logged in), the framework's JSON answer elsewhere."""
+    assert isinstance(exc, StarletteHTTPException)
+    if not request.url.path.startswith("/console/"):
+        return await http_exception_handler(request, exc)
+    session = ConsoleSession.from_request(request)
+    with db.read(request.app.state.engine) as conn:
+        request.state.console_staff = load_staff(conn, session, clock_now(request))
+    code = "not_found" if exc.status_code == 404 else "bad_request"
+    return error_page(request, session, exc.status_code, code, what="page")
 
 
 def perform(desk: Desk, action: Callable[[StaffWrite], T]) -> T:
@@ -264,10 +296,19 @@ def one_line(text: str | None, limit: int) -> str:
     return " ".join(cleaned.split())[:limit]
 
 
+_FRENCH_DAY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+
+
 def parse_day(text: str | None) -> date | None:
-    """A date typed into a form (`YYYY-MM-DD`), if it is one of this world (1900–2199)."""
+    """A date typed into a form, if it is one of this world (1900–2199): `YYYY-MM-DD` (what a
+    date input sends) or the French order `jj/mm/aaaa` (typed, or a browser without one)."""
+    cleaned = (text or "").strip()
+    french = _FRENCH_DAY.fullmatch(cleaned)
     try:
-        day = date.fromisoformat(text.strip()) if text and text.strip() else None
+        if french:
+            day: date | None = date(int(french[3]), int(french[2]), int(french[1]))
+        else:
+            day = date.fromisoformat(cleaned) if cleaned else None
     except ValueError:
         return None
     return day if day is not None and FIRST_DAY <= day <= LAST_DAY else None

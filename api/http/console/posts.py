@@ -1,11 +1,16 @@
-"""Posts: their opening hours, closures (adding one cancels that day's bookings and tells
-each citizen, api.domain.closures; removing one opens the day again) and — for
-administrators — the services they offer (api.domain.offers.save_offer). Every change is
-audited as the staff API audits it."""
+"""Posts: their weekly opening hours (api.domain.hours.replace_hours), closures (adding one
+cancels that day's bookings and tells each citizen, api.domain.closures — after a
+confirmation page listing them; removing one opens the day again) and the services they offer
+(api.domain.offers.save_offer). Administrators and the post's agents may change them, as
+through the staff API, with the same effects (seats freed go to the waitlist first); every
+change is audited as the staff API audits it."""
 
 from __future__ import annotations
 
+import re
+from datetime import date, time
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import Form, Path, Response
@@ -13,29 +18,32 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from api import db
-from api.domain import offers, waitlist
+from api.domain import closures, hours, offers, waitlist
 from api.domain.audit import staff_write
-from api.domain.closures import add_closure, remove_closure
-from api.domain.errors import NotVisible
+from api.domain.closures import ClosureChanged, add_closure, remove_closure
+from api.domain.errors import NotVisible, Refused
+from api.domain.search import mask_phone
 from api.domain.tables import table
 from api.http.console.base import (
     AnyRow,
     Desk,
     DeskDep,
     FormDesk,
+    flash_refused,
     local_today,
     not_found,
+    not_yours,
     one_line,
     parse_day,
+    perform,
     section_router,
     visible_posts,
 )
-from api.models import Closure, OpeningHours, Post
+from api.models import Closure, Post
 
 router = section_router()
 
 _post = table(Post)
-_hours = table(OpeningHours)
 _closure = table(Closure)
 
 
@@ -50,8 +58,10 @@ def post_list(desk: DeskDep) -> Response:
 
 def _post_for(desk: Desk, conn: Connection, code: str) -> AnyRow:
     row = conn.execute(sa.select(_post).where(_post.c.code == code.strip().upper())).first()
-    if row is None or not desk.staff.may_act_for(row.id):
+    if row is None:
         raise not_found(desk, "post")
+    if not desk.staff.may_act_for(row.id):
+        raise not_yours(desk, "post")
     return row
 
 
@@ -61,11 +71,7 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
         post = _post_for(desk, conn, code)
         posts = visible_posts(conn, desk.staff)
         today = local_today(post, desk.now)
-        hours = conn.execute(
-            sa.select(_hours.c.weekday, _hours.c.opens, _hours.c.closes)
-            .where(_hours.c.post_id == post.id)
-            .order_by(_hours.c.weekday, _hours.c.opens)
-        ).all()
+        intervals = hours.week(conn, post.id)
         offers_here = offers.offers_of(conn, post.id)
         closures = conn.execute(
             sa.select(_closure.c.day, _closure.c.reason)
@@ -74,7 +80,7 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
         ).all()
         line = waitlist.line(conn, post.id, desk.now)
     week = [
-        [f"{h.opens:%H:%M} – {h.closes:%H:%M}" for h in hours if h.weekday == weekday]
+        ", ".join(f"{i.opens:%H:%M}-{i.closes:%H:%M}" for i in intervals if i.weekday == weekday)
         for weekday in range(7)
     ]
     return desk.page(
@@ -90,27 +96,66 @@ def post_detail(desk: DeskDep, code: Annotated[str, Path(max_length=8)]) -> Resp
     )
 
 
+def _confirm_closure(
+    desk: Desk, post: AnyRow, preview: closures.ClosurePreview, reason: str, *, stale: bool
+) -> Response:
+    """The page that says what a closure will cancel, and asks to confirm."""
+    tz = ZoneInfo(post.timezone)
+    if stale:
+        desk.session.flash("error", "closure_stale", day=preview.day.isoformat())
+    return desk.page(
+        "console/closure_confirm.html",
+        "posts",
+        post=post,
+        day=preview.day,
+        reason=reason,
+        token=preview.token,
+        appointments=[
+            {
+                "reference": a.reference,
+                "time": a.starts_at.astimezone(tz).strftime("%H:%M"),
+                "service": a.service,
+                "full_name": a.full_name,
+                "phone": mask_phone(a.phone) or "—",
+            }
+            for a in preview.appointments
+        ],
+    )
+
+
 @router.post("/posts/{code}/closures", response_model=None)
 def create_closure(
     desk: FormDesk,
     code: Annotated[str, Path(max_length=8)],
     day: Annotated[str, Form(max_length=10)] = "",
     reason: Annotated[str, Form(max_length=1000)] = "",
+    token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
+    """Without `token`, the question (when the day has bookings): the confirmation page.
+    With it, the closure — unless the day's bookings changed since: the question again."""
     reason = one_line(reason, 200)
     closed_on = parse_day(day)
     with db.read(desk.engine) as conn:
         post = _post_for(desk, conn, code)
-    here = f"/console/posts/{post.code}"
-    if closed_on is None:
-        desk.session.flash("error", "closure_day_needed")
+        here = f"/console/posts/{post.code}"
+        if closed_on is None:
+            desk.session.flash("error", "closure_day_needed")
+            return desk.redirect(here)
+        if closed_on < local_today(post, desk.now):
+            desk.session.flash("error", "closure_day_past")
+            return desk.redirect(here)
+        already = _is_closed(conn, post.id, closed_on)
+        preview = closures.preview(conn, post.id, closed_on, desk.now)
+    if already:
+        desk.session.flash("error", "closure_exists", day=closed_on.isoformat())
         return desk.redirect(here)
-    if closed_on < local_today(post, desk.now):
-        desk.session.flash("error", "closure_day_past")
-        return desk.redirect(here)
+    if not token and preview.appointments:
+        return _confirm_closure(desk, post, preview, reason, stale=False)
     try:
         with staff_write(desk.engine, desk.staff, desk.now) as tx:
-            cancelled = add_closure(tx.conn, post.id, closed_on, reason, desk.now)
+            cancelled = add_closure(
+                tx.conn, post.id, closed_on, reason, desk.now, expected=token or preview.token
+            )
             tx.audit(
                 "create",
                 "closure",
@@ -125,8 +170,17 @@ def create_closure(
     except IntegrityError:
         desk.session.flash("error", "closure_exists", day=closed_on.isoformat())
         return desk.redirect(here)
+    except ClosureChanged:
+        with db.read(desk.engine) as conn:
+            fresh = closures.preview(conn, post.id, closed_on, desk.now)
+        return _confirm_closure(desk, post, fresh, reason, stale=True)
     desk.session.flash("ok", "closure_added", day=closed_on.isoformat(), cancelled=len(cancelled))
     return desk.redirect(here)
+
+
+def _is_closed(conn: Connection, post_id: int, day: date) -> bool:
+    found = sa.select(_closure.c.day).where(_closure.c.post_id == post_id, _closure.c.day == day)
+    return conn.execute(found).first() is not None
 
 
 @router.post("/posts/{code}/closures/{day}/delete", response_model=None)
@@ -174,8 +228,6 @@ def save_offer(
     fee_note: Annotated[str, Form(max_length=600)] = "",
     active: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
-    if not desk.staff.is_admin:
-        raise not_found(desk)
     with db.read(desk.engine) as conn:
         post = _post_for(desk, conn, code)
     here = f"/console/posts/{post.code}#services"
@@ -189,10 +241,56 @@ def save_offer(
         desk.session.flash("error", "offer_invalid")
         return desk.redirect(here)
     changes = {**values, "fee_note": one_line(fee_note, 300), "active": active == "on"}
-    try:
-        with staff_write(desk.engine, desk.staff, desk.now) as tx:
-            offers.save_offer(tx, post.id, post.code, service, changes, create=False)
-    except NotVisible as missing:
-        raise not_found(desk, missing.what) from None
+    perform(
+        desk, lambda tx: offers.save_offer(tx, post.id, post.code, service, changes, create=False)
+    )
     desk.session.flash("ok", "offer_saved", service=service)
+    return desk.redirect(here)
+
+
+_INTERVAL = re.compile(r"(\d{1,2})[:hH.](\d{2})\s*[-–à]\s*(\d{1,2})[:hH.](\d{2})")
+
+
+def parse_intervals(weekday: int, text: str) -> list[hours.Interval] | None:
+    """One day's hours as typed: `08:00-12:00, 14:00-16:00` (`8h00 – 12h00` too); empty is
+    closed. None when a part is not an interval of wall times."""
+    intervals = []
+    for part in filter(None, (p.strip() for p in re.split(r"[,;]", text))):
+        found = _INTERVAL.fullmatch(part)
+        if found is None:
+            return None
+        h1, m1, h2, m2 = (int(g) for g in found.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            return None
+        intervals.append(hours.Interval(weekday, time(h1, m1), time(h2, m2)))
+    return intervals
+
+
+@router.post("/posts/{code}/hours", response_model=None)
+def save_hours(
+    desk: FormDesk,
+    code: Annotated[str, Path(max_length=8)],
+    day0: Annotated[str, Form(max_length=200)] = "",
+    day1: Annotated[str, Form(max_length=200)] = "",
+    day2: Annotated[str, Form(max_length=200)] = "",
+    day3: Annotated[str, Form(max_length=200)] = "",
+    day4: Annotated[str, Form(max_length=200)] = "",
+    day5: Annotated[str, Form(max_length=200)] = "",
+    day6: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    with db.read(desk.engine) as conn:
+        post = _post_for(desk, conn, code)
+    here = f"/console/posts/{post.code}#hours"
+    days = (day0, day1, day2, day3, day4, day5, day6)
+    typed = [parse_intervals(weekday, text) for weekday, text in enumerate(days)]
+    if any(day is None for day in typed):
+        desk.session.flash("error", "hours_invalid")
+        return desk.redirect(here)
+    wanted = [interval for day in typed for interval in day or ()]
+    try:
+        perform(desk, lambda tx: hours.replace_hours(tx, post.id, post.code, wanted))
+    except Refused as refused:
+        flash_refused(desk, refused, {"hours_overlap": "hours_overlap"}, "hours_invalid")
+        return desk.redirect(here)
+    desk.session.flash("ok", "hours_saved")
     return desk.redirect(here)

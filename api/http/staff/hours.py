@@ -1,14 +1,15 @@
 """A post's weekly opening hours (replaced as a whole) and its closures (days off).
 
-Hours are local wall times of the post, weekday 0 = Monday. Closing a day that has bookings
-cancels the appointments still to come and tells each citizen (see api.domain.closures).
+Hours are local wall times of the post, weekday 0 = Monday; the use case is
+api.domain.hours.replace_hours (the console's too: seats the new hours open go to the
+waitlist first). Closing a day that has bookings cancels the appointments still to come and
+tells each citizen (see api.domain.closures).
 """
 
 from __future__ import annotations
 
-import itertools
 from datetime import date, time
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query, Response
@@ -16,6 +17,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 
 from api.db import read
+from api.domain import hours
+from api.domain.audit import StaffWrite
 from api.domain.closures import add_closure, remove_closure
 from api.domain.tables import table
 from api.http.staff.deps import (
@@ -26,15 +29,15 @@ from api.http.staff.deps import (
     PageDep,
     get_post,
     paginate,
+    perform,
     staff_write,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
 from api.http.staff.fields import ONE_LINE, CodePath, Day
-from api.models import Closure, OpeningHours
+from api.models import Closure
 
 router = APIRouter(tags=["hours"], route_class=ProblemRoute, responses=responses(401, 422))
 
-hours_table = table(OpeningHours)
 closure_table = table(Closure)
 
 MAX_INTERVALS = 7 * 6
@@ -75,27 +78,8 @@ class ClosureCreated(ClosurePublic):
     )
 
 
-def _check_overlaps(hours: list[HoursInterval]) -> None:
-    by_day: dict[int, list[HoursInterval]] = {}
-    for interval in hours:
-        by_day.setdefault(interval.weekday, []).append(interval)
-    for weekday, intervals in by_day.items():
-        intervals.sort(key=lambda i: i.opens)
-        for before, after in itertools.pairwise(intervals):
-            if after.opens < before.closes:
-                raise ProblemError(422, f"intervals overlap on weekday {weekday}")
-
-
-def _week(rows: Any) -> list[HoursInterval]:
-    return [HoursInterval(weekday=r.weekday, opens=r.opens, closes=r.closes) for r in rows]
-
-
-def _hours_query(post_id: int) -> sa.Select[Any]:
-    return (
-        sa.select(hours_table.c.weekday, hours_table.c.opens, hours_table.c.closes)
-        .where(hours_table.c.post_id == post_id)
-        .order_by(hours_table.c.weekday, hours_table.c.opens)
-    )
+def _week(intervals: list[hours.Interval]) -> list[HoursInterval]:
+    return [HoursInterval(weekday=i.weekday, opens=i.opens, closes=i.closes) for i in intervals]
 
 
 @router.get(
@@ -104,7 +88,7 @@ def _hours_query(post_id: int) -> sa.Select[Any]:
 def get_hours(code: CodePath, staff: CurrentStaff, db: DbDep) -> list[HoursInterval]:
     with read(db) as conn:
         post = get_post(conn, staff, code)
-        return _week(conn.execute(_hours_query(post.id)))
+        return _week(hours.week(conn, post.id))
 
 
 @router.put(
@@ -114,30 +98,18 @@ def get_hours(code: CodePath, staff: CurrentStaff, db: DbDep) -> list[HoursInter
 )
 def put_hours(
     code: CodePath,
-    hours: Annotated[list[HoursInterval], Body(max_length=MAX_INTERVALS)],
+    week: Annotated[list[HoursInterval], Body(max_length=MAX_INTERVALS)],
     staff: CurrentStaff,
     db: DbDep,
     now: NowDep,
 ) -> list[HoursInterval]:
-    _check_overlaps(hours)
-    with staff_write(db, staff, now) as tx:
+    wanted = [hours.Interval(h.weekday, h.opens, h.closes) for h in week]
+
+    def replace(tx: StaffWrite) -> list[hours.Interval]:
         post = get_post(tx.conn, staff, code)
-        before = _week(tx.conn.execute(_hours_query(post.id)))
-        tx.conn.execute(sa.delete(hours_table).where(hours_table.c.post_id == post.id))
-        if hours:
-            tx.conn.execute(
-                sa.insert(hours_table),
-                [{"post_id": post.id, **h.model_dump()} for h in hours],
-            )
-        after = _week(tx.conn.execute(_hours_query(post.id)))
-        tx.audit(
-            "replace",
-            "opening_hours",
-            post.code,
-            {"hours": [h.model_dump() for h in before]},
-            {"hours": [h.model_dump() for h in after]},
-        )
-    return after
+        return hours.replace_hours(tx, post.id, post.code, wanted)
+
+    return _week(perform(db, staff, now, replace, unprocessable={"hours_order", "hours_overlap"}))
 
 
 @router.get("/posts/{code}/closures", summary="A post's closures, by day", responses=responses(404))
