@@ -76,6 +76,9 @@ BACKOFF: tuple[timedelta, ...] = (
 )
 MAX_ATTEMPTS = len(BACKOFF) + 1
 DEFAULT_LEASE = timedelta(minutes=5)
+# Messages in flight per channel at once: enough to keep a provider's rate with answers in
+# a few hundred milliseconds (80/s × 0.4 s).
+DEFAULT_CONCURRENCY = 32
 # Outcomes that cannot be recorded (the database is away) are tried again, this often at
 # first, then twice as long each time up to the maximum (seconds).
 WRITE_RETRY_FIRST = 0.2
@@ -248,7 +251,7 @@ class OutboxSender:
         rates: Mapping[str, float] | None = None,
         poll_interval: float = 0.5,
         lease: timedelta = DEFAULT_LEASE,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         clock: Callable[[], datetime] = utcnow,
         on_outcome: Callable[[OutboxItem, SendResult], None] | None = None,
     ) -> None:
@@ -372,15 +375,18 @@ class OutboxSender:
         # committed all the same. Nothing of them was sent; they are given back once the
         # database answers again, rather than held until their lease runs out.
         lost: list[datetime] = []
+        # The next batch, claimed while the tail of this one goes out (see `_prefetch`).
+        ahead: tuple[datetime, asyncio.Task[list[OutboxItem]]] | None = None
         while not self._stopping.is_set():
-            now = self.clock()
+            now, claiming = ahead if ahead is not None else (self.clock(), None)
+            ahead = None
             try:
                 while lost:
                     await asyncio.to_thread(
                         self.store.release_claim, self.worker_id, channel, lost[0]
                     )
                     lost.pop(0)
-                items = await self._claim(channel, now)
+                items = await (claiming if claiming is not None else self._claim(channel, now))
             except Exception as exc:  # the database is away: say so once, then keep trying
                 if not lost:
                     log.warning("outbox claim failed on %s: %s", channel, type(exc).__name__)
@@ -392,7 +398,12 @@ class OutboxSender:
                     log.warning("outbox claims work again on %s", channel)
             if items:
                 try:
-                    await self._dispatch(channel, items)
+                    split = self._prefetch(channel, items)
+                    await self._dispatch(channel, items[:split])
+                    if split < len(items):
+                        at = self.clock()
+                        ahead = (at, asyncio.create_task(self._claim(channel, at)))
+                        await self._dispatch(channel, items[split:])
                 except Exception:  # the limiter's Redis is down…: the batch was given back
                     log.exception("outbox dispatch failed on %s", channel)
                     await asyncio.sleep(self.poll_interval)
@@ -400,7 +411,22 @@ class OutboxSender:
             state.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wake.wait(), timeout=self.poll_interval)
+        if ahead is not None:  # claimed while stopping: never handed to a provider
+            with contextlib.suppress(Exception):
+                rest = [i.id for i in await ahead[1]]
+                await asyncio.to_thread(self.store.release, self.worker_id, rest)
         await self._settle(channel)
+
+    def _prefetch(self, channel: str, items: list[OutboxItem]) -> int:
+        """Where in a claimed batch to claim the next one: without a rate limit, a full batch
+        means more is due, and the next claim (a round trip to the database) runs while the
+        last `2 × concurrency` messages go out, so that sending never waits for it. Under a
+        limit a claim is short against a batch's second, and claiming later keeps the lanes'
+        order fresh: no claim ahead (returns len(items))."""
+        state = self.channels[channel]
+        if self.rates.get(channel) or len(items) < state.batch:
+            return len(items)
+        return max(0, len(items) - 2 * state.concurrency)
 
     async def _dispatch(self, channel: str, items: list[OutboxItem]) -> None:
         """Hand the batch to the provider, in order, within the rate and in-flight limits."""

@@ -326,51 +326,102 @@ def record_delivery(
 _b = sa.bindparam
 
 
+# What a claim reads of its rows.
+_CLAIMED = (
+    outbox.c.id,
+    outbox.c.channel,
+    outbox.c.address,
+    outbox.c.lang,
+    outbox.c.lane,
+    outbox.c.kind,
+    outbox.c.payload,
+    outbox.c.attempts,
+    outbox.c.in_doubt_since,
+)
+
+
+def _due(channel: str, now: str) -> sa.ColumnElement[bool]:
+    """Pending rows of the channel named by parameter `channel`, due by parameter `now`."""
+    return sa.and_(
+        outbox.c.status == PENDING,
+        outbox.c.channel == _b(channel),
+        outbox.c.next_attempt_at <= _b(now),
+    )
+
+
+def _with_recipient(rows: Any) -> Any:
+    """Outbox rows (the table or a claim's CTE) joined to their identity and citizen."""
+    return rows.outerjoin(
+        identity,
+        sa.and_(identity.c.channel == rows.c.channel, identity.c.address == rows.c.address),
+    ).outerjoin(citizen, citizen.c.id == identity.c.citizen_id)
+
+
+def _item(r: Any) -> OutboxItem:
+    return OutboxItem(
+        id=r.id,
+        channel=r.channel,
+        address=r.address,
+        lang=r.lang,
+        lane=r.lane,
+        kind=r.kind,
+        payload=r.payload or {},
+        attempts=r.attempts,
+        last_inbound_at=r.last_inbound_at,
+        unreachable=r.unreachable_at is not None,
+        opted_out=bool(r.opted_out),
+        in_doubt_since=r.in_doubt_since,
+    )
+
+
 class SqlOutboxStore:
     """Implements bot.outbox.OutboxStore over SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        joined = outbox.outerjoin(
-            identity,
-            sa.and_(identity.c.channel == outbox.c.channel, identity.c.address == outbox.c.address),
-        ).outerjoin(citizen, citizen.c.id == identity.c.citizen_id)
+        order = (outbox.c.lane, outbox.c.next_attempt_at, outbox.c.id)
+        recipient = (identity.c.last_inbound_at, identity.c.unreachable_at, citizen.c.opted_out)
+        # SQLite: the due rows with their recipient, then an UPDATE of their ids.
         self._due = (
-            sa.select(
-                outbox.c.id,
-                outbox.c.channel,
-                outbox.c.address,
-                outbox.c.lang,
-                outbox.c.lane,
-                outbox.c.kind,
-                outbox.c.payload,
-                outbox.c.attempts,
-                outbox.c.in_doubt_since,
-                identity.c.last_inbound_at,
-                identity.c.unreachable_at,
-                citizen.c.opted_out,
-            )
-            .select_from(joined)
-            .where(
-                outbox.c.status == PENDING,
-                outbox.c.channel == _b("channel"),
-                outbox.c.next_attempt_at <= _b("now"),
-            )
-            .order_by(outbox.c.lane, outbox.c.next_attempt_at, outbox.c.id)
+            sa.select(*_CLAIMED, *recipient)
+            .select_from(_with_recipient(outbox))
+            .where(_due("channel", "now"))
+            .order_by(*order)
             .limit(_b("limit"))
-            .with_for_update(of=outbox, skip_locked=True)
         )
-        self._any_due = (
+        self._any_due = sa.select(outbox.c.id).where(_due("channel", "now")).limit(1)
+        # PostgreSQL: one statement, one round trip. The due ids locked and skipping what
+        # another worker holds, marked as sending, their rows joined to their recipient.
+        # (Parameters named apart from the columns: an UPDATE would take them as its values.)
+        picked = (
             sa.select(outbox.c.id)
-            .where(
-                outbox.c.status == PENDING,
-                outbox.c.channel == _b("channel"),
-                outbox.c.next_attempt_at <= _b("now"),
-            )
-            .limit(1)
+            .where(_due("b_channel", "b_now"))
+            .order_by(*order)
+            .limit(_b("b_limit"))
+            .with_for_update(skip_locked=True)
+            .cte("picked")
         )
+        claimed = (
+            sa.update(outbox)
+            .where(outbox.c.id == picked.c.id)
+            .values(
+                status=SENDING,
+                claimed_by=_b("b_worker"),
+                claimed_at=_b("b_now", type_=outbox.c.claimed_at.type),
+            )
+            .returning(*_CLAIMED)
+            .cte("claimed")
+        )
+        self._claim_pg = sa.select(
+            *(claimed.c[column.name] for column in _CLAIMED), *recipient
+        ).select_from(_with_recipient(claimed))
 
     def claim(self, worker: str, channel: str, limit: int, now: datetime) -> list[OutboxItem]:
+        if self.engine.dialect.name == "postgresql":
+            params = {"b_channel": channel, "b_now": now, "b_limit": limit, "b_worker": worker}
+            with db.write(self.engine) as conn:
+                rows = conn.execute(self._claim_pg, params).all()
+            return [_item(r) for r in rows]
         # Idle most of the time: look before taking the write lock (SQLite has only one).
         with db.read(self.engine) as conn:
             if conn.execute(self._any_due, {"channel": channel, "now": now}).first() is None:
@@ -384,23 +435,7 @@ class SqlOutboxStore:
                 .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.status == PENDING)
                 .values(status=SENDING, claimed_by=worker, claimed_at=now)
             )
-        return [
-            OutboxItem(
-                id=r.id,
-                channel=r.channel,
-                address=r.address,
-                lang=r.lang,
-                lane=r.lane,
-                kind=r.kind,
-                payload=r.payload or {},
-                attempts=r.attempts,
-                last_inbound_at=r.last_inbound_at,
-                unreachable=r.unreachable_at is not None,
-                opted_out=bool(r.opted_out),
-                in_doubt_since=r.in_doubt_since,
-            )
-            for r in rows
-        ]
+        return [_item(r) for r in rows]
 
     def complete(self, worker: str, completions: Sequence[Completion], now: datetime) -> None:
         sent: list[dict[str, Any]] = []
