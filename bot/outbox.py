@@ -167,7 +167,7 @@ class Completion:
 
 
 class OutboxStore(Protocol):
-    """The durable side of the outbox (api.domain.outbox.SqlOutboxStore). Blocking calls: the
+    """The durable side of the outbox (api.domain.outbox_store.SqlOutboxStore). Blocking calls: the
     sender runs them in a thread."""
 
     def claim(self, worker: str, channel: str, limit: int, now: datetime) -> list[OutboxItem]:
@@ -232,6 +232,13 @@ class _Channel:
     batch: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    # Woken when a message in flight is done: the dispatcher waits on it for a free place
+    # (one waiter, not `asyncio.wait` over every task in flight for each message).
+    landed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.landed.set()
 
 
 class OutboxSender:
@@ -441,7 +448,8 @@ class OutboxSender:
                 self._record(item, rule)
                 continue
             while len(state.in_flight) >= state.concurrency:
-                await asyncio.wait(state.in_flight, return_when=asyncio.FIRST_COMPLETED)
+                state.landed.clear()
+                await state.landed.wait()
             try:
                 permit = await self.limiter.acquire(channel)
             except BaseException:
@@ -450,7 +458,7 @@ class OutboxSender:
                 raise
             task = asyncio.create_task(self._send_one(state, item, permit))
             state.in_flight.add(task)
-            task.add_done_callback(state.in_flight.discard)
+            task.add_done_callback(state.done)
 
     async def _settle(self, channel: str) -> None:
         state = self.channels[channel]
@@ -489,20 +497,22 @@ class OutboxSender:
 
     def _record(self, item: OutboxItem, result: SendResult) -> None:
         # One line per message; announcements (a million at a time) only at DEBUG.
-        log.log(
-            logging.DEBUG if item.lane >= LANE_BULK else logging.INFO,
-            "outbox %d on %s: %s",
-            item.id,
-            item.channel,
-            result.outcome.value,
-            extra={
-                "outbox_id": item.id,
-                "channel": item.channel,
-                "lane": item.lane,
-                "outcome": result.outcome.value,
-                "reason": reason(result) or None,
-            },
-        )
+        level = logging.DEBUG if item.lane >= LANE_BULK else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "outbox %d on %s: %s",
+                item.id,
+                item.channel,
+                result.outcome.value,
+                extra={
+                    "outbox_id": item.id,
+                    "channel": item.channel,
+                    "lane": item.lane,
+                    "outcome": result.outcome.value,
+                    "reason": reason(result) or None,
+                },
+            )
         self.counts[result.outcome] += 1
         if self.on_outcome is not None:
             self.on_outcome(item, result)

@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from api import db
-from api.domain.outbox import SqlOutboxStore, enqueue_replies, notify
+from api.domain.outbox import enqueue_replies, notify
+from api.domain.outbox_store import SqlOutboxStore
 from api.models import Lane
 from bot.channels.telegram import TelegramSender
 from bot.channels.whatsapp import WhatsAppSender

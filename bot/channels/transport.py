@@ -186,6 +186,7 @@ class BulkClient:
                 connector=connector,
                 timeout=self.timeout,
                 auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # no provider sets cookies
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
         return self._session
