@@ -425,15 +425,18 @@ class OutboxSender:
         await self._settle(channel)
 
     def _prefetch(self, channel: str, items: list[OutboxItem]) -> int:
-        """Where in a claimed batch to claim the next one: without a rate limit, a full batch
-        means more is due, and the next claim (a round trip to the database) runs while the
-        last `2 × concurrency` messages go out, so that sending never waits for it. Under a
-        limit a claim is short against a batch's second, and claiming later keeps the lanes'
-        order fresh: no claim ahead (returns len(items))."""
+        """Where in a claimed batch to claim the next one. A full batch means more is due: the
+        next claim (a round trip to the database, long on a busy machine) runs while the tail
+        of this one goes out, so that sending never waits for it — the last `2 × concurrency`
+        messages without a rate limit; under a limit, the last quarter second's worth, so that
+        a reply claimed next waits at most about that much longer (returns len(items) when
+        there is nothing to claim ahead)."""
         state = self.channels[channel]
-        if self.rates.get(channel) or len(items) < state.batch:
+        if len(items) < state.batch:
             return len(items)
-        return max(0, len(items) - 2 * state.concurrency)
+        rate = self.rates.get(channel)
+        tail = math.ceil(rate / 4) if rate else 2 * state.concurrency
+        return max(0, len(items) - tail)
 
     async def _dispatch(self, channel: str, items: list[OutboxItem]) -> None:
         """Hand the batch to the provider, in order, within the rate and in-flight limits."""
