@@ -48,7 +48,8 @@ from api import db
 from api.channels import ChannelHandlers, build_limiter, connect_telegram, rates, whatsapp_sender
 from api.domain import draws, retention, waitlist
 from api.domain.appointment_proof import proof_key
-from api.domain.outbox import SqlOutboxStore, enqueue_replies
+from api.domain.outbox import enqueue_replies
+from api.domain.outbox_store import SqlOutboxStore
 from api.domain.reminders import send_reminders
 from api.messaging import Messaging, build_messaging
 from api.models import InboundMessage, utcnow

@@ -77,6 +77,9 @@ BACKOFF: tuple[timedelta, ...] = (
 )
 MAX_ATTEMPTS = len(BACKOFF) + 1
 DEFAULT_LEASE = timedelta(minutes=5)
+# Messages in flight per channel at once: enough to keep a provider's rate with answers in
+# a few hundred milliseconds (80/s × 0.4 s).
+DEFAULT_CONCURRENCY = 32
 # Outcomes that cannot be recorded (the database is away) are tried again, this often at
 # first, then twice as long each time up to the maximum (seconds).
 WRITE_RETRY_FIRST = 0.2
@@ -171,7 +174,7 @@ class Completion:
 
 
 class OutboxStore(Protocol):
-    """The durable side of the outbox (api.domain.outbox.SqlOutboxStore). Blocking calls: the
+    """The durable side of the outbox (api.domain.outbox_store.SqlOutboxStore). Blocking calls: the
     sender runs them in a thread."""
 
     def claim(self, worker: str, channel: str, limit: int, now: datetime) -> list[OutboxItem]:
@@ -236,6 +239,13 @@ class _Channel:
     batch: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    # Woken when a message in flight is done: the dispatcher waits on it for a free place
+    # (one waiter, not `asyncio.wait` over every task in flight for each message).
+    landed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.landed.set()
 
 
 class OutboxSender:
@@ -255,7 +265,7 @@ class OutboxSender:
         rates: Mapping[str, float] | None = None,
         poll_interval: float = 0.5,
         lease: timedelta = DEFAULT_LEASE,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         clock: Callable[[], datetime] = utcnow,
         on_outcome: Callable[[OutboxItem, SendResult], None] | None = None,
     ) -> None:
@@ -379,15 +389,18 @@ class OutboxSender:
         # committed all the same. Nothing of them was sent; they are given back once the
         # database answers again, rather than held until their lease runs out.
         lost: list[datetime] = []
+        # The next batch, claimed while the tail of this one goes out (see `_prefetch`).
+        ahead: tuple[datetime, asyncio.Task[list[OutboxItem]]] | None = None
         while not self._stopping.is_set():
-            now = self.clock()
+            now, claiming = ahead if ahead is not None else (self.clock(), None)
+            ahead = None
             try:
                 while lost:
                     await asyncio.to_thread(
                         self.store.release_claim, self.worker_id, channel, lost[0]
                     )
                     lost.pop(0)
-                items = await self._claim(channel, now)
+                items = await (claiming if claiming is not None else self._claim(channel, now))
             except Exception as exc:  # the database is away: say so once, then keep trying
                 if not lost:
                     log.warning("outbox claim failed on %s: %s", channel, type(exc).__name__)
@@ -399,7 +412,12 @@ class OutboxSender:
                     log.warning("outbox claims work again on %s", channel)
             if items:
                 try:
-                    await self._dispatch(channel, items)
+                    split = self._prefetch(channel, items)
+                    await self._dispatch(channel, items[:split])
+                    if split < len(items):
+                        at = self.clock()
+                        ahead = (at, asyncio.create_task(self._claim(channel, at)))
+                        await self._dispatch(channel, items[split:])
                 except Exception:  # the limiter's Redis is down…: the batch was given back
                     log.exception("outbox dispatch failed on %s", channel)
                     await asyncio.sleep(self.poll_interval)
@@ -407,7 +425,25 @@ class OutboxSender:
             state.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wake.wait(), timeout=self.poll_interval)
+        if ahead is not None:  # claimed while stopping: never handed to a provider
+            with contextlib.suppress(Exception):
+                rest = [i.id for i in await ahead[1]]
+                await asyncio.to_thread(self.store.release, self.worker_id, rest)
         await self._settle(channel)
+
+    def _prefetch(self, channel: str, items: list[OutboxItem]) -> int:
+        """Where in a claimed batch to claim the next one. A full batch means more is due: the
+        next claim (a round trip to the database, long on a busy machine) runs while the tail
+        of this one goes out, so that sending never waits for it — the last `2 × concurrency`
+        messages without a rate limit; under a limit, the last quarter second's worth, so that
+        a reply claimed next waits at most about that much longer (returns len(items) when
+        there is nothing to claim ahead)."""
+        state = self.channels[channel]
+        if len(items) < state.batch:
+            return len(items)
+        rate = self.rates.get(channel)
+        tail = math.ceil(rate / 4) if rate else 2 * state.concurrency
+        return max(0, len(items) - tail)
 
     async def _dispatch(self, channel: str, items: list[OutboxItem]) -> None:
         """Hand the batch to the provider, in order, within the rate and in-flight limits."""
@@ -422,7 +458,8 @@ class OutboxSender:
                 self._record(item, rule)
                 continue
             while len(state.in_flight) >= state.concurrency:
-                await asyncio.wait(state.in_flight, return_when=asyncio.FIRST_COMPLETED)
+                state.landed.clear()
+                await state.landed.wait()
             try:
                 permit = await self.limiter.acquire(channel)
             except BaseException:
@@ -431,7 +468,7 @@ class OutboxSender:
                 raise
             task = asyncio.create_task(self._send_one(state, item, permit))
             state.in_flight.add(task)
-            task.add_done_callback(state.in_flight.discard)
+            task.add_done_callback(state.done)
 
     async def _settle(self, channel: str) -> None:
         state = self.channels[channel]
@@ -470,20 +507,22 @@ class OutboxSender:
 
     def _record(self, item: OutboxItem, result: SendResult) -> None:
         # One line per message; announcements (a million at a time) only at DEBUG.
-        log.log(
-            logging.DEBUG if item.lane >= LANE_BULK else logging.INFO,
-            "outbox %d on %s: %s",
-            item.id,
-            item.channel,
-            result.outcome.value,
-            extra={
-                "outbox_id": item.id,
-                "channel": item.channel,
-                "lane": item.lane,
-                "outcome": result.outcome.value,
-                "reason": reason(result) or None,
-            },
-        )
+        level = logging.DEBUG if item.lane >= LANE_BULK else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "outbox %d on %s: %s",
+                item.id,
+                item.channel,
+                result.outcome.value,
+                extra={
+                    "outbox_id": item.id,
+                    "channel": item.channel,
+                    "lane": item.lane,
+                    "outcome": result.outcome.value,
+                    "reason": reason(result) or None,
+                },
+            )
         self.counts[result.outcome] += 1
         if self.on_outcome is not None:
             self.on_outcome(item, result)

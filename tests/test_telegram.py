@@ -498,3 +498,67 @@ def test_set_webhook_command_registers_url_secret_and_updates(
     assert telegram.webhook_secret == TELEGRAM_SECRET
     assert telegram.webhook_allowed_updates == ["message", "callback_query"]
     assert "/webhooks/telegram" in result.output
+
+
+# -- the bulk lane's lean request -----------------------------------------------------------------
+
+
+def test_the_bulk_lane_sends_and_is_refused_exactly_as_the_default_request() -> None:
+    """Announcements go through a second Bot over `BulkRequest` (the lean pooled client): the
+    same call reaches Telegram, and every answer maps to the same outcome; a bot that cannot
+    connect retries, on either request."""
+    import socket
+    from dataclasses import replace
+
+    from bot.channels.telegram import TelegramSender, make_bot, make_bulk_bot
+    from bot.outbox import LANE_BULK, LANE_NOTIFICATION, OutboxItem, SendResult
+
+    token = "123456:BULK"
+    item = OutboxItem(
+        id=1,
+        channel="telegram",
+        address="4242",
+        lang="fr",
+        lane=LANE_NOTIFICATION,
+        kind="broadcast",
+        payload={"text": "Mission consulaire à Bouaké le 12", "choices": ["Oui", "Non"]},
+    )
+    faults: list[tuple[str, Any]] = [
+        ("none", None),
+        ("429", lambda tg: tg.fail_next(1, 429, retry_after=3)),
+        ("blocked", lambda tg: tg.block_chat(4242)),
+        ("500", lambda tg: tg.fail_next(1, 500)),
+        ("400", lambda tg: tg.fail_next(1, 400)),
+    ]
+
+    async def outcome(lane: int, fault: Any) -> tuple[SendResult, list[Any]]:
+        with FakeTelegramAPI(token=token) as tg:
+            sender = TelegramSender(make_bot(token, tg.url), make_bulk_bot(token, tg.url))
+            if fault is not None:
+                fault(tg)
+            try:
+                result = await sender.send(replace(item, lane=lane), datetime.now(UTC))
+            finally:
+                await sender.close()
+            calls = [(c.method, c.params, c.status) for c in tg.calls]
+            return replace(result, provider_id=None), calls
+
+    for name, fault in faults:
+        default = asyncio.run(outcome(LANE_NOTIFICATION, fault))
+        lean = asyncio.run(outcome(LANE_BULK, fault))
+        assert lean == default, name
+        assert lean[1], name  # the call did reach the fake
+
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{unused.getsockname()[1]}"
+
+    async def unreachable(lane: int) -> SendResult:
+        sender = TelegramSender(make_bot(token, nowhere), make_bulk_bot(token, nowhere))
+        try:
+            return await sender.send(replace(item, lane=lane), datetime.now(UTC))
+        finally:
+            await sender.close()
+
+    results = [asyncio.run(unreachable(lane)) for lane in (LANE_NOTIFICATION, LANE_BULK)]
+    assert [r.outcome for r in results] == ["retry", "retry"]

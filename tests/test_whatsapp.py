@@ -445,3 +445,63 @@ def test_first_messages_of_one_number_at_once_make_one_citizen(demo_engine: Engi
         identities = sorted(tuple(row) for row in owners)
     assert len(ids) == 1
     assert identities == [("telegram", ids[0]), ("whatsapp", ids[0])]
+
+
+def test_the_bulk_lane_tells_a_request_that_never_left_from_one_that_may_have() -> None:
+    """A refused connection surely sent nothing: retried, not in doubt (as on the SDK's path);
+    an answer that never comes after the request went out leaves it in doubt, so that Twilio
+    is asked before it goes again."""
+    import asyncio
+    import socket
+    from dataclasses import replace
+
+    from bot.channels.transport import BulkClient
+    from bot.channels.whatsapp import WhatsAppSender
+    from bot.outbox import LANE_BULK, LANE_NOTIFICATION, OutboxItem
+    from tests.fakes import FakeTwilioAPI
+
+    now = datetime.now(UTC)
+    item = OutboxItem(
+        id=1,
+        channel="whatsapp",
+        address=PHONE,
+        lang="fr",
+        lane=LANE_BULK,
+        kind="broadcast",
+        payload={"text": "Mission consulaire à Bouaké le 12"},
+        last_inbound_at=now,
+    )
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{unused.getsockname()[1]}"
+
+    async def refused(lane: int) -> Any:
+        sender = WhatsAppSender.create(
+            "AC" + "0" * 32, "token", "+14155238886", api_base_url=nowhere
+        )
+        try:
+            return await sender.send(replace(item, lane=lane), now)
+        finally:
+            await sender.close()
+
+    results = [asyncio.run(refused(lane)) for lane in (LANE_NOTIFICATION, LANE_BULK)]
+    assert [(r.outcome, r.in_doubt) for r in results] == [("retry", False), ("retry", False)]
+
+    async def unanswered(tw: FakeTwilioAPI) -> Any:
+        sender = WhatsAppSender.create(
+            tw.account_sid, tw.auth_token, "+14155238886", api_base_url=tw.base_url
+        )
+        sender.bulk = BulkClient(timeout=0.5)  # Twilio holds its answers longer than that
+        try:
+            return await sender.send(item, now)
+        finally:
+            await sender.close()
+
+    with FakeTwilioAPI() as tw:
+        tw.hold_answers()
+        try:
+            result = asyncio.run(unanswered(tw))
+        finally:
+            tw.release_answers()
+        assert (result.outcome, result.in_doubt) == ("retry", True)
+        assert [c.method for c in tw.calls] == ["messages.create"]  # it had gone out

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -40,13 +40,14 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.channels import DOCUMENT, IMAGE, TEXT_LIMITS, VOICE, Media
-from bot.channels.transport import transport
+from bot.channels.transport import BulkClient, MaybeSent, Unsent, transport
 from bot.i18n import RenderedReply
-from bot.outbox import OutboxItem, Outcome, SendResult
+from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
 from bot.runtime import Inbound
 from flows.engine import Incoming, Kind
 
@@ -219,6 +220,65 @@ def make_bot(token: str, api_base_url: str, *, pool_size: int = 64) -> Bot:
     )
 
 
+class BulkRequest(BaseRequest):
+    """python-telegram-bot's request class over the bulk lanes' pooled client
+    (`bot.channels.transport.BulkClient`): the same form posts as `HTTPXRequest` (each
+    parameter as PTB encodes it), without httpx's layers; PTB still builds the call, maps
+    every answer to its errors and reads the result. No uploads: the bulk lane sends texts,
+    and voice notes and pictures by URL or file id."""
+
+    def __init__(self, client: BulkClient, *, read_timeout: float = 15.0) -> None:
+        self.client = client
+        self._read_timeout = read_timeout
+
+    @property
+    def read_timeout(self) -> float:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        await self.client.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if method != "POST" or (request_data is not None and request_data.contains_files):
+            raise TelegramError("the bulk lane posts forms only, uploads go through HTTPXRequest")
+        form = request_data.json_parameters if request_data is not None else {}
+        timeout = read_timeout if isinstance(read_timeout, int | float) else None
+        try:
+            answer = await self.client.post(
+                url, urlencode(form).encode(), _FORM_HEADERS, timeout=timeout
+            )
+        except MaybeSent as exc:
+            raise (TimedOut if exc.timeout else NetworkError)(f"bulk: {exc}") from exc
+        except Unsent as exc:
+            raise NetworkError(f"bulk: {exc}") from exc
+        return answer.status, answer.body
+
+
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def make_bulk_bot(token: str, api_base_url: str, *, pool_size: int = 64) -> Bot:
+    """A `Bot` for the bulk lane: `make_bot`'s, over `BulkRequest`. Nothing to initialise
+    (the sender's own bot asked `getMe` already); closed with its request's `shutdown()`."""
+    return Bot(
+        token,
+        base_url=f"{api_base_url.rstrip('/')}/bot",
+        request=BulkRequest(BulkClient(connections=pool_size)),
+    )
+
+
 # The bytes of a document named by its URL, for an upload; None when it is not to be had.
 Download = Callable[[str], Awaitable[bytes | None]]
 
@@ -227,11 +287,14 @@ class TelegramSender:
     """Sends outbox messages as Bot API calls. Implements `bot.outbox.Sender`, not
     `bot.outbox.SentLookup`: the Bot API cannot list what a bot has sent, so a message whose
     worker died while sending it is sent again (at-least-once for that message, see
-    bot.outbox)."""
+    bot.outbox). Announcements (the bulk lane) go through `bulk_bot` when there is one."""
 
-    def __init__(self, bot: Bot, download: Download | None = None) -> None:
+    def __init__(
+        self, bot: Bot, download: Download | None = None, bulk_bot: Bot | None = None
+    ) -> None:
         self.bot = bot
         self.download = download  # reads a document to upload; None: documents are skipped
+        self.bulk_bot = bulk_bot
 
     @property
     def channel(self) -> str:
@@ -244,10 +307,11 @@ class TelegramSender:
         """Build the Bot and initialise it (`getMe`): a wrong token fails here, at start-up."""
         bot = make_bot(token, api_base_url)
         await bot.initialize()
-        return cls(bot, download)
+        return cls(bot, download, make_bulk_bot(token, api_base_url))
 
     async def send(self, item: OutboxItem, now: datetime) -> SendResult:
         callback = item.payload.get("type") == "callback_answer"
+        bot = self.bulk_bot if item.lane >= LANE_BULK and self.bulk_bot else self.bot
         try:
             if callback:
                 query_id = str(item.payload.get("callback_query_id") or "")
@@ -256,8 +320,8 @@ class TelegramSender:
             if not item.text:
                 return SendResult(Outcome.failed, error="empty text")
             if not item.attempts:  # the files first (voice, QR code, calendar), then the text
-                await self._send_media(int(item.address), item.media)
-            sent = await self.bot.send_message(
+                await self._send_media(bot, int(item.address), item.media)
+            sent = await bot.send_message(
                 chat_id=int(item.address),
                 text=item.text[:MAX_TEXT],
                 reply_markup=keyboard(item.choices),
@@ -278,20 +342,21 @@ class TelegramSender:
         except TelegramError as exc:  # a revoked token, a conflict…
             return SendResult(Outcome.retry, error=f"{type(exc).__name__} {exc.message}"[:300])
 
-    async def _send_media(self, chat_id: int, media: Iterable[Media]) -> None:
+    async def _send_media(self, bot: Bot, chat_id: int, media: Iterable[Media]) -> None:
         """Each file by the method of its kind; one that fails is left out, the text goes on
         (it is what matters): a voice prompt by `sendVoice`, an image (a proof's QR code) by
         `sendPhoto`, both by URL; a document (its calendar file) by `sendDocument`, uploaded
-        (Telegram fetches documents by URL only for GIF, PDF and ZIP files)."""
+        (Telegram fetches documents by URL only for GIF, PDF and ZIP files) by the sender's own
+        bot, since the bulk lane's posts forms only."""
         for item in media:
             if item.kind == DOCUMENT:
                 await self._send_document(chat_id, item.url)
                 continue
             with contextlib.suppress(TelegramError):
                 if item.kind == VOICE:
-                    await self.bot.send_voice(chat_id=chat_id, voice=item.url)
+                    await bot.send_voice(chat_id=chat_id, voice=item.url)
                 elif item.kind == IMAGE:
-                    await self.bot.send_photo(chat_id=chat_id, photo=item.url)
+                    await bot.send_photo(chat_id=chat_id, photo=item.url)
 
     async def _send_document(self, chat_id: int, url: str) -> None:
         """The file named by `url`, read by `download` and uploaded; none without it."""
@@ -315,6 +380,8 @@ class TelegramSender:
     async def close(self) -> None:
         with contextlib.suppress(TelegramError, RuntimeError):
             await self.bot.shutdown()
+        if self.bulk_bot is not None:
+            await self.bulk_bot.request.shutdown()
 
 
 def _seconds(value: int | timedelta) -> float:
