@@ -425,7 +425,25 @@ def test_the_console_books_a_walk_in_and_says_why_when_it_cannot(
         assert reference.group(0) in found.text
         assert PHONE not in found.text  # masked on the shared screen
         assert search.mask_phone(PHONE) in found.text
-        day = client.get("/console/appointments", params={"post": "ABJ", "day": "2026-12-02"})
+        # the first free time at the desk is today's: the citizen is at the counter
+        assert times[0].startswith("2026-12-01")
+        day = client.get("/console/appointments", params={"post": "ABJ", "day": "2026-12-01"})
         assert search.mask_phone(PHONE) in day.text
         assert PHONE not in day.text
         assert client.get("/console/walk-in", params={"post": "ACC"}).status_code == 404
+
+
+def test_a_walk_in_is_booked_for_today_which_the_chats_notice_keeps_from_the_phone(
+    api: StaffApi,
+) -> None:
+    """The citizen is at the counter: the service's notice (time to prepare an appointment
+    booked from afar) does not hold them back; seats, hours and limits still do."""
+    today = NOW.date()
+    with read(api.engine) as conn:
+        by_phone = BookingService(conn).open_times("ABJ", "passport", today, NOW)
+        at_desk = BookingService(conn, at_desk=True).open_times("ABJ", "passport", today, NOW)
+    assert by_phone == []
+    assert at_desk, "Abidjan's passport desk has seats later today"
+    assert all(t.starts_at >= NOW for t in at_desk)
+    record = walk_in(api, starts_at=at_desk[0].starts_at)
+    assert record.starts_at == at_desk[0].starts_at

@@ -285,10 +285,15 @@ _SEATS_QUERY = sa.select(_slot.c.starts_at, _slot.c.capacity, _slot.c.booked).wh
 
 
 class BookingService:
-    """The consular network and its appointments, on the caller's connection and transaction."""
+    """The consular network and its appointments, on the caller's connection and transaction.
 
-    def __init__(self, conn: Connection) -> None:
+    `at_desk`: booking for a citizen standing at the counter (api.domain.walk_ins). The
+    service's notice (hours the consulate wants before an appointment booked from afar) does
+    not apply to them; every other rule does (window, hours, closures, seats, limits)."""
+
+    def __init__(self, conn: Connection, *, at_desk: bool = False) -> None:
         self.conn = conn
+        self.at_desk = at_desk
 
     # --- the network ------------------------------------------------------------------------
 
@@ -747,7 +752,7 @@ class BookingService:
             slot_minutes=first.slot_minutes,
             seats_per_slot=first.seats_per_slot,
             booking_window_days=first.booking_window_days,
-            min_notice_hours=first.min_notice_hours,
+            min_notice_hours=0 if self.at_desk else first.min_notice_hours,
             hours=week,
             closures=frozenset(closed),
             reserved=tuple(reserved),
@@ -776,7 +781,7 @@ class BookingService:
         upcoming = [
             _appt.c.citizen_id == citizen_id,
             _appt.c.status == BOOKED,
-            _appt.c.starts_at > now,
+            _appt.c.starts_at >= now,  # one starting now (a walk-in's) is still held
         ]
         if exclude is not None:
             upcoming.append(_appt.c.id != exclude)

@@ -199,7 +199,7 @@ def _named(
                 _appt.c.service_id == service_id,
                 _appt.c.name_key == key,
                 _appt.c.status == BOOKED,
-                _appt.c.starts_at > now,
+                _appt.c.starts_at >= now,  # one starting now (a walk-in's) is still held
             )
             .limit(1)
         ).first()

@@ -75,7 +75,7 @@ def book(
             raise Refused("phone_invalid", "not a phone number")
         number = readings[0]
     citizen_id = _citizen_for(tx.conn, tx.staff, number, lang, tx.now)
-    result = BookingService(tx.conn).book(
+    result = BookingService(tx.conn, at_desk=True).book(
         citizen_id, post.code, service_code, starts_at, name, tx.now
     )
     if result.outcome is not BookingOutcome.booked or result.appointment is None:

@@ -69,7 +69,7 @@ def _form(
         if post and pick_post(posts, post) is None:
             raise not_found(desk, "post")
         names = {s.code: s.name for s in all_services(conn)}
-        booking = BookingService(conn)
+        booking = BookingService(conn, at_desk=True)
         services: list[Choice] = []
         days: list[date] = []
         times: list[SlotOption] = []
