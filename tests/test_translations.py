@@ -267,6 +267,8 @@ def test_a_voice_prompt_reaches_whatsapp_and_telegram_as_ogg(
         assert served.headers["content-type"] == "audio/ogg"
         assert served.content.startswith(b"OggS")
         assert b"OpusHead" in served.content[:200]
+        head = client.head(url.removeprefix(PUBLIC_BASE_URL))  # how Twilio checks a media's type
+        assert (head.status_code, head.headers["content-type"]) == (200, "audio/ogg")
 
         # WhatsApp: a voice note gets the step's voice prompt as <Media>, with its text
         whatsapp = Phone(client, fakes)

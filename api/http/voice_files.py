@@ -13,7 +13,7 @@ from api.domain import voice
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/voice/{token}.ogg")
+@router.api_route("/voice/{token}.ogg", methods=["GET", "HEAD"])  # Twilio checks media with HEAD
 def voice_clip(
     token: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{16,64}$")], request: Request
 ) -> Response:
