@@ -2,10 +2,11 @@
 senders the worker sends with. Used by the webhook routes (api.http.webhooks), the Telegram
 poller and the worker (api.worker).
 
-Where a turn runs. The runtime is synchronous (SQLAlchemy). `Messaging.inline` (api.messaging)
-is the one decision: on SQLite a turn runs on the event loop (sub-millisecond, and SQLite
-serialises writers anyway); on PostgreSQL it runs in the threadpool. Every other database call
-made here follows the same decision, through `ChannelHandlers.call`.
+Where a turn runs. The runtime is synchronous (SQLAlchemy). `Messaging.run` (api.messaging) is
+the one decision: on SQLite a turn runs on the event loop (sub-millisecond, and SQLite
+serialises writers anyway), the turns of one pass of the loop sharing one commit
+(api.group_commit); on PostgreSQL it runs in the threadpool. Every other database call made
+here follows the same decision, through `ChannelHandlers.call`.
 """
 
 from __future__ import annotations
@@ -108,11 +109,9 @@ class ChannelHandlers:
                 )
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking database work: inline on SQLite, in the threadpool otherwise."""
+        """Run blocking database work where the store wants it (`Messaging.run`)."""
         try:
-            if self.messaging.inline:
-                return function(*args, **kwargs)
-            return await run_in_threadpool(function, *args, **kwargs)
+            return await self.messaging.run(function, *args, **kwargs)
         except Exception as exc:
             if db.unavailable(exc):
                 raise StoreUnavailable from exc

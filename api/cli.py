@@ -8,6 +8,7 @@ to standard error.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -163,6 +164,15 @@ def seed_demo() -> None:
 # --- serve ------------------------------------------------------------------------------------
 
 
+def settle_memory() -> None:
+    """What start-up built (the app, the catalogs and lexicons, SQLAlchemy's machinery) lives
+    as long as the process: frozen out of the garbage collector's sight, so that the
+    collections a busy server runs every few hundred allocations stop walking it again and
+    again (a tenth of a turn's time, measured with bench.turns)."""
+    gc.collect()
+    gc.freeze()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -185,6 +195,7 @@ def serve(
     current = settings()
     with database(current) as engine:
         web = create_app(current, engine, run_worker=not no_worker)
+        settle_memory()
         logger.info("serving on http://%s:%d", host, port)
         login = None
         if current.is_local_demo:

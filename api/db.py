@@ -2,12 +2,18 @@
 
 SQLite runs in WAL mode; a write transaction starts with `BEGIN IMMEDIATE`, so that two
 writers queue on the database lock instead of failing halfway (busy_timeout waits).
+
+A transaction can be *joined* (`joining`): within it, `write` and `read` on the same engine
+use its connection, a write in a savepoint of its own, instead of a transaction of their
+own. api.group_commit does this for the turns of one event-loop pass on SQLite, which then
+share one commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +84,35 @@ def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
     return conn_or_engine.dialect.name == "sqlite"
 
 
+# The joined transaction of this task or thread, if any, and how many savepoints deep it is.
+_joined: ContextVar[tuple[Connection, int] | None] = ContextVar("joined", default=None)
+
+
+@contextmanager
+def joining(conn: Connection) -> Iterator[None]:
+    """Within it, `write(engine)` and `read(engine)` of `conn`'s engine join `conn`'s open
+    transaction (in this task or thread only)."""
+    token = _joined.set((conn, 0))
+    try:
+        yield
+    finally:
+        _joined.reset(token)
+
+
+def _joined_for(engine: Engine) -> tuple[Connection, int] | None:
+    joined = _joined.get()
+    return joined if joined is not None and joined[0].engine is engine else None
+
+
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
-    """A write transaction: BEGIN IMMEDIATE on SQLite, an ordinary one on PostgreSQL."""
+    """A write transaction: BEGIN IMMEDIATE on SQLite, an ordinary one on PostgreSQL; in a
+    joined transaction, a savepoint of it (undone alone when the block fails)."""
+    joined = _joined_for(engine)
+    if joined is not None:
+        with _savepoint(*joined) as conn:
+            yield conn
+        return
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
@@ -88,6 +120,31 @@ def write(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def _savepoint(conn: Connection, depth: int) -> Iterator[Connection]:
+    # Straight to the driver, as the transaction's BEGIN is: this runs for every turn.
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    name = f"joined_{depth}"
+    token = _joined.set((conn, depth + 1))
+    try:
+        driver.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            driver.execute(f"ROLLBACK TO {name}")
+            driver.execute(f"RELEASE {name}")
+            raise
+        driver.execute(f"RELEASE {name}")
+    finally:
+        _joined.reset(token)
+
+
+@contextmanager
 def read(engine: Engine) -> Iterator[Connection]:
+    """A read transaction; in a joined transaction, that one (it sees what was written)."""
+    joined = _joined_for(engine)
+    if joined is not None:
+        yield joined[0]
+        return
     with engine.connect() as conn, conn.begin():
         yield conn

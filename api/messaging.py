@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from api.conversations import Enqueue, SqlConversationStore
 from api.domain import outbox
 from api.domain.appointment_proof import ProofLinks
 from api.domain.translations import SqlOverlay
+from api.group_commit import GroupCommit
 from bot.i18n import POLL_SECONDS, Renderer
 from bot.locales import load_lexicons
 from bot.runtime import Runtime
 from flows.catalog import build_engine
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Messaging:
     runtime: Runtime
     renderer: Renderer
-    inline: bool  # run turns on the event loop (SQLite: sub-millisecond) or in the threadpool
+    # SQLite: turns run on the event loop (sub-millisecond), those of one pass of the loop
+    # sharing one commit (api.group_commit); PostgreSQL: in the threadpool, one transaction each
+    group: GroupCommit | None
+
+    @property
+    def inline(self) -> bool:
+        return self.group is not None
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking database work from the event loop — a turn, or any other write the webhooks
+        make — where this store wants it run (the one decision: see `group`)."""
+        if self.group is not None:
+            return await self.group.run(function, *args, **kwargs)
+        return await run_in_threadpool(function, *args, **kwargs)
 
 
 def build_messaging(
@@ -50,4 +69,5 @@ def build_messaging(
         load_lexicons(locales),
         renderer,
     )
-    return Messaging(runtime=runtime, renderer=renderer, inline=engine.dialect.name == "sqlite")
+    group = GroupCommit.for_engine(engine) if engine.dialect.name == "sqlite" else None
+    return Messaging(runtime=runtime, renderer=renderer, group=group)

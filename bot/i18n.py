@@ -17,7 +17,7 @@ import logging
 import string
 import threading
 import time as clock
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -122,6 +122,7 @@ class Renderer:
             self.drafts[lang] = {str(m.id) for m in catalog if m.id and m.fuzzy}
         self.calendars = {lang: load_calendar(lang, root) for lang in self.messages}
         self._locales: dict[str, Locale | None] = {}
+        self._rendered: dict[Hashable, str] = {}  # render()'s memo
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -143,6 +144,7 @@ class Renderer:
                     texts, voices = self.overlay.texts(), self.overlay.voices()
                     self._overlay_texts, self._voices = texts, voices
                     self._overlay_version = version
+                    self._rendered = {}
             except Exception:
                 log.exception("reviewed texts could not be read; the previous ones are kept")
 
@@ -160,7 +162,20 @@ class Renderer:
         return self.messages.get(FALLBACK, {}).get(key, key)
 
     def render(self, message: Msg, lang: str) -> str:
-        return self.fill(self.template(message.key, lang), message.params, lang)
+        """The message in `lang`. Kept once rendered (the same few hundred messages — a menu,
+        a day's label — are rendered thousands of times a minute), until the reviewed texts
+        change."""
+        self.refresh()
+        memo = _memo_key(message, lang)
+        if memo is None:
+            return self.fill(self.template(message.key, lang), message.params, lang)
+        text = self._rendered.get(memo)
+        if text is None:
+            text = self.fill(self.template(message.key, lang), message.params, lang)
+            if len(self._rendered) >= MEMO_SIZE:
+                self._rendered.clear()
+            self._rendered[memo] = text
+        return text
 
     def fill(self, template: str, params: Mapping[str, Any], lang: str) -> str:
         """A template with its {names} replaced by the values, rendered in `lang`."""
@@ -236,6 +251,39 @@ class Renderer:
     @staticmethod
     def format_time(moment: time, lang: str) -> str:
         return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+MEMO_SIZE = 20_000  # rendered messages kept; the memo starts afresh when it is full
+
+
+# Values that are immutable and equal only when they render the same (an object hashed by
+# its identity is not: another may take its address once it is gone).
+_PLAIN = frozenset({str, int, float, bool, type(None), date, datetime, time})
+
+
+class _Unkept(Exception):
+    """A value the memo does not key on."""
+
+
+def _memo_key(message: Msg, lang: str) -> Hashable | None:
+    """What a rendering depends on besides the catalogs; None when a value is of another kind."""
+    if not message.params:
+        return (lang, message.key)
+    try:
+        return (lang, _frozen(message))
+    except _Unkept:
+        return None
+
+
+def _frozen(value: Any) -> Hashable:
+    kind = type(value)
+    if kind is Msg:
+        return (value.key, tuple((k, _frozen(v)) for k, v in value.params.items()))
+    if kind not in _PLAIN:
+        raise _Unkept
+    if kind is datetime and value.tzinfo is not None:
+        return (kind, value, str(value.tzinfo))  # equal instants in two zones render apart
+    return (kind, value)  # a date and a datetime of one day are equal keys: the type parts them
 
 
 class _Params(Mapping[str, Any]):

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
@@ -107,10 +106,7 @@ async def post_message(body: SimulatorMessage, request: Request) -> Response:
         phone,
         Kind(body.kind),
     )
-    if messaging.inline:
-        output = messaging.runtime.handle(message)
-    else:
-        output = await run_in_threadpool(messaging.runtime.handle, message)
+    output = await messaging.run(messaging.runtime.handle, message)
     # Built by hand rather than validated through a response model: this is the hot path.
     return JSONResponse({"replies": simulator.replies_json(output)})
 
