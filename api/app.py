@@ -30,6 +30,7 @@ from api.http import (
     voice_files,
     web_simulator,
     webhooks,
+    whatsapp_webhooks,
 )
 from api.http.body_limit import BodyLimit, BodyTooLarge, too_large
 from api.http.problems import CatchAllErrors
@@ -102,7 +103,9 @@ def create_app(
     app.add_middleware(CatchAllErrors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(health.RequestMetrics, metrics=app.state.metrics)
-    app.add_middleware(RequestIds)  # outermost: every log line of the request carries its id
+    app.add_middleware(RequestIds)  # every log line of the request carries its id
+    # Outermost: Twilio's webhooks, the citizens' path, answered before any of the above.
+    app.add_middleware(whatsapp_webhooks.TwilioWebhooks, state=app.state)
 
     # The message routes first: the router tries routes in order, and these carry the load.
     app.include_router(webhooks.router)

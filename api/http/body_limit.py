@@ -36,12 +36,22 @@ class BodyTooLarge(HTTPException):
 
 async def too_large(_request: Request, exc: Exception) -> Response:
     """The app's handler for BodyTooLarge raised where no ProblemRoute catches it."""
-    detail = exc.detail if isinstance(exc, HTTPException) else None
+    return too_large_problem(exc.detail if isinstance(exc, HTTPException) else None)
+
+
+def too_large_problem(detail: str | None) -> Response:
+    """413, and the connection closed: the rest of the body is not worth reading."""
     return problem(413, "Content Too Large", detail, headers={"Connection": "close"})
 
 
 def limit_for(path: str) -> int:
     return next((cap for prefix, cap in LIMITS if path.startswith(prefix)), DEFAULT_LIMIT)
+
+
+def declared_within(scope: Scope, cap: int) -> bool:
+    """Whether the request declares no length, or a well-formed one within `cap`."""
+    declared = next((v for k, v in scope.get("headers") or () if k == b"content-length"), None)
+    return declared is None or (declared.isdigit() and int(declared) <= cap)
 
 
 class BodyLimit:
@@ -55,10 +65,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         cap = limit_for(scope["path"])
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > cap):
-            answer = await too_large(Request(scope), BodyTooLarge(cap))
-            await answer(scope, receive, send)
+        if not declared_within(scope, cap):
+            await too_large_problem(BodyTooLarge(cap).detail)(scope, receive, send)
             return
         seen = 0
 

@@ -59,14 +59,15 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "<unmatched>"
 
 
-def log_unhandled(exc: BaseException, scope: Scope) -> None:
-    """An unexpected error in the log: its type, the route and the stack — never its message."""
+def log_unhandled(exc: BaseException, scope: Scope, route: str | None = None) -> None:
+    """An unexpected error in the log: its type, the route (`route`, or the one matched) and
+    the stack — never its message."""
     stack = "".join(traceback.format_tb(exc.__traceback__))
     logger.error(
         "unhandled %s on %s %s\n%s",
         type(exc).__name__,
         scope.get("method", "?"),
-        route_template(scope),
+        route or route_template(scope),
         stack,
     )
 
@@ -96,25 +97,27 @@ class CatchAllErrors:
         try:
             await self.app(scope, receive, watch)
         except Exception as exc:
-            if unavailable(exc):
-                # The database is away (a restart): 503 and a Retry-After, so that a provider
-                # delivers the webhook again and a client tries again; nothing was committed.
-                logger.warning(
-                    "database unavailable on %s %s: %s",
-                    scope.get("method", "?"),
-                    route_template(scope),
-                    type(exc).__name__,
-                )
-                if not started:
-                    response = problem(
-                        503,
-                        "Service Unavailable",
-                        "the database does not answer; try again shortly",
-                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                    )
-                    await response(scope, receive, send)
-                return
-            log_unhandled(exc, scope)
+            response = failure_answer(exc, scope)
             if not started:
-                response = problem(500, "Internal Server Error")
                 await response(scope, receive, send)
+
+
+def failure_answer(exc: Exception, scope: Scope, route: str | None = None) -> ProblemResponse:
+    """What an unhandled exception answers, logged without its message. The database away (a
+    restart): 503 and a Retry-After, so that a provider delivers the webhook again and a
+    client tries again; nothing was committed. Anything else: a bare 500."""
+    if unavailable(exc):
+        logger.warning(
+            "database unavailable on %s %s: %s",
+            scope.get("method", "?"),
+            route or route_template(scope),
+            type(exc).__name__,
+        )
+        return problem(
+            503,
+            "Service Unavailable",
+            "the database does not answer; try again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    log_unhandled(exc, scope, route)
+    return problem(500, "Internal Server Error")

@@ -10,6 +10,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.logs import new_request_id, request_id
 
 
+def scope_request_id(scope: Scope) -> str:
+    """The request's id: the caller's X-Request-Id when it is a plain token, else a new one."""
+    given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+    return new_request_id(given)
+
+
 class RequestIds:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -18,10 +24,7 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None
-        )
-        rid = new_request_id(given)
+        rid = scope_request_id(scope)
         token = request_id.set(rid)
 
         async def tagged(message: Message) -> None:

@@ -1,4 +1,5 @@
-"""Provider webhooks: `POST /webhooks/telegram`, `/webhooks/whatsapp`, `/webhooks/whatsapp/status`.
+"""Provider webhooks: `POST /webhooks/telegram` here; Twilio's `/webhooks/whatsapp` and
+`/webhooks/whatsapp/status` in api.http.whatsapp_webhooks, a lean ASGI layer of their own.
 
 Each request is authenticated before anything else is read or written: Telegram's secret
 header compared in constant time with TELEGRAM_WEBHOOK_SECRET, Twilio's signature over
@@ -24,28 +25,24 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
+from starlette.datastructures import State
 
-from api.channels import (
-    WEBHOOK_TELEGRAM,
-    WEBHOOK_WHATSAPP,
-    WEBHOOK_WHATSAPP_STATUS,
-    ChannelHandlers,
-    webhook_url,
-)
+from api.channels import WEBHOOK_TELEGRAM, ChannelHandlers
 from api.http.problems import problem
 from bot.channels import telegram as telegram_channel
-from bot.channels import whatsapp as whatsapp_channel
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["webhooks"], include_in_schema=False)
 
-TWIML = "application/xml"
-
 
 def handlers(request: Request) -> ChannelHandlers:
+    """The app's ChannelHandlers (`channel_handlers`)."""
+    return channel_handlers(request.app.state)
+
+
+def channel_handlers(state: State) -> ChannelHandlers:
     """The app's ChannelHandlers, built on first use from its settings and messaging."""
-    state = request.app.state
     found: ChannelHandlers | None = getattr(state, "channel_handlers", None)
     if found is None:
         found = ChannelHandlers(
@@ -94,47 +91,3 @@ async def telegram_webhook(request: Request) -> Response:
         body = telegram_channel.webhook_reply(answer.chat_id, answer.apology)
     task = BackgroundTask(nudge, request, telegram_channel.CHANNEL) if answer.queued else None
     return JSONResponse(body, background=task)
-
-
-# -- WhatsApp -----------------------------------------------------------------------------------
-
-
-FORM = "application/x-www-form-urlencoded"
-
-
-async def _signed_form(request: Request, path: str) -> whatsapp_channel.Form | None:
-    """The form, when Twilio's signature over the public URL and the form holds. The body is
-    read once and parsed once (Twilio posts url-encoded forms; anything else is no form)."""
-    content_type = request.headers.get("content-type", "")
-    form = whatsapp_channel.Form([])
-    if content_type.split(";", 1)[0].strip().lower() == FORM:
-        try:
-            form = whatsapp_channel.parse_body(await request.body())
-        except ValueError:  # not UTF-8, or more fields than a form holds
-            return None
-    url = webhook_url(request.app.state.settings, path)
-    query = request.scope.get("query_string", b"")
-    if query:
-        url = f"{url}?{query.decode('latin-1')}"
-    signature = request.headers.get("X-Twilio-Signature")
-    return form if handlers(request).whatsapp_signed(url, form, signature) else None
-
-
-@router.post(WEBHOOK_WHATSAPP)
-async def whatsapp_webhook(request: Request) -> Response:
-    form = await _signed_form(request, WEBHOOK_WHATSAPP)
-    if form is None:
-        return _forbidden("missing or wrong X-Twilio-Signature")
-    if not whatsapp_channel.has_message_sid(form):
-        return problem(400, "Bad Request", "an incoming message needs a well-formed MessageSid")
-    body = await handlers(request).whatsapp(form)
-    return Response(body, media_type=TWIML)
-
-
-@router.post(WEBHOOK_WHATSAPP_STATUS)
-async def whatsapp_status(request: Request) -> Response:
-    form = await _signed_form(request, WEBHOOK_WHATSAPP_STATUS)
-    if form is None:
-        return _forbidden("missing or wrong X-Twilio-Signature")
-    await handlers(request).whatsapp_status(form)
-    return Response(whatsapp_channel.empty_twiml(), media_type=TWIML)
