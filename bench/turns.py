@@ -95,21 +95,28 @@ def fresh(run: int, count: int, cohort: int) -> list[tuple[str, str]]:
     return signed_bodies(run, count // len(WALK) + 1, cohort)[:count]
 
 
-def wrk_script(bodies: list[tuple[str, str]]) -> str:
-    """Each wrk thread takes every `threads`-th body, in order, and never wraps around."""
-    lines = ",\n".join(f'{{"{b}", "{s}"}}' for b, s in bodies)
-    return (
+def wrk_script(bodies: list[tuple[str, str]], script: Path) -> None:
+    """Write `script` and its bodies beside it (`<script>.bodies`, one "body signature" per
+    line: a Lua table literal that large would pass LuaJIT's constant limit). Each wrk thread
+    takes every `threads`-th body, in order, and never wraps around."""
+    data = script.with_suffix(".bodies")
+    data.write_text("".join(f"{b} {s}\n" for b, s in bodies))
+    script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-        "local bodies = {\n" + lines + "\n}\n"
         "local counter = 0\n"
         "function setup(thread)\n"
         "  thread:set('id', counter)\n"
         "  counter = counter + 1\n"
         "end\n"
+        "local bodies = {}\n"
         "local n = 0\n"
         "function init(args)\n"
         "  n = id\n"
+        f'  for line in io.lines("{data}") do\n'
+        '    local b, s = line:match("^(%S+) (%S+)$")\n'
+        "    bodies[#bodies + 1] = {b, s}\n"
+        "  end\n"
         "end\n"
         "request = function()\n"
         "  local b = bodies[(n % #bodies) + 1]\n"
@@ -260,7 +267,7 @@ def measure(store: str, args: argparse.Namespace, workdir: Path) -> None:
         bare_port, product_port = free_port(), free_port()
         product_cmd = [*cli, "serve", "--no-worker", "--port", str(product_port)]
         warm = workdir / "warm.lua"
-        warm.write_text(wrk_script(signed_bodies(90, 400, args.cohort)))
+        wrk_script(signed_bodies(90, 400, args.cohort), warm)
         bare_runs: list[Run] = []
         product_runs: list[Run] = []
         bare_cmd = [sys.executable, "-m", "bench.bare_app", "--port", str(bare_port)]
@@ -272,7 +279,7 @@ def measure(store: str, args: argparse.Namespace, workdir: Path) -> None:
             for round_ in range(args.rounds):
                 script = workdir / f"round{round_}.lua"
                 bodies = signed_bodies(round_, args.citizens, args.cohort)
-                script.write_text(wrk_script(bodies))
+                wrk_script(bodies, script)
                 bare_runs.append(run_wrk(bare_url, script, args.seconds, args.connections))
                 spy = profile(served.pid, args, store) if args.profile and round_ == 0 else None
                 product = run_wrk(product_url, script, args.seconds, args.connections)
@@ -307,7 +314,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--citizens", type=int, default=4000, help="citizens per round")
+    parser.add_argument("--citizens", type=int, default=10000, help="citizens per round")
     parser.add_argument("--cohort", type=int, default=100)
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--rate", type=float, default=0.5, help="fixed rate, x throughput")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from flows.text import expand, fold
+from flows.text import PhraseIndex, expand, fold
 
 REQUIRED = (
     "language",
@@ -122,6 +122,28 @@ class Lexicon:
         them is no politeness, and is not compared phrase by phrase (every turn asks)."""
         phrases = (*self.greeting_periods, *self.thanks, *self.polite)
         return frozenset(phrase.split()[0] for phrase in phrases)
+
+    @cached_property
+    def phrase_index(self) -> PhraseIndex:
+        """Every phrase the understanding looks for: greetings, markers, yes and no, intents,
+        services, thanks and polite words."""
+        return PhraseIndex(
+            (
+                *self.greetings,
+                *self.greeting_periods,
+                *self.markers,
+                *self.yes,
+                *self.no,
+                *(word for words in self.intents.values() for word in words),
+                *(word for words in self.services.values() for word in words),
+                *self.thanks,
+                *self.polite,
+            )
+        )
+
+    def phrases_in(self, folded: str) -> frozenset[str]:
+        """This lexicon's phrases that a folded text holds on word boundaries."""
+        return self.phrase_index.found(folded)
 
     @cached_property
     def name_words(self) -> frozenset[str]:

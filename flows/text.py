@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 MAX_INPUT = 400  # beyond this nothing is a menu answer; the rest is noise
@@ -72,3 +72,33 @@ def contains_phrase(folded: str, phrase: str) -> bool:
     if not phrase:
         return False
     return f" {phrase} " in f" {folded} "
+
+
+class PhraseIndex:
+    """A fixed set of folded phrases, by first word: which of them a folded text holds on word
+    boundaries (what `contains_phrase` says of each), found in one pass over the text's words
+    instead of one search per phrase. The last text asked is remembered, as one message is
+    asked about several times in a turn."""
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        by_head: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for phrase in set(phrases):
+            words = tuple(phrase.split())
+            if words:
+                by_head.setdefault(words[0], []).append((words, phrase))
+        self._by_head = {head: tuple(found) for head, found in by_head.items()}
+        self._last: tuple[str, frozenset[str]] = ("", frozenset())
+
+    def found(self, folded: str) -> frozenset[str]:
+        last_text, last_found = self._last
+        if folded == last_text:
+            return last_found
+        words = folded.split()
+        hits: set[str] = set()
+        for i, word in enumerate(words):
+            for phrase_words, phrase in self._by_head.get(word, ()):
+                if tuple(words[i : i + len(phrase_words)]) == phrase_words:
+                    hits.add(phrase)
+        found = frozenset(hits)
+        self._last = (folded, found)
+        return found

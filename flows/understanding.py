@@ -62,8 +62,8 @@ def yes_no(text: str, chain: Sequence[Lexicon]) -> bool | None:
         return text == "1"
     # The longest phrase wins, across languages: "pas d accord" (no) holds "d accord" (yes),
     # "not ok" holds "ok"; the shorter phrase then counts in no lexicon of the chain.
-    yes = {w for lex in chain for w in lex.yes if contains_phrase(text, w)}
-    no = {w for lex in chain for w in lex.no if contains_phrase(text, w)}
+    yes = {w for lex in chain for w in lex.yes & lex.phrases_in(text)}
+    no = {w for lex in chain for w in lex.no & lex.phrases_in(text)}
     yes_alone = {w for w in yes if not any(w != n and contains_phrase(n, w) for n in no)}
     no_alone = {w for w in no if not any(w != y and contains_phrase(y, w) for y in yes)}
     for lex in chain:
@@ -101,15 +101,14 @@ def intent(text: str, chain: Sequence[Lexicon]) -> str | None:
         word
         for lex in chain
         for words in lex.services.values()
-        for word in words
-        if " " in word and contains_phrase(text, word)
+        for word in words & lex.phrases_in(text)
+        if " " in word
     ]
     found: list[tuple[int, int, int, str]] = []
     for rank, lex in enumerate(chain):
+        held = lex.phrases_in(text)
         for name, words in lex.intents.items():
-            for word in words:
-                if not contains_phrase(text, word):
-                    continue
+            for word in words & held:
                 if any(len(s) > len(word) and contains_phrase(s, word) for s in services):
                     continue
                 found.append((_INTENT_TIERS.get(name, 0), len(word), -rank, name))
@@ -259,8 +258,9 @@ def detect_language(text: str, lexicons: Sequence[Lexicon]) -> str | None:
     """
     scores: dict[str, int] = {}
     for lex in lexicons:
-        greeting = any(contains_phrase(text, g) for g in lex.greetings)
-        markers = sum(1 for m in lex.markers if contains_phrase(text, m))
+        held = lex.phrases_in(text)
+        greeting = not lex.greetings.isdisjoint(held)
+        markers = len(lex.markers & held)
         score = (3 if greeting else 0) + markers
         if score:
             scores[lex.language] = score
@@ -401,10 +401,9 @@ def _service_in(folded: str, chain: Sequence[Lexicon]) -> str | None:
     hits: dict[str, int] = {}
     phrases: list[tuple[str, str]] = []
     for lex in chain:
+        held = lex.phrases_in(folded)
         for code, words in lex.services.items():
-            for word in words:
-                if contains_phrase(folded, word):
-                    phrases.append((word, code))
+            phrases.extend((word, code) for word in words & held)
     # a phrase inside a longer one found ("carte" in "carte consulaire") does not count
     for word, code in phrases:
         if not any(w != word and contains_phrase(w, word) for w, _ in phrases):
@@ -453,16 +452,16 @@ def politeness(folded: str, chain: Sequence[Lexicon]) -> tuple[str | None, bool,
     thanks = 0  # the length of the longest thanks phrase
     polite: set[str] = set()
     for lex in chain:
+        held = lex.phrases_in(folded)
         for word, period in lex.greeting_periods.items():
-            if contains_phrase(folded, word):
+            if word in held:
                 polite.add(word)
                 if greeting is None or len(word) > greeting[0]:
                     greeting = (len(word), period)
-        for word in lex.thanks:
-            if contains_phrase(folded, word):
-                polite.add(word)
-                thanks = max(thanks, len(word))
-        polite |= {w for w in lex.polite if contains_phrase(folded, w)}
+        for word in lex.thanks & held:
+            polite.add(word)
+            thanks = max(thanks, len(word))
+        polite |= lex.polite & held
     if greeting is not None and thanks > greeting[0]:
         greeting = None  # "a ni ce kosobe": thanks that hold a greeting's words
     rest = f" {folded} "

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import date, time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.locales import load_lexicons
 from flows.lexicon import Lexicon
-from flows.text import MAX_INPUT, clean, contains_phrase, expand, fold
+from flows.text import MAX_INPUT, PhraseIndex, clean, contains_phrase, expand, fold
 from flows.understanding import (
     Place,
     Understood,
@@ -686,3 +688,21 @@ def test_a_reference_of_an_unknown_post_is_none_in_a_sentence() -> None:
 )
 def test_times_in_a_sentence(typed: str, moment: time | None) -> None:
     assert said(typed).time == moment
+
+
+_WORD = st.sampled_from(["bonjour", "ne", "y", "windiga", "rdv", "passeport", "a", "ni", "ce"])
+_PHRASE = st.lists(_WORD, min_size=1, max_size=3).map(" ".join)
+
+
+@given(phrases=st.lists(_PHRASE, max_size=12), text=st.lists(_WORD, max_size=8).map(" ".join))
+def test_the_phrase_index_finds_what_contains_phrase_finds(phrases: list[str], text: str) -> None:
+    index = PhraseIndex(phrases)
+    expected = {p for p in phrases if contains_phrase(text, p)}
+    assert index.found(text) == expected
+    assert index.found(text) == expected  # the remembered answer is the same
+
+
+def test_every_lexicon_phrase_is_found_in_a_sentence_that_holds_it() -> None:
+    for lex in load_lexicons().by_lang.values():
+        for greeting in lex.greetings:
+            assert greeting in lex.phrases_in(f"eh {greeting} toi"), (lex.language, greeting)
