@@ -485,6 +485,8 @@ def understand(
     message without one asks for (a bare service: the lexicon's `bare_service`).
     """
     greeting, thanks, only_polite = politeness(folded, chain)
+    if only_polite:  # "bonjour", "merci beaucoup": every word is politeness, nothing asked
+        return Understood(greeting=greeting, thanks=thanks, only_polite=True)
     request = request_reference(text, (place.code for place in places))
     booking = booking_reference(text)
     rest = folded

@@ -1,16 +1,17 @@
-"""Our Twilio signature check (bot.channels.whatsapp.validate_signature) says exactly what
-twilio's own RequestValidator says, on random forms, URLs and signatures — computed once where
-the SDK computes it twice."""
+"""How the webhook reads Twilio's post, against the reference implementations on random
+input: the form as `parse_qsl` reads it, and the signature as twilio's own RequestValidator
+checks it (ours computes it once where the SDK computes it twice)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from bot.channels.whatsapp import Form, parse_body, validate_signature
+from bot.channels.whatsapp import MAX_FIELDS, Form, parse_body, validate_signature
 
 TOKEN = "12345678901234567890123456789012"
 URLS = st.sampled_from(
@@ -77,3 +78,16 @@ def test_nothing_holds_without_a_token_or_a_signature() -> None:
     assert not validate_signature(TOKEN, url, form, None)
     assert not validate_signature(TOKEN, url, form, "")
     assert not validate_signature(TOKEN, url, form, "é" * 28)
+
+
+@given(st.text(st.sampled_from("ab=&+%2041é\u20acE9z"), max_size=40))
+def test_a_body_is_read_as_parse_qsl_reads_it(body: str) -> None:
+    assert parse_body(body.encode()).pairs == parse_qsl(body, keep_blank_values=True)
+
+
+def test_a_body_that_is_no_form_is_refused() -> None:
+    with pytest.raises(ValueError, match="fields"):
+        parse_body(b"a=1" + b"&a=1" * MAX_FIELDS)
+    with pytest.raises(UnicodeDecodeError):
+        parse_body(b"Body=\xff")
+    assert len(parse_body(b"a=1" + b"&a=1" * (MAX_FIELDS - 1)).pairs) == MAX_FIELDS

@@ -43,13 +43,26 @@ def country_of(phone: str | None) -> str | None:
     return region if region and region != "ZZ" else None
 
 
+def _set(column: str) -> sa.Update:
+    """`UPDATE citizen SET <column> = :value WHERE id = :id`, built once: a conversation's
+    turns set these (sa's compiled cache then skips the statement's construction)."""
+    return (
+        sa.update(citizen)
+        .where(citizen.c.id == sa.bindparam("citizen_id"))
+        .values({column: sa.bindparam("value")})
+    )
+
+
+_SET_LANG, _SET_OPTED_OUT, _SET_VOICE = _set("lang"), _set("opted_out"), _set("voice")
+
+
 def set_language(conn: Connection, citizen_id: int, lang: str) -> None:
-    conn.execute(sa.update(citizen).where(citizen.c.id == citizen_id).values(lang=lang))
+    conn.execute(_SET_LANG, {"citizen_id": citizen_id, "value": lang})
 
 
 def set_opted_out(conn: Connection, citizen_id: int, opted_out: bool) -> None:
-    conn.execute(sa.update(citizen).where(citizen.c.id == citizen_id).values(opted_out=opted_out))
+    conn.execute(_SET_OPTED_OUT, {"citizen_id": citizen_id, "value": opted_out})
 
 
 def set_voice(conn: Connection, citizen_id: int, on: bool) -> None:
-    conn.execute(sa.update(citizen).where(citizen.c.id == citizen_id).values(voice=on))
+    conn.execute(_SET_VOICE, {"citizen_id": citizen_id, "value": on})
