@@ -45,6 +45,8 @@ class WaitlistFlow:
         if not agreed:
             return Home(say=(msg("waitlist.offer.declined"),))
         booked = result.appointment
+        if result.outcome is BookingOutcome.limit_reached:
+            return Home(say=(msg("booking.limit_reached"),))
         if result.outcome is not BookingOutcome.booked or booked is None:
             return Home(say=(msg("waitlist.offer.gone"),))
         done = msg(

@@ -73,6 +73,22 @@ def lined_up(api: StaffApi) -> tuple[int, int]:
     return awa, issa
 
 
+def one_free_seat(engine: Engine) -> None:
+    """One free Abidjan passport seat: Wednesday 09:00 only."""
+    with db.write(engine) as conn:
+        conn.execute(
+            sa.insert(slot_t).values(
+                post_service_id=sa.select(offer_t.c.id)
+                .join(service_t, service_t.c.id == offer_t.c.service_id)
+                .where(service_t.c.code == "passport", offer_t.c.post_id == 1)
+                .scalar_subquery(),
+                starts_at=NOW.replace(hour=9) + timedelta(days=1),
+                capacity=1,
+                booked=0,
+            )
+        )
+
+
 def test_capacity_raised_offers_the_seat_to_the_first_in_line_who_takes_it(
     demo_engine: Engine,
 ) -> None:
@@ -113,18 +129,7 @@ def test_capacity_raised_offers_the_seat_to_the_first_in_line_who_takes_it(
 def test_an_offer_not_answered_in_time_goes_to_the_next(demo_engine: Engine) -> None:
     api = staff_api(demo_engine)
     awa, issa = lined_up(api)
-    with db.write(demo_engine) as conn:  # one free seat: Wednesday 09:00 only
-        conn.execute(
-            sa.insert(slot_t).values(
-                post_service_id=sa.select(offer_t.c.id)
-                .join(service_t, service_t.c.id == offer_t.c.service_id)
-                .where(service_t.c.code == "passport", offer_t.c.post_id == 1)
-                .scalar_subquery(),
-                starts_at=NOW.replace(hour=9) + timedelta(days=1),
-                capacity=1,
-                booked=0,
-            )
-        )
+    one_free_seat(demo_engine)
     assert waitlist.run(demo_engine, NOW) == 1
     first, second = entries(demo_engine)
     assert (first.status, second.status) == ("offered", "waiting")
@@ -243,3 +248,31 @@ def test_staff_see_a_posts_waitlist(demo_engine: Engine) -> None:
     ]
     assert line.json()[0]["offer_expires_at"] == "2026-12-01T10:00:00Z"
     assert api.get("/posts/ABJ/waitlist", who="acc").status_code == 404
+
+
+def test_an_offer_taken_past_the_limits_goes_to_the_next(demo_engine: Engine) -> None:
+    """Awa joined the line, then booked four other services from her phone (the post's
+    allowance in 30 days): the seat offered to her is refused, as a booking would be, and
+    passed on to Issa."""
+    api = staff_api(demo_engine)
+    awa, issa = lined_up(api)
+    with db.write(demo_engine) as conn:
+        desk = BookingService(conn)
+        services = ("cnib", "consular_card", "civil_status", "legalization")
+        for n, service in enumerate(services):  # each at its own time: one person, one place
+            [day, *_] = desk.open_days("ABJ", service, NOW, 1)
+            slot = desk.open_times("ABJ", service, day, NOW)[n]
+            made = desk.book(awa, "ABJ", service, slot.starts_at, "Awa Ouédraogo", NOW)
+            assert made.outcome is BookingOutcome.booked, service
+    one_free_seat(demo_engine)
+    assert waitlist.run(demo_engine, NOW) == 1
+    first, second = entries(demo_engine)
+    assert (first.citizen_id, first.status) == (awa, "offered")
+    refused = world(demo_engine, lambda w: w.answer_offer(awa, first.id, True, NOW))
+    assert refused.outcome is BookingOutcome.limit_reached
+    first, second = entries(demo_engine)
+    assert first.status == "declined"
+    assert (second.citizen_id, second.status) == (issa, "offered")
+    assert second.offered_starts_at == first.offered_starts_at  # the same seat, passed on
+    taken = world(demo_engine, lambda w: w.answer_offer(issa, second.id, True, NOW))
+    assert taken.outcome is BookingOutcome.booked

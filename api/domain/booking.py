@@ -482,6 +482,10 @@ class BookingService:
         if not accept:
             waitlist.decline(self.conn, citizen_id, entry_id, now)
             return BookingResult(BookingOutcome.unavailable)
+        if self._offer_beyond_limits(citizen_id, entry_id, now):
+            # booked elsewhere since joining the line or the draw: the seat goes to the next
+            waitlist.decline(self.conn, citizen_id, entry_id, now)
+            return BookingResult(BookingOutcome.limit_reached)
         taken = waitlist.accept(self.conn, citizen_id, entry_id, now)
         if taken is None:
             return BookingResult(BookingOutcome.unavailable)
@@ -505,6 +509,22 @@ class BookingService:
             status=BOOKED,
         )
         return BookingResult(BookingOutcome.booked, info)
+
+    def _offer_beyond_limits(self, citizen_id: int, entry_id: int, now: datetime) -> bool:
+        """Whether taking this offer would pass the post's limits, weighed as a booking is."""
+        terms = waitlist.offered_terms(self.conn, citizen_id, entry_id, now)
+        if terms is None:
+            return False  # gone: `accept` says so
+        fairness.lock(self.conn, citizen_id, terms.post_id, terms.full_name)
+        stopped = fairness.limit(
+            self.conn, citizen_id, terms.post_id, terms.service_id, terms.full_name, now
+        )
+        if stopped is None:
+            return False
+        post_code, _service = waitlist.codes(self.conn, terms.post_id, terms.service_id)
+        post = self.post(post_code)
+        tz = ZoneInfo(post.timezone if post is not None else "UTC")
+        return not fairness.within(stopped, tz, terms.offered_starts_at, now)
 
     def hold_seat(
         self, post_code: str, service_code: str, now: datetime

@@ -186,16 +186,31 @@ def decline(conn: Connection, citizen_id: int, entry_id: int, now: datetime) -> 
     return bool(ended)
 
 
+def _open_offer(citizen_id: int, entry_id: int, now: datetime) -> tuple[Any, ...]:
+    """The citizen's entry while its offer holds."""
+    return (
+        _entry.c.id == entry_id,
+        _entry.c.citizen_id == citizen_id,
+        _entry.c.status == OFFERED,
+        _entry.c.offer_expires_at > now,
+    )
+
+
+def offered_terms(conn: Connection, citizen_id: int, entry_id: int, now: datetime) -> Any:
+    """What an open offer would book — post, service, name, start — for the limits to weigh
+    before it is taken (a row, or None once the offer is gone)."""
+    return conn.execute(
+        sa.select(
+            _entry.c.post_id, _entry.c.service_id, _entry.c.full_name, _entry.c.offered_starts_at
+        ).where(*_open_offer(citizen_id, entry_id, now))
+    ).first()
+
+
 def accept(conn: Connection, citizen_id: int, entry_id: int, now: datetime) -> Any:
     """The one conditional UPDATE that takes an offer: the entry's row, or None."""
     return conn.execute(
         sa.update(_entry)
-        .where(
-            _entry.c.id == entry_id,
-            _entry.c.citizen_id == citizen_id,
-            _entry.c.status == OFFERED,
-            _entry.c.offer_expires_at > now,
-        )
+        .where(*_open_offer(citizen_id, entry_id, now))
         .values(status=BOOKED, updated_at=now)
         .returning(
             _entry.c.offer_slot_id,
@@ -247,12 +262,7 @@ def offer(conn: Connection, citizen_id: int, entry_id: int, now: datetime) -> An
                 _service, _service.c.id == _entry.c.service_id
             )
         )
-        .where(
-            _entry.c.id == entry_id,
-            _entry.c.citizen_id == citizen_id,
-            _entry.c.status == OFFERED,
-            _entry.c.offer_expires_at > now,
-        )
+        .where(*_open_offer(citizen_id, entry_id, now))
     ).first()
 
 
