@@ -1,12 +1,12 @@
 """The messaging channels wired to the database: what a provider's payload does here, and the
-senders the worker sends with. Used by the webhook routes (api.http.webhooks), the Telegram
-poller and the worker (api.worker).
+senders the worker sends with. Used by the webhook routes (api.http.webhooks for Telegram,
+api.http.whatsapp_webhooks for Twilio), the Telegram poller and the worker (api.worker).
 
 Where a turn runs. The runtime is synchronous (SQLAlchemy). `Messaging.run` (api.messaging) is
 the one decision: on SQLite a turn runs on the event loop (sub-millisecond, and SQLite
 serialises writers anyway), the turns of one pass of the loop sharing one commit
-(api.group_commit); on PostgreSQL it runs in the threadpool. Every other database call made
-here follows the same decision, through `ChannelHandlers.call`.
+(api.group_commit); on PostgreSQL it runs on a few threads (`api.messaging.DB_THREADS`).
+Every other database call made here follows the same decision, through `ChannelHandlers.call`.
 """
 
 from __future__ import annotations
