@@ -249,8 +249,7 @@ def proof_documents(settings: Settings, engine: Engine) -> telegram_channel.Down
 
     def read(token: str) -> bytes | None:
         with db.read(engine) as conn:
-            found = appointment_proof.find(conn, key, token)
-        return appointment_proof.calendar(found) if found is not None else None
+            return appointment_proof.calendar_file(conn, key, token)
 
     async def download(url: str) -> bytes | None:
         token, _, name = url.removeprefix(prefix).partition("/")

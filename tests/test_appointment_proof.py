@@ -99,7 +99,8 @@ def api(demo_engine: Engine) -> StaffApi:
 
 
 def booked(api: StaffApi, phone: str = "+2250701000001", **kw: Any) -> dict[str, Any]:
-    appointment = api.book(api.citizen(phone), day=kw.pop("day", DAY), **kw)
+    citizen = api.citizen(phone, lang=kw.pop("lang", "fr"))
+    appointment = api.book(citizen, day=kw.pop("day", DAY), **kw)
     key = api.client.app.state.proof_key
     return {**appointment, "proof": proof.token(key, appointment["reference"])}
 
@@ -138,6 +139,17 @@ def test_the_qr_code_and_the_calendar_file_are_served_at_the_tokens_url(api: Sta
     assert [str(tz["TZID"]) for tz in calendar.walk("VTIMEZONE")] == ["Europe/Paris"]
     starts_at = api.get(f"/appointments/{paris['id']}").json()["starts_at"]
     assert event.decoded("dtstart") == datetime.fromisoformat(starts_at.replace("Z", "+00:00"))
+
+    # in the citizen's language, through the catalogs (Mooré: a draft, used all the same)
+    for lang, service, words in (("en", "Passport", "At the desk"), ("mos", "", "QR code")):
+        theirs = booked(api, f"+22507010001{len(lang)}", lang=lang, day=DAY + timedelta(days=1))
+        ics = api.client.get(f"/proof/{theirs['proof']}/rendez-vous.ics").content
+        [event] = icalendar.Calendar.from_ical(ics).walk("VEVENT")
+        assert service in str(event["summary"])
+        assert "Abidjan" in str(event["summary"])
+        assert words in str(event["description"])
+        assert theirs["reference"] in str(event["description"])
+        assert "À l'accueil" not in str(event["description"])  # not the French
 
     # lower case (a hand-typed URL) names the same proof
     assert api.client.get(f"/proof/{token.lower()}/qr.png").status_code == 200

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import io
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -38,10 +39,12 @@ from api.domain import appointment_desk
 from api.domain.appointment_desk import AppointmentRecord
 from api.domain.audit import StaffWrite
 from api.domain.errors import NotVisible, Refused
+from api.domain.outbox import renderer_for
 from api.domain.tables import table
-from api.models import Appointment, AppointmentStatus, Post, PostService, Service
+from api.models import Appointment, AppointmentStatus, Citizen, Post, PostService, Service
 from bot.channels import DOCUMENT, IMAGE, Media
-from flows.messages import Attachment
+from flows.choices import service_name
+from flows.messages import Attachment, Msg, msg, raw
 
 PNG = "image/png"
 ICS = "text/calendar"
@@ -56,6 +59,7 @@ _appointment = table(Appointment)
 _post = table(Post)
 _service = table(Service)
 _post_service = table(PostService)
+_citizen = table(Citizen)
 
 
 def proof_key(proof_secret: str | None, console_secret: str | None = None) -> bytes:
@@ -128,7 +132,8 @@ class ProvenAppointment:
     post_name: str
     post_address: str
     timezone: str
-    service_name: str
+    service_code: str
+    lang: str  # the citizen's language, for the calendar file's words
 
 
 def find(conn: Connection, key: bytes, proof: str) -> ProvenAppointment | None:
@@ -145,12 +150,14 @@ def find(conn: Connection, key: bytes, proof: str) -> ProvenAppointment | None:
             _post.c.name.label("post_name"),
             _post.c.address,
             _post.c.timezone,
-            _service.c.name.label("service_name"),
+            _service.c.code.label("service_code"),
             _post_service.c.slot_minutes,
+            _citizen.c.lang,
         )
         .select_from(
             _appointment.join(_post, _post.c.id == _appointment.c.post_id)
             .join(_service, _service.c.id == _appointment.c.service_id)
+            .outerjoin(_citizen, _citizen.c.id == _appointment.c.citizen_id)
             .outerjoin(
                 _post_service,
                 (_post_service.c.post_id == _appointment.c.post_id)
@@ -170,7 +177,8 @@ def find(conn: Connection, key: bytes, proof: str) -> ProvenAppointment | None:
         post_name=row.post_name,
         post_address=row.address,
         timezone=row.timezone,
-        service_name=row.service_name,
+        service_code=row.service_code,
+        lang=row.lang or "fr",
     )
 
 
@@ -181,8 +189,16 @@ def qr_png(proof: str) -> bytes:
     return out.getvalue()
 
 
-def calendar(found: ProvenAppointment) -> bytes:
-    """The appointment as an iCalendar file, in the post's time zone (with its VTIMEZONE)."""
+def calendar_file(conn: Connection, key: bytes, proof: str) -> bytes | None:
+    """The calendar file of the appointment a proof is for (None as `find`), its words
+    rendered as this engine's notices are (api.domain.outbox.renderer_for)."""
+    found = find(conn, key, proof)
+    return calendar(found, renderer_for(conn).render) if found is not None else None
+
+
+def calendar(found: ProvenAppointment, render: Callable[[Msg, str], str]) -> bytes:
+    """The appointment as an iCalendar file, in the post's time zone (with its VTIMEZONE), its
+    words in the citizen's language (`render`: the bot's renderer)."""
     tz = ZoneInfo(found.timezone)
     start = found.starts_at.astimezone(tz)
     event = icalendar.Event()
@@ -190,12 +206,15 @@ def calendar(found: ProvenAppointment) -> bytes:
     event.add("dtstamp", found.created_at)
     event.add("dtstart", start)
     event.add("dtend", start + timedelta(minutes=found.minutes))
-    event.add("summary", f"{found.service_name} — {found.post_name}")
-    event.add("location", ", ".join(p for p in (found.post_name, found.post_address) if p))
+    # i18n: the calendar file's title: the service and the post (a name as the post writes it)
+    service, post = service_name(found.service_code), raw(found.post_name)
     event.add(
-        "description",
-        f"Rendez-vous {found.reference}. Présentez le code QR reçu avec la confirmation.",
+        "summary", render(msg("proof.calendar.summary", service=service, post=post), found.lang)
     )
+    event.add("location", ", ".join(p for p in (found.post_name, found.post_address) if p))
+    # i18n: the calendar file's note: the reference, and the QR code to show at the desk
+    note = msg("proof.calendar.description", reference=found.reference)
+    event.add("description", render(note, found.lang))
     cancelled = found.status is AppointmentStatus.cancelled
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     cal = icalendar.Calendar()

@@ -2,7 +2,8 @@
 calendar file of an appointment, for the providers that fetch media by URL (Twilio, Telegram)
 and for the citizen who opens them (the last segment names the file). No login; the token is
 signed (api.domain.appointment_proof), so the URL cannot be guessed from a reference, and a
-forged or unknown one is a 404. HEAD too: Twilio checks a media's Content-Type with it."""
+forged or unknown one is a 404. HEAD too: Twilio checks a media's Content-Type with it. The
+calendar file speaks the citizen's language, through the catalogs as the bot does."""
 
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ def proof_qr(token: Token, request: Request) -> Response:
 
 @router.api_route(f"/proof/{{token}}/{proof.CALENDAR_FILE}", methods=["GET", "HEAD"])
 def proof_calendar(token: Token, request: Request) -> Response:
-    found = _found(request, token)
-    if found is None:
+    with db.read(request.app.state.engine) as conn:
+        ics = proof.calendar_file(conn, request.app.state.proof_key, token)
+    if ics is None:
         return Response(status_code=404)
     disposition = f'attachment; filename="{proof.CALENDAR_FILE}"'
     return Response(
-        proof.calendar(found),
+        ics,
         media_type=f"{proof.ICS}; charset=utf-8",
         headers={**_HEADERS, "Content-Disposition": disposition},
     )
