@@ -621,6 +621,9 @@ def test_requests_list_filters(api: StaffApi) -> None:
     assert [r["reference"] for r in by_reference["items"]] == [first]
     by_phone = api.get("/requests", params={"phone": "+225 07 01 00 00 02"}).json()
     assert [r["reference"] for r in by_phone["items"]] == [second]
+    local = api.get("/requests", params={"phone": "07 01 00 00 02", "post": "ABJ"}).json()
+    assert [r["reference"] for r in local["items"]] == [second]  # as typed at an Abidjan desk
+    assert_problem(api.get("/requests", params={"phone": "not a number"}), 422)
     assert_problem(api.get("/requests/ABJ-2026-999999"), 404)
 
 

@@ -122,6 +122,13 @@ def understand(text: str, countries: Iterable[str]) -> Terms:
     return Terms(text=text, booking=booking, request=request, phones=phones, words=words)
 
 
+def phone_terms(text: str, countries: Iterable[str]) -> Terms | None:
+    """A `phone=` filter as search terms (its readings, local in each of `countries`); None
+    when it is no phone number."""
+    readings = phone_readings(text, countries)
+    return Terms(text=text, phones=readings) if readings else None
+
+
 def countries_of(conn: Connection, staff: StaffPrincipal, post_id: int | None = None) -> list[str]:
     """The countries a local number is read in: the post's, or those of the caller's posts."""
     query = sa.select(_post.c.country).where(post_filter(staff, _post.c.id)).distinct()

@@ -37,7 +37,7 @@ from api.http.staff.deps import (
     post_table,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
-from api.http.staff.fields import ONE_LINE, Day, IdPath
+from api.http.staff.fields import NOT_A_PHONE, ONE_LINE, Day, IdPath
 from api.models import AppointmentStatus
 
 router = APIRouter(tags=["appointments"], route_class=ProblemRoute, responses=responses(401, 422))
@@ -151,10 +151,9 @@ def list_appointments(
         if phone is not None or q is not None:
             countries = search.countries_of(conn, staff, chosen.id if post is not None else None)
         if phone is not None:
-            readings = search.phone_readings(phone, countries)
-            if not readings:
-                raise ProblemError(422, "phone: not a phone number, international or local")
-            terms = search.Terms(text=phone, phones=readings)
+            terms = search.phone_terms(phone, countries)
+            if terms is None:
+                raise ProblemError(422, NOT_A_PHONE)
             query = query.where(search.appointment_matches(terms))
         if q is not None:
             query = query.where(search.appointment_matches(search.understand(q, countries)))

@@ -60,3 +60,6 @@ def _calendar_day(value: date) -> date:
 
 Day = Annotated[date, AfterValidator(_calendar_day)]
 """A day of the consular calendar (closures, appointment lists): 2000 to 2199."""
+
+# The 422 of a `phone=` filter that is no phone number (api.domain.search.phone_terms).
+NOT_A_PHONE = "phone: not a phone number, international or local"

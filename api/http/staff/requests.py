@@ -36,7 +36,7 @@ from api.http.staff.deps import (
     post_filter,
 )
 from api.http.staff.errors import ProblemError, ProblemRoute, responses
-from api.http.staff.fields import ONE_LINE, PostCode, ReferencePath, ServiceCode
+from api.http.staff.fields import NOT_A_PHONE, ONE_LINE, PostCode, ReferencePath, ServiceCode
 from api.models import ConsularRequest, RequestStatus
 
 router = APIRouter(tags=["requests"], route_class=ProblemRoute, responses=responses(401, 422))
@@ -180,7 +180,15 @@ def list_requests(
     ] = None,
     status: RequestStatus | None = None,
     reference: Annotated[str | None, Query(max_length=40, pattern=ONE_LINE)] = None,
-    phone: Annotated[str | None, Query(max_length=32, pattern=ONE_LINE)] = None,
+    phone: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=ONE_LINE,
+            description="The phone number on the request or its citizen's, international or "
+            "local to the post (to each of the caller's posts when no post is given)",
+        ),
+    ] = None,
     q: Annotated[
         str | None,
         Query(
@@ -193,14 +201,18 @@ def list_requests(
 ) -> Page[RequestPublic]:
     query = record_query().where(post_filter(staff, request_table.c.post_id))
     with read(db) as conn:
-        if post is not None:
-            query = query.where(request_table.c.post_id == get_post(conn, staff, post).id)
+        chosen = get_post(conn, staff, post).id if post is not None else None
+        if chosen is not None:
+            query = query.where(request_table.c.post_id == chosen)
         if status is not None:
             query = query.where(request_table.c.status == status.value)
         if reference is not None:
             query = query.where(request_table.c.reference == clean_reference(reference))
         if phone is not None:
-            query = query.where(request_table.c.phone == (normalise_phone(phone) or ""))
+            terms = search.phone_terms(phone, search.countries_of(conn, staff, chosen))
+            if terms is None:
+                raise ProblemError(422, NOT_A_PHONE)
+            query = query.where(search.request_matches(terms))
         if q is not None:
             terms = search.understand(q, search.countries_of(conn, staff))
             query = query.where(search.request_matches(terms))
