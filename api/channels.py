@@ -171,7 +171,7 @@ class ChannelHandlers:
 
     # -- WhatsApp -------------------------------------------------------------------------------
 
-    def whatsapp_signed(self, url: str, form: Any, signature: str | None) -> bool:
+    def whatsapp_signed(self, url: str, form: whatsapp_channel.Form, signature: str | None) -> bool:
         token = self.settings.twilio_auth_token
         return bool(token) and whatsapp_channel.validate_signature(
             token or "", url, form, signature

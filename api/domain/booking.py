@@ -521,10 +521,7 @@ class BookingService:
         )
         if stopped is None:
             return False
-        post_code, _service = waitlist.codes(self.conn, terms.post_id, terms.service_id)
-        post = self.post(post_code)
-        tz = ZoneInfo(post.timezone if post is not None else "UTC")
-        return not fairness.within(stopped, tz, terms.offered_starts_at, now)
+        return not fairness.within(stopped, ZoneInfo(terms.timezone), terms.offered_starts_at, now)
 
     def hold_seat(
         self, post_code: str, service_code: str, now: datetime

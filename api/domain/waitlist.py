@@ -197,12 +197,18 @@ def _open_offer(citizen_id: int, entry_id: int, now: datetime) -> tuple[Any, ...
 
 
 def offered_terms(conn: Connection, citizen_id: int, entry_id: int, now: datetime) -> Any:
-    """What an open offer would book — post, service, name, start — for the limits to weigh
-    before it is taken (a row, or None once the offer is gone)."""
+    """What an open offer would book — post (and its time zone), service, name, start — for
+    the limits to weigh before it is taken (a row, or None once the offer is gone)."""
     return conn.execute(
         sa.select(
-            _entry.c.post_id, _entry.c.service_id, _entry.c.full_name, _entry.c.offered_starts_at
-        ).where(*_open_offer(citizen_id, entry_id, now))
+            _entry.c.post_id,
+            _post.c.timezone,
+            _entry.c.service_id,
+            _entry.c.full_name,
+            _entry.c.offered_starts_at,
+        )
+        .join(_post, _post.c.id == _entry.c.post_id)
+        .where(*_open_offer(citizen_id, entry_id, now))
     ).first()
 
 

@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.channels import WEBHOOK_WHATSAPP, WEBHOOK_WHATSAPP_STATUS, webhook_url
+from api.channels import WEBHOOK_WHATSAPP, WEBHOOK_WHATSAPP_STATUS, ChannelHandlers, webhook_url
 from api.http.body_limit import BodyTooLarge, declared_within, limit_for, too_large_problem
 from api.http.problems import failure_answer, problem
 from api.http.request_ids import scope_request_id
@@ -82,10 +82,10 @@ class TwilioWebhooks:
             raw = await _body(scope, receive, cap)
         except _TooLarge:
             return _parts(too_large_problem(BodyTooLarge(cap).detail))
-        form = self._signed_form(scope, path, raw)
+        handlers = channel_handlers(self.state)
+        form = self._signed_form(handlers, scope, path, raw)
         if form is None:
             return _parts(problem(403, "Forbidden", "missing or wrong X-Twilio-Signature"))
-        handlers = channel_handlers(self.state)
         if path == WEBHOOK_WHATSAPP_STATUS:
             await handlers.whatsapp_status(form)
             return 200, TWIML, whatsapp_channel.empty_twiml().encode(), []
@@ -94,7 +94,9 @@ class TwilioWebhooks:
             return _parts(problem(400, "Bad Request", detail))
         return 200, TWIML, (await handlers.whatsapp(form)).encode(), []
 
-    def _signed_form(self, scope: Scope, path: str, raw: bytes) -> whatsapp_channel.Form | None:
+    def _signed_form(
+        self, handlers: ChannelHandlers, scope: Scope, path: str, raw: bytes
+    ) -> whatsapp_channel.Form | None:
         """The form, when Twilio's signature over the public URL and the form holds. Twilio
         posts url-encoded forms; any other body is an empty form (which a signature may cover)."""
         signature = content_type = None
@@ -113,7 +115,7 @@ class TwilioWebhooks:
         query = scope.get("query_string", b"")
         if query:
             url = f"{url}?{query.decode('latin-1')}"
-        return form if channel_handlers(self.state).whatsapp_signed(url, form, signature) else None
+        return form if handlers.whatsapp_signed(url, form, signature) else None
 
 
 async def _body(scope: Scope, receive: Receive, cap: int) -> bytes:

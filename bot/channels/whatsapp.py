@@ -93,8 +93,8 @@ logging.getLogger("twilio").setLevel(logging.WARNING)
 
 class Form(dict[str, str]):
     """A webhook's form as parsed once from its body (`parse_body`): the last value of each
-    field, as Twilio's fields are single, and every value for the signature (`getall`, which
-    twilio's RequestValidator asks for), so that a repeated field is checked as it was sent."""
+    field, as Twilio's fields are single, and every pair as sent for the signature (`pairs`),
+    so that a repeated field is checked as it was sent."""
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         super().__init__(pairs)
@@ -104,9 +104,6 @@ class Form(dict[str, str]):
     def pairs(self) -> list[tuple[str, str]]:
         """Every (name, value) as sent, repeats included."""
         return self._pairs
-
-    def getall(self, name: str) -> list[str]:
-        return [value for key, value in self._pairs if key == name]
 
 
 MAX_FIELDS = 1000  # what a form may hold (Starlette's default): a bigger one is refused
@@ -138,7 +135,7 @@ def _percent_decoded(part: str) -> str:
     return unquote(part)
 
 
-def validate_signature(auth_token: str, url: str, form: Any, signature: str | None) -> bool:
+def validate_signature(auth_token: str, url: str, form: Form, signature: str | None) -> bool:
     """`X-Twilio-Signature` (HMAC-SHA1, base64) over the exact public URL and the form, as
     twilio's `RequestValidator` checks it — each name with each of its distinct values, names
     and values sorted — and, like it, with the URL both without and with its port (Twilio signs
@@ -148,22 +145,11 @@ def validate_signature(auth_token: str, url: str, form: Any, signature: str | No
     if not signature or not auth_token:
         return False
     given = signature.encode("latin-1", "replace")
-    payload = "".join(name + value for name, value in sorted(set(_pairs(form)))).encode("utf-8")
+    payload = "".join(name + value for name, value in sorted(set(form.pairs))).encode("utf-8")
     key = auth_token.encode("utf-8")
     return any(
         hmac.compare_digest(_sign(key, variant + payload), given) for variant in _variants(url)
     )
-
-
-def _pairs(form: Any) -> Iterable[tuple[str, str]]:
-    if isinstance(form, Form):
-        return form.pairs
-    return [(name, value) for name in form for value in _values(form, name)]
-
-
-def _values(form: Any, name: str) -> list[str]:
-    getall = getattr(form, "getall", None)
-    return list(getall(name)) if getall is not None else [form[name]]
 
 
 def _sign(key: bytes, data: bytes) -> bytes:
