@@ -4,14 +4,7 @@
 (`get_appointment`, `cancel_by_staff`, `set_attendance`). The caller owns the transaction:
 nothing here commits. Write with `api.db.write(engine)` (BEGIN IMMEDIATE on SQLite).
 
-The slot grid. For each opening-hours interval of the weekday, in the post's local time, a
-slot starts at `opens` and then every `slot_minutes` while start + slot_minutes <= closes.
-Local wall times become UTC instants with zoneinfo: a wall time that does not exist (the
-spring-forward gap) is skipped; an ambiguous one (the fall-back hour) is taken with fold=0,
-the first occurrence. A time is bookable when the post and its offer are active, its local
-day is not a closure, it starts at least `min_notice_hours` after now, and its local date is
-at most `booking_window_days` after the post's local today, and no pending draw
-(api.domain.draws) allots the seats of that day: those go to the draw's winners only.
+The slot grid and each offer's bookable times: api.domain.schedule.
 
 Seats. A `slot` row exists only once someone has booked it; until then it has
 `post_service.seats_per_slot` seats. Taking a seat is one conditional statement
@@ -29,26 +22,31 @@ cannot both slip through.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
-from typing import Any, Literal, cast
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel
 
-from api.domain import draws, fairness, waitlist
+from api.domain import fairness, waitlist
+from api.domain.schedule import (
+    POST_COLUMNS,
+    Offer,
+    closures_around,
+    day_end,
+    load_offer,
+    post_info,
+    seats_left,
+)
+from api.domain.tables import table
 from api.models import (
     Appointment,
     AppointmentStatus,
     Citizen,
-    Closure,
-    Draw,
     Post,
     PostService,
     Service,
@@ -79,30 +77,13 @@ ATTENDED = AppointmentStatus.attended.value
 NO_SHOW = AppointmentStatus.no_show.value
 
 
-def _table(model: type[SQLModel]) -> sa.Table:
-    return cast(sa.Table, sa.inspect(model).local_table)
-
-
-_post = _table(Post)
-_service = _table(Service)
-_offer_t = _table(PostService)
-_hours = _table(OpeningHoursRow)
-_closure = _table(Closure)
-_slot = _table(Slot)
-_appt = _table(Appointment)
-_citizen = _table(Citizen)
-_draw = _table(Draw)
-
-_POST_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
-    _post.c.code.label("post_code"),
-    _post.c.name.label("post_name"),
-    _post.c.city.label("post_city"),
-    _post.c.country.label("post_country"),
-    _post.c.timezone.label("post_timezone"),
-    _post.c.address.label("post_address"),
-    _post.c.phone.label("post_phone"),
-    _post.c.email.label("post_email"),
-)
+_post = table(Post)
+_service = table(Service)
+_offer_t = table(PostService)
+_hours = table(OpeningHoursRow)
+_slot = table(Slot)
+_appt = table(Appointment)
+_citizen = table(Citizen)
 
 
 def new_reference() -> str:
@@ -118,170 +99,11 @@ def _aware_utc(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _post_info(row: Row[Any]) -> PostInfo:
-    return PostInfo(
-        code=row.post_code,
-        name=row.post_name,
-        city=row.post_city,
-        country=row.post_country,
-        timezone=row.post_timezone,
-        address=row.post_address,
-        phone=row.post_phone,
-        email=row.post_email,
-    )
-
-
-def local_grid(
-    day: date, intervals: Iterable[tuple[time, time]], slot_minutes: int, tz: ZoneInfo
-) -> list[datetime]:
-    """The slot starts of one local day, as sorted UTC instants (see the module docstring)."""
-    return list(_grid(day, tuple(intervals), slot_minutes, tz))
-
-
-@lru_cache(maxsize=4096)  # every open_days walks a month of grids: compute each day once
-def _grid(
-    day: date, intervals: tuple[tuple[time, time], ...], slot_minutes: int, tz: ZoneInfo
-) -> tuple[datetime, ...]:
-    step = timedelta(minutes=slot_minutes)
-    starts: set[datetime] = set()
-    for opens, closes in intervals:
-        wall = datetime.combine(day, opens)
-        end = datetime.combine(day, closes)
-        while wall + step <= end:
-            instant = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0 when ambiguous
-            # A wall time in the spring-forward gap does not survive the round trip.
-            if instant.astimezone(tz).replace(tzinfo=None) == wall:
-                starts.add(instant)
-            wall += step
-    return tuple(sorted(starts))
-
-
-@dataclass(frozen=True)
-class _Offer:
-    """One post's offer of one service, with its week and the closures that matter."""
-
-    post_id: int
-    post: PostInfo
-    tz: ZoneInfo
-    active: bool  # the post and its offer
-    post_service_id: int
-    service_id: int
-    service_code: str
-    slot_minutes: int
-    seats_per_slot: int
-    booking_window_days: int
-    min_notice_hours: int
-    hours: dict[int, list[tuple[time, time]]]
-    closures: frozenset[date]
-    reserved: tuple[tuple[date, date], ...] = ()  # the periods of pending draws
-
-    def today(self, now: datetime) -> date:
-        return now.astimezone(self.tz).date()
-
-    def earliest(self, now: datetime) -> datetime:
-        return now + timedelta(hours=self.min_notice_hours)
-
-    def last_day(self, now: datetime) -> date:
-        return self.today(now) + timedelta(days=self.booking_window_days)
-
-    def bookable(self, day: date, now: datetime, *, drawn: bool = False) -> list[datetime]:
-        """The grid times of a local day that may be booked at `now`, seats aside. `drawn`:
-        for a draw's winner, whom the draw's period (and no booking window) concerns."""
-        if not self.active or day in self.closures:
-            return []
-        if day < self.today(now) or (day > self.last_day(now) and not drawn):
-            return []
-        if not drawn and any(first <= day <= last for first, last in self.reserved):
-            return []
-        earliest = self.earliest(now)
-        grid = local_grid(day, self.hours.get(day.weekday(), ()), self.slot_minutes, self.tz)
-        return [t for t in grid if t >= earliest]
-
-
 @dataclass(frozen=True)
 class _Held:
     """A citizen's upcoming booked appointments at one instant."""
 
     same_instant: int
-
-
-def _build_offer_query() -> sa.CompoundSelect[Any]:
-    base = _post.join(_offer_t, _offer_t.c.post_id == _post.c.id).join(
-        _service, _service.c.id == _offer_t.c.service_id
-    )
-    offer_columns = (
-        _post.c.id.label("post_id"),
-        *_POST_COLUMNS,
-        sa.and_(_post.c.active, _offer_t.c.active).label("active"),
-        _offer_t.c.id.label("post_service_id"),
-        _service.c.id.label("service_id"),
-        _service.c.code.label("service_code"),
-        _offer_t.c.slot_minutes,
-        _offer_t.c.seats_per_slot,
-        _offer_t.c.booking_window_days,
-        _offer_t.c.min_notice_hours,
-    )
-    which = sa.and_(
-        _post.c.code == sa.bindparam("post_code"),
-        _service.c.code == sa.bindparam("service_code"),
-    )
-    closed_between = _closure.c.day.between(
-        sa.bindparam("closed_from", type_=sa.Date), sa.bindparam("closed_to", type_=sa.Date)
-    )
-    hours = (
-        sa.select(
-            *offer_columns,
-            _hours.c.weekday,
-            _hours.c.opens,
-            _hours.c.closes,
-            sa.cast(sa.null(), sa.Date).label("closed_on"),
-            sa.cast(sa.null(), sa.Date).label("reserved_from"),
-            sa.cast(sa.null(), sa.Date).label("reserved_to"),
-        )
-        .select_from(base.outerjoin(_hours, _hours.c.post_id == _post.c.id))
-        .where(which)
-    )
-    closures = (
-        sa.select(
-            *offer_columns,
-            sa.cast(sa.null(), sa.Integer),
-            sa.cast(sa.null(), sa.Time),
-            sa.cast(sa.null(), sa.Time),
-            _closure.c.day,
-            sa.cast(sa.null(), sa.Date),
-            sa.cast(sa.null(), sa.Date),
-        )
-        .select_from(base.join(_closure, sa.and_(_closure.c.post_id == _post.c.id, closed_between)))
-        .where(which)
-    )
-    pending_draw = sa.and_(
-        _draw.c.post_id == _post.c.id,
-        _draw.c.service_id == _service.c.id,
-        _draw.c.status.in_(draws.PENDING),
-    )
-    drawn = (
-        sa.select(
-            *offer_columns,
-            sa.cast(sa.null(), sa.Integer),
-            sa.cast(sa.null(), sa.Time),
-            sa.cast(sa.null(), sa.Time),
-            sa.cast(sa.null(), sa.Date),
-            _draw.c.first_day,
-            _draw.c.last_day,
-        )
-        .select_from(base.join(_draw, pending_draw))
-        .where(which)
-    )
-    return sa.union_all(hours, closures, drawn)
-
-
-# Built once: each call only binds values, and SQLAlchemy reuses the compiled form.
-_OFFER_QUERY = _build_offer_query()
-_SEATS_QUERY = sa.select(_slot.c.starts_at, _slot.c.capacity, _slot.c.booked).where(
-    _slot.c.post_service_id == sa.bindparam("post_service_id"),
-    _slot.c.starts_at >= sa.bindparam("start", type_=_slot.c.starts_at.type),
-    _slot.c.starts_at < sa.bindparam("end", type_=_slot.c.starts_at.type),
-)
 
 
 class BookingService:
@@ -299,16 +121,16 @@ class BookingService:
 
     def posts(self) -> list[PostInfo]:
         query = (
-            sa.select(*_POST_COLUMNS)
+            sa.select(*POST_COLUMNS)
             .where(_post.c.active.is_(True))
             .order_by(_post.c.country, _post.c.name, _post.c.code)
         )
-        return [_post_info(row) for row in self.conn.execute(query)]
+        return [post_info(row) for row in self.conn.execute(query)]
 
     def post(self, code: str) -> PostInfo | None:
-        query = sa.select(*_POST_COLUMNS).where(_post.c.code == code, _post.c.active.is_(True))
+        query = sa.select(*POST_COLUMNS).where(_post.c.code == code, _post.c.active.is_(True))
         row = self.conn.execute(query).first()
-        return _post_info(row) if row else None
+        return post_info(row) if row else None
 
     def services(self, post_code: str) -> list[ServiceOffer]:
         query = (
@@ -351,7 +173,7 @@ class BookingService:
         if offer is None or not offer.active:
             return []
         today, last = offer.today(now), offer.last_day(now)
-        seats = self._seats_left(offer, offer.earliest(now), self._day_end(offer, last))
+        seats = self._seats_left(offer, offer.earliest(now), day_end(offer, last))
         days: list[date] = []
         day = max(today, offer.earliest(now).astimezone(offer.tz).date())
         while day <= last and len(days) < limit:
@@ -397,7 +219,7 @@ class BookingService:
         full_name = " ".join(full_name.split())[:120]
         if not full_name:
             raise ValueError("full_name is empty")
-        offer = self._offer(post_code, service_code, *self._closures_around(starts_at))
+        offer = self._offer(post_code, service_code, *closures_around(starts_at))
         if offer is None:
             return BookingResult(BookingOutcome.unavailable)
         if starts_at not in offer.bookable(starts_at.astimezone(offer.tz).date(), now):
@@ -491,7 +313,7 @@ class BookingService:
             return BookingResult(BookingOutcome.unavailable)
         post_code, service_code = waitlist.codes(self.conn, taken.post_id, taken.service_id)
         starts_at = taken.offered_starts_at
-        offer = self._offer(post_code, service_code, *self._closures_around(starts_at))
+        offer = self._offer(post_code, service_code, *closures_around(starts_at))
         if offer is None:
             raise RuntimeError(f"waitlist entry {entry_id}: the offer is gone")
         appointment_id, reference = self._insert_appointment(
@@ -658,9 +480,7 @@ class BookingService:
             return BookingResult(BookingOutcome.unavailable)
         if current.starts_at == starts_at:
             return BookingResult(BookingOutcome.booked, self._appointment_info(current))
-        offer = self._offer(
-            current.post_code, current.service_code, *self._closures_around(starts_at)
-        )
+        offer = self._offer(current.post_code, current.service_code, *closures_around(starts_at))
         if offer is None:
             return BookingResult(BookingOutcome.unavailable)
         if starts_at not in offer.bookable(starts_at.astimezone(offer.tz).date(), now):
@@ -728,63 +548,16 @@ class BookingService:
     def _is_sqlite(self) -> bool:
         return self.conn.dialect.name == "sqlite"
 
-    @staticmethod
-    def _closures_around(instant: datetime) -> tuple[date, date]:
-        # The local date of an instant is within a day of its UTC date.
-        return instant.date() - timedelta(1), instant.date() + timedelta(1)
-
     def _offer(
         self, post_code: str, service_code: str, closed_from: date, closed_to: date
-    ) -> _Offer | None:
-        """The offer, its opening hours and its closures between two dates, in one round
-        trip (a UNION ALL of an hours branch and a closures branch, built once)."""
-        params = {
-            "post_code": post_code,
-            "service_code": service_code,
-            "closed_from": closed_from,
-            "closed_to": closed_to,
-        }
-        rows = self.conn.execute(_OFFER_QUERY, params).all()
-        if not rows:
-            return None
-        week: dict[int, list[tuple[time, time]]] = {}
-        closed: set[date] = set()
-        reserved: list[tuple[date, date]] = []
-        for row in rows:
-            if row.reserved_from is not None:
-                reserved.append((row.reserved_from, row.reserved_to))
-            elif row.closed_on is not None:
-                closed.add(row.closed_on)
-            elif row.weekday is not None:
-                week.setdefault(row.weekday, []).append((row.opens, row.closes))
-        first = rows[0]
-        return _Offer(
-            post_id=first.post_id,
-            post=_post_info(first),
-            tz=ZoneInfo(first.post_timezone),
-            active=bool(first.active),
-            post_service_id=first.post_service_id,
-            service_id=first.service_id,
-            service_code=first.service_code,
-            slot_minutes=first.slot_minutes,
-            seats_per_slot=first.seats_per_slot,
-            booking_window_days=first.booking_window_days,
-            min_notice_hours=0 if self.at_desk else first.min_notice_hours,
-            hours=week,
-            closures=frozenset(closed),
-            reserved=tuple(reserved),
+    ) -> Offer | None:
+        """The offer as this service books it: from afar, or at the desk (no notice)."""
+        return load_offer(
+            self.conn, post_code, service_code, closed_from, closed_to, at_desk=self.at_desk
         )
 
-    @staticmethod
-    def _day_end(offer: _Offer, day: date) -> datetime:
-        """An instant after every slot of a local day (a day of margin covers odd midnights)."""
-        midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=offer.tz)
-        return midnight.astimezone(UTC) + timedelta(days=1)
-
-    def _seats_left(self, offer: _Offer, start: datetime, end: datetime) -> dict[datetime, int]:
-        """Seats left in the slot rows that exist in [start, end); absent rows are empty."""
-        params = {"post_service_id": offer.post_service_id, "start": start, "end": end}
-        return {r.starts_at: r.capacity - r.booked for r in self.conn.execute(_SEATS_QUERY, params)}
+    def _seats_left(self, offer: Offer, start: datetime, end: datetime) -> dict[datetime, int]:
+        return seats_left(self.conn, offer, start, end)
 
     def _lock_citizen_and_count(
         self,
@@ -820,7 +593,7 @@ class BookingService:
             raise LookupError(f"no citizen {citizen_id}")
         return _Held(row.same_instant)
 
-    def _ensure_slot(self, offer: _Offer, starts_at: datetime) -> None:
+    def _ensure_slot(self, offer: Offer, starts_at: datetime) -> None:
         """Create the slot row on its first booking; a row that exists is left alone."""
         insert = postgresql.insert if not self._is_sqlite else sqlite.insert
         self.conn.execute(
@@ -857,7 +630,7 @@ class BookingService:
     def _insert_appointment(
         self,
         citizen_id: int,
-        offer: _Offer,
+        offer: Offer,
         slot_id: int,
         starts_at: datetime,
         full_name: str,
@@ -918,7 +691,7 @@ class BookingService:
             _appt.c.full_name,
             _appt.c.status,
             _service.c.code.label("service_code"),
-            *_POST_COLUMNS,
+            *POST_COLUMNS,
             *extra,
         ).select_from(
             _appt.join(_post, _post.c.id == _appt.c.post_id).join(
@@ -928,7 +701,7 @@ class BookingService:
 
     @staticmethod
     def _appointment_info(row: Row[Any]) -> AppointmentInfo:
-        post = _post_info(row)
+        post = post_info(row)
         return AppointmentInfo(
             id=row.appointment_id,
             reference=row.reference,
