@@ -1,4 +1,5 @@
-"""`diaspora-bot i18n …`: the translators' and developers' commands (logic in api.i18n_tools).
+"""`diaspora-bot i18n …`: the translators' and developers' commands (logic in api.i18n_tools
+and api.i18n_check).
 
 - `check`  every problem of the catalogs, one per line; exit 1 if any (run by the test suite)
 - `stats`  per language: how much is translated, how much reviewed by a native speaker
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api import i18n_tools
+from api import i18n_check, i18n_tools
 
 i18n_app = typer.Typer(
     help="Translations: the catalogs under locales/ (see README, Languages).",
@@ -35,7 +36,7 @@ RootOption = Annotated[
 @i18n_app.command("check")
 def check(root: RootOption = None) -> None:
     """Every catalog complete and consistent: keys, placeholders, lengths, headers, lexicons."""
-    problems = i18n_tools.check(root)
+    problems = i18n_check.check(root)
     for problem in problems:
         typer.echo(problem)
     if problems:

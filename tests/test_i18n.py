@@ -16,7 +16,7 @@ from babel.dates import format_date
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
-from api import i18n_tools
+from api import i18n_check, i18n_tools
 from bot.i18n import Renderer
 from bot.locales import catalog_path, languages, load_calendar, load_lexicons
 from flows.engine import LANGUAGES
@@ -49,7 +49,7 @@ def _catalog(lang: str, base: Path = LOCALES) -> Catalog:
 
 
 def test_check_finds_no_problem() -> None:
-    assert i18n_tools.check(ROOT) == []
+    assert i18n_check.check(ROOT) == []
 
 
 def test_the_cli_check_passes() -> None:
@@ -90,14 +90,14 @@ def test_every_key_renders_with_realistic_values(
 ) -> None:
     french = renderer.messages["fr"]
     for key, use in sorted(keys.items()):
-        names = i18n_tools.placeholders(french[key]) | use.params
-        params = i18n_tools.sample_params(names, renderer, lang)
+        names = i18n_check.placeholders(french[key]) | use.params
+        params = i18n_check.sample_params(names, renderer, lang)
         text = renderer.render(Msg(key, params), lang)
         assert text.strip(), f"{lang}: {key} is empty"
         assert not LEFTOVER.search(text), f"{lang}: {key} leaves a placeholder: {text!r}"
         shown_keys = [k for k in keys if k in text]
         assert not shown_keys, f"{lang}: {key} shows a key instead of text: {shown_keys}"
-        assert len(text) <= i18n_tools.WHATSAPP_LIMIT, f"{lang}: {key} is {len(text)} long"
+        assert len(text) <= i18n_check.WHATSAPP_LIMIT, f"{lang}: {key} is {len(text)} long"
 
 
 def test_french_and_english_wording_that_the_scripts_rely_on(renderer: Renderer) -> None:
@@ -317,7 +317,7 @@ def test_a_new_key_reaches_every_catalog_empty(project: Path) -> None:
         'from flows.messages import msg\n\nNEW = msg("service.passport.fees", fee="50 000")\n',
         encoding="utf-8",
     )
-    assert "service.passport.fees" in " ".join(i18n_tools.check(project))
+    assert "service.passport.fees" in " ".join(i18n_check.check(project))
     report = i18n_tools.update(project)
     assert any("service.passport.fees" in line for line in report)
     for lang in LANGUAGES:
@@ -325,7 +325,7 @@ def test_a_new_key_reaches_every_catalog_empty(project: Path) -> None:
         assert entry is not None
         assert entry.string == ""  # never guessed from a similar key
         assert not entry.fuzzy
-    problems = i18n_tools.check(project)
+    problems = i18n_check.check(project)
     assert "fr: service.passport.fees: empty" in problems
     assert "mos: service.passport.fees: empty" in problems
     # Plural-Forms survives the update for the languages CLDR lacks
@@ -343,7 +343,7 @@ def test_a_key_chosen_at_run_time_must_be_declared(project: Path) -> None:
         "    return msg(key)\n",
         encoding="utf-8",
     )
-    problems = i18n_tools.check(project)
+    problems = i18n_check.check(project)
     assert any("'common.brand_new'" in p and "zz_dynamic.py:6" in p for p in problems)
     assert any("zz_dynamic.py:10" in p and "cannot see" in p for p in problems)
 
@@ -375,7 +375,7 @@ def test_check_reports_broken_catalogs(project: Path) -> None:
     del data["weekdays"][6]
     lexicon.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
-    problems = i18n_tools.check(project)
+    problems = i18n_check.check(project)
     joined = "\n".join(problems)
     assert "mos: booking.day_full: placeholders ['jour'] differ from French ['day']" in problems
     assert "locales/fr/LC_MESSAGES/messages.po: no Plural-Forms header (run update)" in problems
@@ -385,7 +385,7 @@ def test_check_reports_broken_catalogs(project: Path) -> None:
 
     ff = catalog_path("ff", base)
     ff.write_text('msgid "a"\nmsgstr "b"\nthis is not a po file\n', encoding="utf-8")
-    assert any("ff/LC_MESSAGES/messages.po: does not parse" in p for p in i18n_tools.check(project))
+    assert any("ff/LC_MESSAGES/messages.po: does not parse" in p for p in i18n_check.check(project))
 
 
 def test_a_sixth_language_is_data_only(project: Path) -> None:
@@ -402,7 +402,7 @@ def test_a_sixth_language_is_data_only(project: Path) -> None:
 
     assert catalog_path("gux", base).exists()
     assert languages(base) == (*LANGUAGES, "gux")
-    assert i18n_tools.check(project) == []  # an incomplete extra language is not an error
+    assert i18n_check.check(project) == []  # an incomplete extra language is not an error
     gux = {row.lang: row for row in i18n_tools.stats(project)}["gux"]
     assert (gux.translated, gux.reviewed) == (0, 0)
     text = catalog_path("gux", base).read_text(encoding="utf-8")

@@ -33,8 +33,10 @@ from api.db import read
 from api.domain.audit import StaffWrite
 from api.domain.errors import NotVisible, Refused
 from api.domain.tables import table
-from api.i18n_tools import glossary_hints, placeholders, sample_params
+from api.i18n_check import placeholders, sample_params
+from api.i18n_tools import glossary_hints
 from api.models import GlossaryTerm, Staff, Translation, TranslationVersion, VoicePrompt
+from bot.channels import TEXT_LIMITS
 from bot.i18n import FALLBACK, Renderer
 from bot.locales import catalog_path, locales_dir, read_catalog
 from flows.engine import LANGUAGES
@@ -45,7 +47,7 @@ staff_table = table(Staff)
 glossary_term = table(GlossaryTerm)
 voice_prompt = table(VoicePrompt)
 
-WHATSAPP_LIMIT = 1600  # the shorter of the channels' limits (Telegram: 4,096)
+WHATSAPP_LIMIT = TEXT_LIMITS["whatsapp"]  # the shorter of the channels' limits
 REVIEWED_LANGUAGES = tuple(lang for lang in LANGUAGES if lang != FALLBACK)
 
 
