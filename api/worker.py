@@ -56,7 +56,8 @@ from api.models import InboundMessage, utcnow
 from api.settings import Settings
 from bot.channels import telegram as telegram_channel
 from bot.fallback_limiter import FallbackRateLimiter
-from bot.outbox import OutboxItem, OutboxSender, Sender, SendResult, reason
+from bot.outbox import OutboxItem, Sender, SendResult, reason
+from bot.outbox_sender import OutboxSender
 from bot.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)

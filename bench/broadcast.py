@@ -13,7 +13,7 @@ Each scenario runs in fresh processes, so that their figures do not mix:
   stdlib one, which would cap the figures near 500 calls a second;
 - one worker process doing what `diaspora-bot worker` does for a broadcast: the scheduler's
   job (`api.domain.broadcast_delivery.due_broadcasts_job`: claim, fan-out in batches) on a
-  thread, and the outbox sender (`bot.outbox.OutboxSender` over
+  thread, and the outbox sender (`bot.outbox_sender.OutboxSender` over
   `api.domain.outbox_store.SqlOutboxStore`) on the event loop, at the same time — sending
   starts as soon as the first batch is written. Its peak memory is its `ru_maxrss`: the
   audience is written to the database by this script beforehand (on PostgreSQL one
@@ -445,7 +445,7 @@ def worker_main(url: str, channel: str, provider_url: str, rate: float | None, r
 def concurrency() -> int:
     """`BENCH_CONCURRENCY=N`: messages in flight per channel (the worker's default otherwise);
     the bare client keeps as many requests in flight."""
-    from bot.outbox import DEFAULT_CONCURRENCY
+    from bot.outbox_sender import DEFAULT_CONCURRENCY
 
     return int(os.environ.get("BENCH_CONCURRENCY") or DEFAULT_CONCURRENCY)
 
@@ -480,7 +480,7 @@ async def _work(
     from api.domain import broadcast_delivery
     from api.domain.outbox_store import SqlOutboxStore
     from api.models import OutboxMessage
-    from bot.outbox import OutboxSender
+    from bot.outbox_sender import OutboxSender
     from bot.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 
     outbox = cast(sa.Table, sa.inspect(OutboxMessage).local_table)

@@ -37,12 +37,12 @@ from bot.i18n import RenderedReply, Renderer
 from bot.outbox import (
     Completion,
     OutboxItem,
-    OutboxSender,
     Outcome,
     Sender,
     SendResult,
     SentLookup,
 )
+from bot.outbox_sender import OutboxSender
 from bot.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from bot.runtime import Outbound
 from flows.messages import msg

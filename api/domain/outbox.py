@@ -1,5 +1,5 @@
 """The outbox: every message the bot sends after the fact, written in the transaction of the
-change that causes it, and sent by the worker (bot.outbox.OutboxSender) through
+change that causes it, and sent by the worker (bot.outbox_sender.OutboxSender) through
 `api.domain.outbox_store.SqlOutboxStore`.
 
 Writing (the caller's connection and transaction; nothing here commits):
