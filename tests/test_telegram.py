@@ -504,9 +504,10 @@ def test_set_webhook_command_registers_url_secret_and_updates(
 
 
 def test_the_bulk_lane_sends_and_is_refused_exactly_as_the_default_request() -> None:
-    """Announcements go through a second Bot over `BulkRequest` (the lean pooled client): the
-    same call reaches Telegram, and every answer maps to the same outcome; a bot that cannot
-    connect retries, on either request."""
+    """Announcements go through a second Bot over `BulkRequest` (the lean pooled client), their
+    texts posted as forms of ours (`BulkRequest.post_form`): the same call reaches Telegram,
+    and every answer maps to the same outcome; a bot that cannot connect retries, on either
+    request."""
     import socket
     from dataclasses import replace
 
@@ -529,6 +530,13 @@ def test_the_bulk_lane_sends_and_is_refused_exactly_as_the_default_request() -> 
         ("blocked", lambda tg: tg.block_chat(4242)),
         ("500", lambda tg: tg.fail_next(1, 500)),
         ("400", lambda tg: tg.fail_next(1, 400)),
+        (
+            "chat not found",
+            lambda tg: tg.fail_next(1, 400, description="Bad Request: chat not found"),
+        ),
+        ("403", lambda tg: tg.fail_next(1, 403, description="Forbidden: user is deactivated")),
+        ("502", lambda tg: tg.fail_next(1, 502)),
+        ("409", lambda tg: tg.fail_next(1, 409, description="Conflict: terminated by other")),
     ]
 
     async def outcome(lane: int, fault: Any) -> tuple[SendResult, list[Any]]:
@@ -548,6 +556,11 @@ def test_the_bulk_lane_sends_and_is_refused_exactly_as_the_default_request() -> 
         lean = asyncio.run(outcome(LANE_BULK, fault))
         assert lean == default, name
         assert lean[1], name  # the call did reach the fake
+    # without choices, no reply_markup at all, on either lane
+    item = replace(item, payload={"text": "Fermeture le 11 décembre"})
+    default, lean = (asyncio.run(outcome(lane, None)) for lane in (LANE_NOTIFICATION, LANE_BULK))
+    assert lean == default and "reply_markup" not in lean[1][-1][1]
+    assert lean[0].outcome == "sent"
 
     with socket.socket() as unused:  # a port nobody listens on
         unused.bind(("127.0.0.1", 0))
