@@ -244,15 +244,17 @@ class OutboxSender:
     def _prefetch(self, channel: str, items: list[OutboxItem]) -> int:
         """Where in a claimed batch to claim the next one. A full batch means more is due: the
         next claim (a round trip to the database, long on a busy machine) runs while the tail
-        of this one goes out, so that sending never waits for it — the last `2 × concurrency`
-        messages without a rate limit; under a limit, the last quarter second's worth, so that
-        a reply claimed next waits at most about that much longer (returns len(items) when
-        there is nothing to claim ahead)."""
+        of this one goes out, so that sending never waits for it — without a rate limit, the
+        second half of the batch (measured: a claim of 500 takes 40–60 ms on a busy machine,
+        the time to send about 250; with only the last `2 × concurrency` as the tail, sending
+        waited for claims a quarter of a broadcast's time); under a limit, the last quarter
+        second's worth, so that a reply claimed next waits at most about that much longer
+        (returns len(items) when there is nothing to claim ahead)."""
         state = self.channels[channel]
         if len(items) < state.batch:
             return len(items)
         rate = self.rates.get(channel)
-        tail = math.ceil(rate / 4) if rate else 2 * state.concurrency
+        tail = math.ceil(rate / 4) if rate else max(2 * state.concurrency, len(items) // 2)
         return max(0, len(items) - tail)
 
     async def _dispatch(self, channel: str, items: list[OutboxItem]) -> None:

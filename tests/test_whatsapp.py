@@ -455,7 +455,7 @@ def test_the_bulk_lane_tells_a_request_that_never_left_from_one_that_may_have() 
     import socket
     from dataclasses import replace
 
-    from bot.channels.transport import BulkClient
+    from bot.channels.bulk_http import BulkClient
     from bot.channels.whatsapp import WhatsAppSender
     from bot.outbox import LANE_BULK, LANE_NOTIFICATION, OutboxItem
     from tests.fakes import FakeTwilioAPI

@@ -47,7 +47,8 @@ from telegram.error import (
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.channels import DOCUMENT, IMAGE, TEXT_LIMITS, VOICE, Media
-from bot.channels.transport import BulkClient, MaybeSent, Unsent, transport
+from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent
+from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
 from bot.runtime import Inbound
@@ -238,7 +239,7 @@ def make_bot(token: str, api_base_url: str, *, pool_size: int = 64) -> Bot:
 
 class BulkRequest(BaseRequest):
     """python-telegram-bot's request class over the bulk lanes' pooled client
-    (`bot.channels.transport.BulkClient`): the same form posts as `HTTPXRequest` (each
+    (`bot.channels.bulk_http.BulkClient`): the same form posts as `HTTPXRequest` (each
     parameter as PTB encodes it), without httpx's layers; PTB still builds the call, maps
     every answer to its errors and reads the result. No uploads: the bulk lane sends texts,
     and voice notes and pictures by URL or file id."""

@@ -1,14 +1,5 @@
-"""The HTTP transport of the providers' clients: httpx under twilio and python-telegram-bot,
-and `BulkClient`, the lean pooled client of the bulk lanes.
-
-`BulkClient` (aiohttp, already under the twilio SDK) sends announcements: a broadcast is
-hundreds of thousands of identical small POSTs, and httpx's layers (its pool, anyio, the
-checks below) cost three quarters of the worker's CPU per message. It keeps `connections`
-keep-alive connections, posts a body already encoded with its headers, and reads the answer
-whole; it raises `Unsent` for a failure that surely happened before the request left (the
-connection could not be made), and `MaybeSent` for any other (a timeout, a connection
-dropped while waiting for the answer), so that the senders can tell "retry" from "retry,
-in doubt".
+"""The HTTP transport of the providers' SDKs: httpx under twilio and python-telegram-bot.
+(Announcements go through the bulk lanes' own client, bot.channels.bulk_http.)
 
 `transport()`: httpx's own transport, with one cost taken out. Before every request, and
 again when each answer is read, httpcore's pool asks every idle keep-alive connection
@@ -29,11 +20,9 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-import aiohttp
 import httpcore
 import httpx
 
@@ -142,75 +131,3 @@ def transport(
         network_backend=_Backend(),
     )
     return made
-
-
-# -- the bulk lanes' client ---------------------------------------------------------------------
-
-
-class Unsent(Exception):
-    """The request never reached the provider (the connection could not be made)."""
-
-
-class MaybeSent(Exception):
-    """The request may have reached the provider (a timeout, a connection lost mid-way)."""
-
-    def __init__(self, message: str, *, timeout: bool = False) -> None:
-        super().__init__(message)
-        self.timeout = timeout
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str]
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-class BulkClient:
-    """Keep-alive POSTs on a pool of `connections` (at least the messages in flight); made on
-    first use, on the running event loop, and closed by `close()`."""
-
-    def __init__(self, *, connections: int = 64, timeout: float = 15.0) -> None:
-        self.connections = connections
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
-        self._session: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self.timeout,
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),  # no provider sets cookies
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            )
-        return self._session
-
-    async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float | None = None
-    ) -> Answer:
-        """POST `body` with `headers` (Content-Type included); the answer, whatever its
-        status; `Unsent` or `MaybeSent` when there is none."""
-        session = self._open()
-        options: dict[str, Any] = {}
-        if timeout is not None:
-            options["timeout"] = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
-        try:
-            async with session.post(url, data=body, headers=headers, **options) as response:
-                return Answer(response.status, await response.read(), response.headers)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise Unsent(type(exc).__name__) from exc
-        except TimeoutError as exc:
-            raise MaybeSent(type(exc).__name__, timeout=True) from exc
-        except aiohttp.ClientError as exc:
-            raise MaybeSent(type(exc).__name__) from exc
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

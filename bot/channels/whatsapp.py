@@ -59,7 +59,8 @@ from twilio.request_validator import add_port, remove_port
 from twilio.rest import Client
 
 from bot.channels import DOCUMENT, TEXT_LIMITS, Media, split_text
-from bot.channels.transport import BulkClient, MaybeSent, Unsent, transport
+from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent
+from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
 from bot.runtime import Inbound
@@ -452,7 +453,7 @@ class WhatsAppSender:
     async def _create_bulk(self, bulk: BulkClient, params: Mapping[str, Any]) -> str:
         """`client.messages.create_async(**params)` for the bulk lane, less the SDK's layers
         and httpx (most of a broadcast's CPU per message): the same form, basic auth and URI,
-        through the lean pooled client (`bot.channels.transport.BulkClient`); the Message's
+        through the lean pooled client (`bot.channels.bulk_http.BulkClient`); the Message's
         SID from the same JSON; a refusal raised as the SDK raises it (`Version.exception`),
         so that `_refusal` maps it as for any message."""
         form = {_FORM[name]: value for name, value in params.items()}
