@@ -78,6 +78,18 @@ class _Sql:
     def __init__(self, dialect: str) -> None:
         self.postgres = dialect == "postgresql"
         identity_sql = self.IDENTITY + (" FOR UPDATE OF ci" if self.postgres else "")
+        # PostgreSQL: the dedupe insert and the identity's read in one statement (one round
+        # trip less a turn); its first column says whether the message is new, the identity's
+        # follow (NULLs when there is none yet). SQLite has no INSERT in a WITH.
+        self.first_and_identity = (
+            self._native(
+                "WITH fresh AS (" + self.DEDUPE + " RETURNING 1) "
+                "SELECT EXISTS (SELECT 1 FROM fresh), known.* FROM (SELECT 1) AS one "
+                "LEFT JOIN LATERAL (" + identity_sql + ") AS known ON TRUE"
+            )
+            if self.postgres
+            else None
+        )
         save_sql = (
             self.SAVE.replace(":state", "CAST(:state AS JSON)") if self.postgres else self.SAVE
         )
@@ -215,10 +227,16 @@ class SqlConversationStore:
     @contextmanager
     def _turn(self, inbound: Inbound) -> Iterator[SqlTurnSession | None]:
         with db.write(self.engine) as conn:
-            if inbound.provider_id and not self._first_delivery(conn, inbound):
+            known = None
+            if inbound.provider_id and self.sql.first_and_identity is not None:
+                first, known = self._first_and_identity(conn, inbound)
+                if not first:
+                    yield None
+                    return
+            elif inbound.provider_id and not self._first_delivery(conn, inbound):
                 yield None
                 return
-            row = self._identity(conn, inbound)
+            row = self._identity(conn, inbound, known)
             who = Who(
                 citizen_id=row[1],
                 channel=inbound.channel,
@@ -243,9 +261,26 @@ class SqlConversationStore:
         inserted: int = self.sql.execute(conn, self.sql.dedupe, params).rowcount
         return inserted == 1
 
-    def _identity(self, conn: Connection, inbound: Inbound) -> Any:
+    def _first_and_identity(self, conn: Connection, inbound: Inbound) -> tuple[bool, Any]:
+        """Whether this is the message's first delivery (recorded if so), and the sender's
+        identity row if it has one (PostgreSQL's one statement for both)."""
+        params = {
+            "channel": inbound.channel,
+            "provider_id": (inbound.provider_id or "")[:64],
+            "now": self.sql.when(inbound.now),
+            "address": inbound.address,
+        }
+        row = self.sql.execute(conn, self.sql.first_and_identity or "", params).fetchone()
+        return bool(row[0]), (row[1:] if row[1] is not None else None)
+
+    def _identity(self, conn: Connection, inbound: Inbound, known: Any = None) -> Any:
+        """The sender's identity row (`known` when already read), made on first contact."""
         params = {"channel": inbound.channel, "address": inbound.address}
-        row = self.sql.execute(conn, self.sql.identity, params).fetchone()
+        row = (
+            known
+            if known is not None
+            else self.sql.execute(conn, self.sql.identity, params).fetchone()
+        )
         if row is not None and inbound.phone_verified and inbound.phone and not row[4]:
             # An identity made at the desk for a walk-in's number (api.domain.walk_ins): its
             # first message from the provider vouches for the number.

@@ -88,15 +88,40 @@ def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
 _joined: ContextVar[tuple[Connection, int] | None] = ContextVar("joined", default=None)
 
 
+class Spoiled(Exception):
+    """A block of a transaction joined without savepoints failed: the whole transaction is to
+    be rolled back (api.turn_batches then runs each of its parts again on its own)."""
+
+
+class _Unsaved:
+    """A joined transaction whose blocks have no savepoints of their own (`joining(conn,
+    savepoints=False)`): one that fails spoils it all."""
+
+    def __init__(self) -> None:
+        self.spoiled = False
+
+
+# The savepoint-free joined transaction of this task or thread, if any.
+_unsaved: ContextVar[_Unsaved | None] = ContextVar("unsaved", default=None)
+
+
 @contextmanager
-def joining(conn: Connection) -> Iterator[None]:
+def joining(conn: Connection, *, savepoints: bool = True) -> Iterator[None]:
     """Within it, `write(engine)` and `read(engine)` of `conn`'s engine join `conn`'s open
-    transaction (in this task or thread only)."""
+    transaction (in this task or thread only). Each `write` is a savepoint of it, or, with
+    `savepoints=False`, a part of it that, failing, spoils it: `Spoiled` is raised when the
+    block ends (each savepoint is two more round trips: PostgreSQL's turns of a batch take the
+    whole batch back instead, rarely)."""
     token = _joined.set((conn, 0))
+    unsaved = _Unsaved() if not savepoints else None
+    unsaved_token = _unsaved.set(unsaved)
     try:
         yield
     finally:
+        _unsaved.reset(unsaved_token)
         _joined.reset(token)
+    if unsaved is not None and unsaved.spoiled:
+        raise Spoiled
 
 
 def _joined_for(engine: Engine) -> tuple[Connection, int] | None:
@@ -107,8 +132,17 @@ def _joined_for(engine: Engine) -> tuple[Connection, int] | None:
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """A write transaction: BEGIN IMMEDIATE on SQLite, an ordinary one on PostgreSQL; in a
-    joined transaction, a savepoint of it (undone alone when the block fails)."""
+    joined transaction, a savepoint of it (undone alone when the block fails), or a part of
+    it that spoils it when it fails (`joining(…, savepoints=False)`)."""
     joined = _joined_for(engine)
+    unsaved = _unsaved.get()
+    if joined is not None and unsaved is not None:
+        try:
+            yield joined[0]
+        except BaseException:
+            unsaved.spoiled = True
+            raise
+        return
     if joined is not None:
         with _savepoint(*joined) as conn:
             yield conn

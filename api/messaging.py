@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-import anyio
 from sqlalchemy.engine import Engine
 
 from api.conversations import Enqueue, SqlConversationStore
@@ -16,6 +14,7 @@ from api.domain import outbox
 from api.domain.appointment_proof import ProofLinks
 from api.domain.translations import SqlOverlay
 from api.group_commit import GroupCommit
+from api.turn_batches import TurnBatches
 from bot.i18n import POLL_SECONDS, Renderer
 from bot.locales import load_lexicons
 from bot.runtime import Runtime
@@ -23,33 +22,25 @@ from flows.catalog import build_engine
 
 T = TypeVar("T")
 
-# PostgreSQL work runs on this many threads at most, not on the threadpool's 40: measured
-# here (bench.turns), 8 threads answer about twice the turns of 40, which fight over the GIL
-# and the connection pool (api.db: 10 kept) more than they wait on the server.
-DB_THREADS = 8
+
+class Runner(Protocol):
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
 
 @dataclass(frozen=True)
 class Messaging:
     runtime: Runtime
     renderer: Renderer
-    # SQLite: turns run on the event loop (sub-millisecond), those of one pass of the loop
-    # sharing one commit (api.group_commit); PostgreSQL: on at most DB_THREADS threads, one
-    # transaction each
-    group: GroupCommit | None
-    threads: anyio.CapacityLimiter | None = None
-
-    @property
-    def inline(self) -> bool:
-        return self.group is not None
+    # Where the turns' database work runs — the one decision, by store. SQLite: on the event
+    # loop (sub-millisecond), the turns of one pass of the loop sharing one commit
+    # (api.group_commit). PostgreSQL: the turns of one pass of the loop as one batch, on a
+    # thread, in one transaction (api.turn_batches).
+    runner: Runner
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking database work from the event loop — a turn, or any other write the webhooks
-        make — where this store wants it run (the one decision: see `group`)."""
-        if self.group is not None:
-            return await self.group.run(function, *args, **kwargs)
-        call = functools.partial(function, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=self.threads)
+        make — where this store wants it run."""
+        return await self.runner.run(function, *args, **kwargs)
 
 
 def build_messaging(
@@ -79,5 +70,5 @@ def build_messaging(
         renderer,
     )
     if engine.dialect.name == "sqlite":
-        return Messaging(runtime, renderer, group=GroupCommit.for_engine(engine))
-    return Messaging(runtime, renderer, group=None, threads=anyio.CapacityLimiter(DB_THREADS))
+        return Messaging(runtime, renderer, GroupCommit.for_engine(engine))
+    return Messaging(runtime, renderer, TurnBatches(engine))

@@ -117,6 +117,15 @@ def sqlite_engine(request: pytest.FixtureRequest, _migrated: dict[str, Engine]) 
 
 
 @pytest.fixture
+def postgres_engine(request: pytest.FixtureRequest, _migrated: dict[str, Engine]) -> Engine:
+    """The PostgreSQL database alone, for what only PostgreSQL does (api.turn_batches)."""
+    request.applymarker(pytest.mark.postgres)
+    db = _engine_for("postgres", request, _migrated)
+    empty_tables(db)
+    return db
+
+
+@pytest.fixture
 def demo_engine(engine: Engine) -> Engine:
     """The demo consular network on both stores."""
     from api.seed import seed_demo
