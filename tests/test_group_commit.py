@@ -7,60 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from api import db
 from api.group_commit import GroupCommit
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL
+from tests.support.scratch import counted_commits, insert, names, scratch_table, together
 
 
 @pytest.fixture
 def commits(sqlite_engine: Engine) -> Iterator[list[int]]:
-    """The commits made on the engine, as they happen."""
-    seen: list[int] = []
-
-    def count(_conn: Connection) -> None:
-        seen.append(1)
-
-    event.listen(sqlite_engine, "commit", count)
-    yield seen
-    event.remove(sqlite_engine, "commit", count)
+    with counted_commits(sqlite_engine) as seen:
+        yield seen
 
 
 @pytest.fixture
 def scratch(sqlite_engine: Engine) -> Iterator[Engine]:
-    with db.write(sqlite_engine) as conn:
-        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS scratch (name TEXT PRIMARY KEY)")
-        conn.exec_driver_sql("DELETE FROM scratch")
-    yield sqlite_engine
-    with db.write(sqlite_engine) as conn:
-        conn.exec_driver_sql("DROP TABLE scratch")
-
-
-def names(engine: Engine) -> set[str]:
-    with db.read(engine) as conn:
-        return {row[0] for row in conn.exec_driver_sql("SELECT name FROM scratch")}
-
-
-def insert(engine: Engine, name: str, *, fail: bool = False) -> str:
-    with db.write(engine) as conn:
-        conn.execute(sa.text("INSERT INTO scratch (name) VALUES (:n)"), {"n": name})
-        if fail:
-            raise ValueError(name)
-    return name
-
-
-async def together(*calls: Callable[[], Any]) -> list[Any]:
-    """Start the calls as tasks in one pass of the loop, as concurrent requests are."""
-    return await asyncio.gather(*(asyncio.create_task(c()) for c in calls), return_exceptions=True)
+    with scratch_table(sqlite_engine) as engine:
+        yield engine
 
 
 def test_the_writes_of_one_pass_share_one_commit(scratch: Engine, commits: list[int]) -> None:

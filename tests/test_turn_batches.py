@@ -8,54 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from api import db
 from api.turn_batches import MAX_BATCH, TurnBatches
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL
+from tests.support.scratch import counted_commits, insert, names, scratch_table, together
 
 
 @pytest.fixture
 def commits(postgres_engine: Engine) -> Iterator[list[int]]:
-    seen: list[int] = []
-
-    def count(_conn: Connection) -> None:
-        seen.append(1)
-
-    event.listen(postgres_engine, "commit", count)
-    yield seen
-    event.remove(postgres_engine, "commit", count)
+    with counted_commits(postgres_engine) as seen:
+        yield seen
 
 
 @pytest.fixture
 def scratch(postgres_engine: Engine) -> Iterator[Engine]:
-    with db.write(postgres_engine) as conn:
-        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS scratch (name TEXT PRIMARY KEY)")
-        conn.exec_driver_sql("DELETE FROM scratch")
-    yield postgres_engine
-    with db.write(postgres_engine) as conn:
-        conn.exec_driver_sql("DROP TABLE scratch")
-
-
-def names(engine: Engine) -> set[str]:
-    with db.read(engine) as conn:
-        return {row[0] for row in conn.exec_driver_sql("SELECT name FROM scratch")}
-
-
-def insert(engine: Engine, name: str, *, fail: bool = False) -> str:
-    with db.write(engine) as conn:
-        conn.execute(sa.text("INSERT INTO scratch (name) VALUES (:n)"), {"n": name})
-        if fail:
-            raise ValueError(name)
-    return name
+    with scratch_table(postgres_engine) as engine:
+        yield engine
 
 
 def insert_or_apologise(engine: Engine, name: str) -> str:
@@ -66,10 +42,6 @@ def insert_or_apologise(engine: Engine, name: str) -> str:
         return "sorry"
 
 
-async def together(*calls: Callable[[], Any]) -> list[Any]:
-    return await asyncio.gather(*(asyncio.create_task(c()) for c in calls), return_exceptions=True)
-
-
 def test_the_calls_of_one_pass_share_one_commit(scratch: Engine, commits: list[int]) -> None:
     batches = TurnBatches(scratch)
     results = asyncio.run(together(*(lambda n=n: batches.run(insert, scratch, n) for n in "abcde")))
@@ -78,19 +50,29 @@ def test_the_calls_of_one_pass_share_one_commit(scratch: Engine, commits: list[i
     assert names(scratch) == set("abcde")
 
 
-def test_a_failing_call_fails_alone(scratch: Engine) -> None:
+@pytest.mark.parametrize(
+    ("name", "fail", "error"),
+    [
+        ("b", True, ValueError),  # an error of the call's own
+        ("taken", False, sa.exc.IntegrityError),  # PostgreSQL refuses it: the batch is spoilt
+    ],
+)
+def test_a_failing_call_fails_alone(
+    scratch: Engine, name: str, fail: bool, error: type[Exception]
+) -> None:
+    insert(scratch, "taken")
     batches = TurnBatches(scratch)
     results = asyncio.run(
         together(
             lambda: batches.run(insert, scratch, "a"),
-            lambda: batches.run(insert, scratch, "b", fail=True),
+            lambda: batches.run(insert, scratch, name, fail=fail),
             lambda: batches.run(insert, scratch, "c"),
         )
     )
     assert results[0] == "a"
     assert results[2] == "c"
-    assert isinstance(results[1], ValueError)
-    assert names(scratch) == {"a", "c"}
+    assert isinstance(results[1], error)
+    assert names(scratch) == {"a", "c", "taken"}
 
 
 def test_a_failure_swallowed_by_its_call_is_still_undone(scratch: Engine) -> None:
@@ -104,23 +86,6 @@ def test_a_failure_swallowed_by_its_call_is_still_undone(scratch: Engine) -> Non
     )
     assert results == ["a", "sorry", "c"]
     assert names(scratch) == {"a", "c"}  # b's insert went with its batch's rollback
-
-
-def test_a_statement_postgresql_refuses_spoils_only_its_own_call(scratch: Engine) -> None:
-    """A duplicate key aborts PostgreSQL's whole transaction: the others are run again."""
-    insert(scratch, "taken")
-    batches = TurnBatches(scratch)
-    results = asyncio.run(
-        together(
-            lambda: batches.run(insert, scratch, "a"),
-            lambda: batches.run(insert, scratch, "taken"),
-            lambda: batches.run(insert, scratch, "c"),
-        )
-    )
-    assert results[0] == "a"
-    assert results[2] == "c"
-    assert isinstance(results[1], sa.exc.IntegrityError)
-    assert names(scratch) == {"a", "c", "taken"}
 
 
 def test_a_busy_loop_makes_larger_batches(scratch: Engine, commits: list[int]) -> None:
