@@ -6,7 +6,8 @@ writers queue on the database lock instead of failing halfway (busy_timeout wait
 A transaction can be *joined* (`joining`): within it, `write` and `read` on the same engine
 use its connection, a write in a savepoint of its own, instead of a transaction of their
 own. api.group_commit does this for the turns of one event-loop pass on SQLite, which then
-share one commit.
+share one commit; api.turn_batches for a batch of turns on PostgreSQL, without savepoints (a
+part that fails spoils the whole transaction: `Spoiled`).
 """
 
 from __future__ import annotations
