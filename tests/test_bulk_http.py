@@ -25,7 +25,8 @@ class RawServer:
     def __init__(self, answer: Answerer) -> None:
         self.answer = answer
         self.requests: list[bytes] = []
-        self.connections = 0
+        self.connections = 0  # made
+        self.open = 0  # not yet closed by the client
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> RawServer:
@@ -44,6 +45,7 @@ class RawServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -71,6 +73,7 @@ class RawServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.open -= 1
             writer.close()
 
 
@@ -220,5 +223,20 @@ def test_no_more_connections_than_allowed() -> None:
             await client.close()
         assert [a.status for a in answers] == [201] * 30
         assert server.connections <= 3
+
+    run(scenario())
+
+
+def test_a_connection_in_use_when_the_client_closes_is_closed_after_its_answer() -> None:
+    async def scenario() -> None:
+        async with RawServer(lambda n: ok()) as server:
+            client = BulkClient()
+            sending = asyncio.create_task(client.post(server.url, b"", HEADERS))
+            await asyncio.sleep(0)  # its connection is being made
+            await client.close()
+            answer = await sending
+            await asyncio.sleep(0.05)  # the close reaches the server
+            assert server.open == 0
+        assert answer.status == 201
 
     run(scenario())

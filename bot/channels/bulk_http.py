@@ -211,6 +211,7 @@ class BulkClient:
         self._idle: dict[tuple[str, str, int], collections.deque[_Connection]] = {}
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
+        self._closed = False
 
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float | None = None
@@ -237,7 +238,7 @@ class BulkClient:
             except BaseException:  # MaybeSent, or the caller gave up: the answer is unknown
                 connection.close()
                 raise
-            if connection.reusable and not connection.closed:
+            if connection.reusable and not connection.closed and not self._closed:
                 connection.idle_since = time.monotonic()
                 self._idle.setdefault(target.origin, collections.deque()).append(connection)
             else:
@@ -256,14 +257,16 @@ class BulkClient:
         return found
 
     def _reuse(self, origin: tuple[str, str, int]) -> _Connection | None:
-        """The most recently used idle connection still open and fresh; the stale ones closed."""
+        """The most recently used idle connection still open and fresh; the stale ones (the
+        least recently used first) closed."""
         idle = self._idle.get(origin)
         now = time.monotonic()
+        while idle and (idle[0].closed or now - idle[0].idle_since >= KEEPALIVE):
+            idle.popleft().close()
         while idle:
             connection = idle.pop()
-            if not connection.closed and now - connection.idle_since < KEEPALIVE:
+            if not connection.closed:
                 return connection
-            connection.close()
         return None
 
     async def _connect(self, origin: tuple[str, str, int], limit: float) -> _Connection:
@@ -282,6 +285,8 @@ class BulkClient:
         return connection
 
     async def close(self) -> None:
+        """Close the idle connections; those in use close as their answers come."""
+        self._closed = True
         for idle in self._idle.values():
             while idle:
                 idle.pop().close()
