@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent
+from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent, form_body
 
 # What the server does with request number n: answer these bytes and keep the connection
 # (bytes), answer and then close it (bytes, "close"), hold the answer forever (None), or
@@ -240,3 +243,15 @@ def test_a_connection_in_use_when_the_client_closes_is_closed_after_its_answer()
         assert answer.status == 201
 
     run(scenario())
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=12),
+        st.one_of(st.text(max_size=40), st.lists(st.text(max_size=20), max_size=3)),
+        max_size=6,
+    )
+)
+def test_form_bodies_are_urlencodes_bytes(form: dict[str, str | list[str]]) -> None:
+    assert form_body(form) == urlencode(form, doseq=True).encode()
+    assert form_body(form) == urlencode(form, doseq=True).encode()  # and again, quoted kept

@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -47,7 +47,7 @@ from telegram.error import (
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.channels import DOCUMENT, IMAGE, TEXT_LIMITS, VOICE, Media
-from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent
+from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent, form_body
 from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
@@ -273,9 +273,7 @@ class BulkRequest(BaseRequest):
         form = request_data.json_parameters if request_data is not None else _form.get() or {}
         timeout = read_timeout if isinstance(read_timeout, int | float) else None
         try:
-            answer = await self.client.post(
-                url, urlencode(form).encode(), _FORM_HEADERS, timeout=timeout
-            )
+            answer = await self.client.post(url, form_body(form), _FORM_HEADERS, timeout=timeout)
         except MaybeSent as exc:
             raise (TimedOut if exc.timeout else NetworkError)(f"bulk: {exc}") from exc
         except Unsent as exc:

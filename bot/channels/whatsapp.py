@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote, urlencode, urlparse, urlsplit
+from urllib.parse import unquote, urlparse, urlsplit
 
 import httpx
 from twilio.base.exceptions import TwilioRestException
@@ -59,7 +59,7 @@ from twilio.request_validator import add_port, remove_port
 from twilio.rest import Client
 
 from bot.channels import DOCUMENT, TEXT_LIMITS, Media, split_text
-from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent
+from bot.channels.bulk_http import BulkClient, MaybeSent, Unsent, form_body
 from bot.channels.transport import transport
 from bot.i18n import RenderedReply
 from bot.outbox import LANE_BULK, OutboxItem, Outcome, SendResult
@@ -457,9 +457,7 @@ class WhatsAppSender:
         SID from the same JSON; a refusal raised as the SDK raises it (`Version.exception`),
         so that `_refusal` maps it as for any message."""
         form = {_FORM[name]: value for name, value in params.items()}
-        answer = await bulk.post(
-            self._bulk_url, urlencode(form, doseq=True).encode(), self._bulk_headers
-        )
+        answer = await bulk.post(self._bulk_url, form_body(form), self._bulk_headers)
         if not 200 <= answer.status < 300:
             response = Response(answer.status, answer.text, answer.headers)
             raise Version.exception("POST", self._bulk_uri, response, "Unable to create record")
