@@ -4,7 +4,8 @@ SQLite or PostgreSQL (the rows are written by api.domain.outbox), one short tran
 - `claim` — the due rows of one channel, replies first (lane order), then by due time. On
   PostgreSQL one statement, one round trip: a CTE picks the ids `FOR UPDATE SKIP LOCKED`,
   another marks them `sending` (`UPDATE … RETURNING`), joined to their recipient's identity
-  and citizen: M workers never claim one row twice and never wait for each other. On SQLite
+  and citizen: M workers never claim one row twice and never wait for each other; run on the
+  driver, its rows read as tuples and a broadcast's repeated payload decoded once. On SQLite
   (one worker) a SELECT then an UPDATE under `BEGIN IMMEDIATE`, which serialises claims anyway.
 - `complete` — the outcomes: `sent` with the provider's message id (recorded even when the
   claim had expired meanwhile, so that a slow send is not sent again), retry with back-off
