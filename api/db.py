@@ -125,6 +125,17 @@ def joining(conn: Connection, *, savepoints: bool = True) -> Iterator[None]:
         raise Spoiled
 
 
+def aborted(conn: Connection) -> bool:
+    """PostgreSQL refused a statement of this transaction (an error someone caught): it takes
+    no more statements, and its COMMIT would roll it back without a word."""
+    info = getattr(conn.connection.driver_connection, "info", None)
+    if info is None or not hasattr(info, "transaction_status"):
+        return False  # SQLite
+    from psycopg.pq import TransactionStatus
+
+    return bool(info.transaction_status == TransactionStatus.INERROR)
+
+
 def _joined_for(engine: Engine) -> tuple[Connection, int] | None:
     joined = _joined.get()
     return joined if joined is not None and joined[0].engine is engine else None

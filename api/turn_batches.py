@@ -146,6 +146,8 @@ class TurnBatches:
             for call in batch.calls:
                 with db.joining(conn, savepoints=False):
                     results.append((True, call.function()))
+                if db.aborted(conn):  # a refused statement whose error a call caught
+                    raise db.Spoiled
         return results
 
 

@@ -7,6 +7,7 @@ fails alone; the webhooks' turns are answered as on SQLite."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from api import db
 from api.turn_batches import MAX_BATCH, TurnBatches
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL
@@ -86,6 +88,27 @@ def test_a_failure_swallowed_by_its_call_is_still_undone(scratch: Engine) -> Non
     )
     assert results == ["a", "sorry", "c"]
     assert names(scratch) == {"a", "c"}  # b's insert went with its batch's rollback
+
+
+def read_and_swallow_a_refusal(engine: Engine) -> str:
+    """A call that catches the error of a statement PostgreSQL refused, in a read."""
+    with db.read(engine) as conn, contextlib.suppress(sa.exc.ProgrammingError):
+        conn.exec_driver_sql("SELECT no_such_column FROM scratch")
+    return "read"
+
+
+def test_a_refusal_caught_by_its_call_does_not_roll_the_others_back(scratch: Engine) -> None:
+    """PostgreSQL would have rolled the whole batch back at COMMIT, without a word."""
+    batches = TurnBatches(scratch)
+    results = asyncio.run(
+        together(
+            lambda: batches.run(insert, scratch, "a"),
+            lambda: batches.run(insert, scratch, "c"),
+            lambda: batches.run(read_and_swallow_a_refusal, scratch),  # last: then the COMMIT
+        )
+    )
+    assert results == ["a", "c", "read"]
+    assert names(scratch) == {"a", "c"}
 
 
 def test_a_busy_loop_makes_larger_batches(scratch: Engine, commits: list[int]) -> None:
