@@ -81,26 +81,23 @@ class TurnBatches:
         when it ran on its own)."""
         loop = asyncio.get_running_loop()
         call = _Call(functools.partial(function, *args, **kwargs), loop.create_future())
+        if self._open is not None and len(self._open.calls) >= MAX_BATCH:
+            self._full.append(self._open)  # it waits for a thread as it is; a new one opens
+            self._open = None
         if self._open is None:
             self._open = _Batch()
         self._open.calls.append(call)
-        if len(self._open.calls) >= MAX_BATCH:
-            self._start_soon(loop, full=True)
-        else:
-            self._start_soon(loop)
+        self._start_soon(loop)
         # Shielded: one request given up (its client gone) must not cancel the others' batch.
         result: T = await asyncio.shield(call.future)
         return result
 
-    def _start_soon(self, loop: asyncio.AbstractEventLoop, *, full: bool = False) -> None:
-        """Start the open batch once the tasks already ready have joined it — when a thread
-        is free; else the first batch to finish starts it."""
+    def _start_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the waiting batches once the tasks already ready have joined them — when a
+        thread is free; else the first batch to finish starts them."""
         if self._running < self.threads and not self._starting:
             self._starting = True
             loop.call_soon(self._start, loop)
-        elif full and self._open is not None:  # no more waits: the next batch opens
-            self._full.append(self._open)
-            self._open = None
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._starting = False
@@ -117,11 +114,15 @@ class TurnBatches:
     async def _execute_on_thread(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
         try:
             outcomes = await asyncio.to_thread(self._execute, batch)
+        except BaseException as exc:  # the loop shuts down…: nobody waits forever
+            for call in batch.calls:
+                if not call.future.done():
+                    call.future.set_exception(RuntimeError(f"turn batch lost: {exc!r}"))
+            raise
         finally:
             self._running -= 1
-            if (self._open is not None or self._full) and not self._starting:
-                self._starting = True
-                loop.call_soon(self._start, loop)
+            if self._open is not None or self._full:
+                self._start_soon(loop)
         for call, (ok, value) in zip(batch.calls, outcomes, strict=True):
             if call.future.done():
                 continue

@@ -128,6 +128,19 @@ def test_a_busy_loop_makes_larger_batches(scratch: Engine, commits: list[int]) -
     assert len(names(scratch)) == 300
 
 
+def test_a_batch_that_cannot_run_fails_its_calls_instead_of_leaving_them_waiting(
+    scratch: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: TurnBatches, batch: object) -> None:
+        raise RuntimeError("no thread to run on")
+
+    monkeypatch.setattr(TurnBatches, "_execute", broken)
+    batches = TurnBatches(scratch)
+    results = asyncio.run(together(*(lambda n=n: batches.run(insert, scratch, n) for n in "ab")))
+    assert all(isinstance(r, RuntimeError) and "turn batch lost" in str(r) for r in results)
+    assert names(scratch) == set()
+
+
 def test_a_request_given_up_does_not_cancel_the_others(scratch: Engine) -> None:
     batches = TurnBatches(scratch)
 
