@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from api import db
-from api.domain import booking, fairness
+from api.domain import appointment_records, fairness
 from api.domain.booking import BookingService
 from api.models import Appointment, Citizen, Closure, Post, PostService, Service, Slot
 from api.models import OpeningHours as OpeningHoursRow
@@ -738,7 +738,7 @@ def test_a_taken_reference_is_retried_in_a_savepoint(
     assert first is not None
 
     references: Iterator[str] = iter([first.reference, first.reference, "RDV-ZZZZZZ"])
-    monkeypatch.setattr(booking, "new_reference", lambda: next(references))
+    monkeypatch.setattr(appointment_records, "new_reference", lambda: next(references))
     second = book(net, second_citizen, "PAR", "passport", nine, now)
     assert second.outcome is BookingOutcome.booked
     assert second.appointment is not None
@@ -747,7 +747,7 @@ def test_a_taken_reference_is_retried_in_a_savepoint(
 
 
 def test_references_look_right() -> None:
-    references = {booking.new_reference() for _ in range(500)}
+    references = {appointment_records.new_reference() for _ in range(500)}
     assert len(references) == 500
     assert all(REFERENCE.match(r) for r in references)
 

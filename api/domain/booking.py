@@ -6,10 +6,8 @@ nothing here commits. Write with `api.db.write(engine)` (BEGIN IMMEDIATE on SQLi
 
 The slot grid and each offer's bookable times: api.domain.schedule.
 
-Seats. A `slot` row exists only once someone has booked it; until then it has
-`post_service.seats_per_slot` seats. Taking a seat is one conditional statement
-(`UPDATE slot SET booked = booked + 1 WHERE … AND booked < capacity`), never a read followed
-by a write; the CHECK `booked BETWEEN 0 AND capacity` on the table is the backstop.
+Seats: api.domain.seats (one conditional statement takes one, never a read then a write).
+The appointment's record — its reference, its row written and read: api.domain.appointment_records.
 
 Fair access (api.domain.fairness). One person holds at most one upcoming appointment per
 service and post, and each post allows so many bookings per phone and per full name in a
@@ -21,18 +19,15 @@ cannot both slip through.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 
-from api.domain import fairness, waitlist
+from api.domain import appointment_records, fairness, seats, waitlist
 from api.domain.schedule import (
     POST_COLUMNS,
     Offer,
@@ -63,13 +58,7 @@ from flows.world import (
     ServiceOffer,
     SlotOption,
     WaitlistOffer,
-    person_key,
 )
-
-REFERENCE_PREFIX = "RDV-"
-REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
-REFERENCE_LENGTH = 6
-REFERENCE_ATTEMPTS = 8  # 32**6 ≈ 10**9 references: a second collision in a row is already rare
 
 BOOKED = AppointmentStatus.booked.value
 CANCELLED = AppointmentStatus.cancelled.value
@@ -84,13 +73,6 @@ _hours = table(OpeningHoursRow)
 _slot = table(Slot)
 _appt = table(Appointment)
 _citizen = table(Citizen)
-
-
-def new_reference() -> str:
-    """`RDV-` and six random Crockford base32 characters, easy to read out on a phone."""
-    return REFERENCE_PREFIX + "".join(
-        secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH)
-    )
 
 
 def _aware_utc(value: datetime, name: str) -> datetime:
@@ -173,11 +155,11 @@ class BookingService:
         if offer is None or not offer.active:
             return []
         today, last = offer.today(now), offer.last_day(now)
-        seats = self._seats_left(offer, offer.earliest(now), day_end(offer, last))
+        free = self._seats_left(offer, offer.earliest(now), day_end(offer, last))
         days: list[date] = []
         day = max(today, offer.earliest(now).astimezone(offer.tz).date())
         while day <= last and len(days) < limit:
-            if any(seats.get(t, offer.seats_per_slot) > 0 for t in offer.bookable(day, now)):
+            if any(free.get(t, offer.seats_per_slot) > 0 for t in offer.bookable(day, now)):
                 days.append(day)
             day += timedelta(days=1)
         return days
@@ -193,10 +175,10 @@ class BookingService:
         times = offer.bookable(day, now)
         if not times:
             return []
-        seats = self._seats_left(offer, times[0], times[-1] + timedelta(seconds=1))
+        free = self._seats_left(offer, times[0], times[-1] + timedelta(seconds=1))
         options = []
         for t in times:
-            left = seats.get(t, offer.seats_per_slot)
+            left = free.get(t, offer.seats_per_slot)
             if left > 0:
                 options.append(
                     SlotOption(starts_at=t, local=t.astimezone(offer.tz), seats_left=left)
@@ -234,12 +216,12 @@ class BookingService:
         if stopped is not None and not fairness.within(stopped, offer.tz, starts_at, now):
             return BookingResult(BookingOutcome.limit_reached)
 
-        self._ensure_slot(offer, starts_at)
-        slot_id = self._take_seat(offer.post_service_id, starts_at)
+        seats.ensure_slot(self.conn, offer, starts_at)
+        slot_id = seats.take_seat(self.conn, offer.post_service_id, starts_at)
         if slot_id is None:
             return BookingResult(BookingOutcome.full)
-        appointment_id, reference = self._insert_appointment(
-            citizen_id, offer, slot_id, starts_at, full_name, now
+        appointment_id, reference = appointment_records.insert_appointment(
+            self.conn, citizen_id, offer, slot_id, starts_at, full_name, now
         )
         waitlist.left_by_booking(self.conn, citizen_id, offer.post_id, offer.service_id, now)
         info = AppointmentInfo(
@@ -316,8 +298,8 @@ class BookingService:
         offer = self._offer(post_code, service_code, *closures_around(starts_at))
         if offer is None:
             raise RuntimeError(f"waitlist entry {entry_id}: the offer is gone")
-        appointment_id, reference = self._insert_appointment(
-            citizen_id, offer, taken.offer_slot_id, starts_at, taken.full_name, now
+        appointment_id, reference = appointment_records.insert_appointment(
+            self.conn, citizen_id, offer, taken.offer_slot_id, starts_at, taken.full_name, now
         )
         waitlist.booked_from_offer(self.conn, entry_id, appointment_id)
         info = AppointmentInfo(
@@ -356,8 +338,8 @@ class BookingService:
                 offer = self._offer(post_code, service_code, day, day)
                 if offer is None:
                     return None
-                self._ensure_slot(offer, slot.starts_at)
-                slot_id = self._take_seat(offer.post_service_id, slot.starts_at)
+                seats.ensure_slot(self.conn, offer, slot.starts_at)
+                slot_id = seats.take_seat(self.conn, offer.post_service_id, slot.starts_at)
                 if slot_id is not None:
                     return slot_id, slot.starts_at, offer.post
         return None
@@ -374,10 +356,10 @@ class BookingService:
         day = max(first, offer.today(now))
         while day <= last:
             times = offer.bookable(day, now, drawn=True)
-            seats = self._seats_left(offer, times[0], times[-1] + timedelta(1)) if times else {}
-            for starts_at in (t for t in times if seats.get(t, offer.seats_per_slot) > 0):
-                self._ensure_slot(offer, starts_at)
-                slot_id = self._take_seat(offer.post_service_id, starts_at)
+            free = self._seats_left(offer, times[0], times[-1] + timedelta(1)) if times else {}
+            for starts_at in (t for t in times if free.get(t, offer.seats_per_slot) > 0):
+                seats.ensure_slot(self.conn, offer, starts_at)
+                slot_id = seats.take_seat(self.conn, offer.post_service_id, starts_at)
                 if slot_id is not None:
                     return slot_id, starts_at, offer.post
             day += timedelta(days=1)
@@ -387,7 +369,7 @@ class BookingService:
         """Booked appointments starting after now, soonest first."""
         now = _aware_utc(now, "now")
         query = (
-            self._appointment_query()
+            appointment_records.appointment_query()
             .where(
                 _appt.c.citizen_id == citizen_id,
                 _appt.c.status == BOOKED,
@@ -395,12 +377,12 @@ class BookingService:
             )
             .order_by(_appt.c.starts_at, _appt.c.id)
         )
-        return [self._appointment_info(row) for row in self.conn.execute(query)]
+        return [appointment_records.appointment_info(row) for row in self.conn.execute(query)]
 
     def get_appointment(self, appointment_id: int) -> AppointmentInfo | None:
-        query = self._appointment_query().where(_appt.c.id == appointment_id)
+        query = appointment_records.appointment_query().where(_appt.c.id == appointment_id)
         row = self.conn.execute(query).first()
-        return self._appointment_info(row) if row else None
+        return appointment_records.appointment_info(row) if row else None
 
     def cancel(self, citizen_id: int, appointment_id: int, now: datetime) -> bool:
         """Cancel one's own booked, future appointment; its seat goes back on sale."""
@@ -467,7 +449,7 @@ class BookingService:
         now = _aware_utc(now, "now")
         starts_at = _aware_utc(starts_at, "starts_at")
         current = self.conn.execute(
-            self._appointment_query(_appt.c.slot_id)
+            appointment_records.appointment_query(_appt.c.slot_id)
             .where(
                 _appt.c.id == appointment_id,
                 _appt.c.citizen_id == citizen_id,
@@ -479,7 +461,9 @@ class BookingService:
         if current is None:
             return BookingResult(BookingOutcome.unavailable)
         if current.starts_at == starts_at:
-            return BookingResult(BookingOutcome.booked, self._appointment_info(current))
+            return BookingResult(
+                BookingOutcome.booked, appointment_records.appointment_info(current)
+            )
         offer = self._offer(current.post_code, current.service_code, *closures_around(starts_at))
         if offer is None:
             return BookingResult(BookingOutcome.unavailable)
@@ -491,7 +475,7 @@ class BookingService:
         if held.same_instant:
             return BookingResult(BookingOutcome.unavailable)
 
-        self._ensure_slot(offer, starts_at)
+        seats.ensure_slot(self.conn, offer, starts_at)
         if not self._is_sqlite:
             # Lock both slots in id order, so that two citizens swapping times cannot deadlock.
             self.conn.execute(
@@ -508,7 +492,7 @@ class BookingService:
                 .order_by(_slot.c.id)
                 .with_for_update()
             ).all()
-        new_slot_id = self._take_seat(offer.post_service_id, starts_at)
+        new_slot_id = seats.take_seat(self.conn, offer.post_service_id, starts_at)
         if new_slot_id is None:
             return BookingResult(BookingOutcome.full)
         moved = self.conn.execute(
@@ -528,7 +512,7 @@ class BookingService:
         )
         if moved.rowcount != 1:  # the row is locked above: only a broken invariant gets here
             raise RuntimeError(f"appointment {appointment_id} changed while being rescheduled")
-        self._release_seat(current.slot_id)
+        seats.release_seat(self.conn, current.slot_id)
         waitlist.offer_free_seats(self.conn, now, offer.post_id, offer.service_id)  # the old seat
         info = AppointmentInfo(
             id=current.appointment_id,
@@ -593,80 +577,6 @@ class BookingService:
             raise LookupError(f"no citizen {citizen_id}")
         return _Held(row.same_instant)
 
-    def _ensure_slot(self, offer: Offer, starts_at: datetime) -> None:
-        """Create the slot row on its first booking; a row that exists is left alone."""
-        insert = postgresql.insert if not self._is_sqlite else sqlite.insert
-        self.conn.execute(
-            insert(_slot)
-            .values(
-                post_service_id=offer.post_service_id,
-                starts_at=starts_at,
-                capacity=offer.seats_per_slot,
-                booked=0,
-            )
-            .on_conflict_do_nothing(index_elements=["post_service_id", "starts_at"])
-        )
-
-    def _take_seat(self, post_service_id: int, starts_at: datetime) -> int | None:
-        """The one conditional statement that takes a seat: the slot's id, or None when full.
-        The slot is addressed by its unique key, so no read is needed to learn its id."""
-        row = self.conn.execute(
-            sa.update(_slot)
-            .where(
-                _slot.c.post_service_id == post_service_id,
-                _slot.c.starts_at == starts_at,
-                _slot.c.booked < _slot.c.capacity,
-            )
-            .values(booked=_slot.c.booked + 1)
-            .returning(_slot.c.id)
-        ).first()
-        return None if row is None else int(row.id)
-
-    def _release_seat(self, slot_id: int) -> None:
-        self.conn.execute(
-            sa.update(_slot).where(_slot.c.id == slot_id).values(booked=_slot.c.booked - 1)
-        )
-
-    def _insert_appointment(
-        self,
-        citizen_id: int,
-        offer: Offer,
-        slot_id: int,
-        starts_at: datetime,
-        full_name: str,
-        now: datetime,
-    ) -> tuple[int, str]:
-        """Insert the appointment with a fresh reference; a reference that is already taken
-        is retried inside a SAVEPOINT, so the seat taken before is kept."""
-        for _ in range(REFERENCE_ATTEMPTS):
-            reference = new_reference()
-            try:
-                with self.conn.begin_nested():
-                    appointment_id = self.conn.execute(
-                        sa.insert(_appt)
-                        .values(
-                            reference=reference,
-                            citizen_id=citizen_id,
-                            post_id=offer.post_id,
-                            service_id=offer.service_id,
-                            slot_id=slot_id,
-                            starts_at=starts_at,
-                            full_name=full_name,
-                            name_key=person_key(full_name),
-                            status=BOOKED,
-                            cancel_reason="",
-                            created_at=now,
-                            updated_at=now,
-                        )
-                        .returning(_appt.c.id)
-                    ).scalar_one()
-            except IntegrityError as exc:
-                if "reference" not in str(exc.orig):
-                    raise
-                continue
-            return int(appointment_id), reference
-        raise RuntimeError(f"no free appointment reference after {REFERENCE_ATTEMPTS} attempts")
-
     def _cancel(
         self, appointment_id: int, now: datetime, reason: str, *conditions: sa.ColumnElement[bool]
     ) -> bool:
@@ -678,37 +588,6 @@ class BookingService:
         ).first()
         if row is None:
             return False
-        self._release_seat(row.slot_id)
+        seats.release_seat(self.conn, row.slot_id)
         waitlist.offer_free_seats(self.conn, now, row.post_id, row.service_id)  # first in line
         return True
-
-    @staticmethod
-    def _appointment_query(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
-        return sa.select(
-            _appt.c.id.label("appointment_id"),
-            _appt.c.reference,
-            _appt.c.starts_at,
-            _appt.c.full_name,
-            _appt.c.status,
-            _service.c.code.label("service_code"),
-            *POST_COLUMNS,
-            *extra,
-        ).select_from(
-            _appt.join(_post, _post.c.id == _appt.c.post_id).join(
-                _service, _service.c.id == _appt.c.service_id
-            )
-        )
-
-    @staticmethod
-    def _appointment_info(row: Row[Any]) -> AppointmentInfo:
-        post = post_info(row)
-        return AppointmentInfo(
-            id=row.appointment_id,
-            reference=row.reference,
-            post=post,
-            service_code=row.service_code,
-            starts_at=row.starts_at,
-            local=row.starts_at.astimezone(ZoneInfo(post.timezone)),
-            full_name=row.full_name,
-            status=row.status,
-        )
