@@ -5,8 +5,8 @@ api.http.whatsapp_webhooks for Twilio), the Telegram poller and the worker (api.
 Where a turn runs. The runtime is synchronous (SQLAlchemy). `Messaging.run` (api.messaging) is
 the one decision: on SQLite a turn runs on the event loop (sub-millisecond, and SQLite
 serialises writers anyway), the turns of one pass of the loop sharing one commit
-(api.group_commit); on PostgreSQL the turns of one pass of the loop run as one batch, on a
-thread, in one transaction (api.turn_batches).
+(api.group_commit); on PostgreSQL the turns that arrive while earlier ones run wait
+together for a thread and run there in one transaction (api.turn_batches).
 Every other database call made here follows the same decision, through `ChannelHandlers.call`.
 """
 

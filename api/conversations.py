@@ -252,24 +252,22 @@ class SqlConversationStore:
             burst = _count(self.sql.instant(row[8]), row[9] or 0, inbound.now)
             yield SqlTurnSession(conn, self.sql, row[0], who, state, world, self.enqueue, burst)
 
-    def _first_delivery(self, conn: Connection, inbound: Inbound) -> bool:
-        params = {
+    def _dedupe_params(self, inbound: Inbound) -> dict[str, Any]:
+        return {
             "channel": inbound.channel,
             "provider_id": (inbound.provider_id or "")[:64],
             "now": self.sql.when(inbound.now),
         }
+
+    def _first_delivery(self, conn: Connection, inbound: Inbound) -> bool:
+        params = self._dedupe_params(inbound)
         inserted: int = self.sql.execute(conn, self.sql.dedupe, params).rowcount
         return inserted == 1
 
     def _first_and_identity(self, conn: Connection, inbound: Inbound) -> tuple[bool, Any]:
         """Whether this is the message's first delivery (recorded if so), and the sender's
         identity row if it has one (PostgreSQL's one statement for both)."""
-        params = {
-            "channel": inbound.channel,
-            "provider_id": (inbound.provider_id or "")[:64],
-            "now": self.sql.when(inbound.now),
-            "address": inbound.address,
-        }
+        params = {**self._dedupe_params(inbound), "address": inbound.address}
         row = self.sql.execute(conn, self.sql.first_and_identity or "", params).fetchone()
         return bool(row[0]), (row[1:] if row[1] is not None else None)
 

@@ -33,8 +33,8 @@ class Messaging:
     renderer: Renderer
     # Where the turns' database work runs — the one decision, by store. SQLite: on the event
     # loop (sub-millisecond), the turns of one pass of the loop sharing one commit
-    # (api.group_commit). PostgreSQL: the turns of one pass of the loop as one batch, on a
-    # thread, in one transaction (api.turn_batches).
+    # (api.group_commit). PostgreSQL: the turns that arrive while earlier ones run, as one
+    # batch on a thread, in one transaction (api.turn_batches).
     runner: Runner
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

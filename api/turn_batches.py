@@ -1,17 +1,17 @@
-"""Turn batches: on PostgreSQL, the turns of one pass of the event loop run together on a
-thread, in one transaction.
+"""Turn batches: on PostgreSQL, the turns that arrive while earlier ones are running wait
+for a thread together, then run on it in one transaction.
 
 A PostgreSQL turn on a thread of its own paid, beside its few statements, for what surrounds
 them: a connection checked out and pinged, BEGIN and COMMIT (two more round trips), and a
 thread hop whose GIL handoffs cost more than the turn's own Python (measured here: 900 µs of
-the server's CPU a turn on 8 threads, against 260 for the same turn on SQLite). Here the
-requests ready in one pass of the loop are one batch: the first asks the loop to close the
-batch once the tasks already ready have run (`call_soon`: no timer, no added wait); the batch
-runs on a thread (at most `threads` batches at once, each on its own connection), in one
-transaction, its calls one after the other, without savepoints (`db.joining(…,
-savepoints=False)`); each request is answered once the commit has succeeded. While a batch
-runs, the loop reads the next requests, which make the next batch: the larger the load, the
-larger the batches and the cheaper each turn.
+the server's CPU a turn on 8 threads, against 260 for the same turn on SQLite). Here a call
+joins the open batch; the batch starts once the tasks already ready have joined it
+(`call_soon`: no timer, no added wait) if one of `THREADS` threads is free, else when one
+becomes free; a batch of `MAX_BATCH` calls waits as it is and the next calls open another.
+A batch runs on its thread (and its own connection), in one transaction, its calls one after
+the other, without savepoints (`db.joining(…, savepoints=False)`); each request is answered
+once the commit has succeeded. The busier the threads, the larger the batches and the
+cheaper each turn; on a quiet server a batch is one call, run as it would be without them.
 
 Failures. A call that fails — an error of its own, a statement PostgreSQL refused (which
 spoils the transaction: PostgreSQL takes no more statements in it), a deadlock with another

@@ -30,7 +30,7 @@ as arrays (`UPDATE … FROM unnest(…)`); on SQLite, embedded, one `executemany
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,21 +87,32 @@ def _with_recipient(rows: Any) -> Any:
     ).outerjoin(citizen, citizen.c.id == identity.c.citizen_id)
 
 
-def _item(r: Any) -> OutboxItem:
+def _item(
+    r: Sequence[Any],
+    payload: dict[str, Any],
+    instant: Callable[[datetime | None], datetime | None],
+) -> OutboxItem:
+    """A claimed row — the columns of `_CLAIMED`, then the recipient's — as an item, with its
+    payload decoded and its instants made aware by the caller (SQLAlchemy's rows come so,
+    the driver's rows of PostgreSQL's claim do not)."""
     return OutboxItem(
-        id=r.id,
-        channel=r.channel,
-        address=r.address,
-        lang=r.lang,
-        lane=r.lane,
-        kind=r.kind,
-        payload=r.payload or {},
-        attempts=r.attempts,
-        last_inbound_at=r.last_inbound_at,
-        unreachable=r.unreachable_at is not None,
-        opted_out=bool(r.opted_out),
-        in_doubt_since=r.in_doubt_since,
+        id=r[0],
+        channel=r[1],
+        address=r[2],
+        lang=r[3],
+        lane=r[4],
+        kind=r[5],
+        payload=payload,
+        attempts=r[7],
+        in_doubt_since=instant(r[8]),
+        last_inbound_at=instant(r[9]),
+        unreachable=r[10] is not None,
+        opted_out=bool(r[11]),
     )
+
+
+def _as_is(moment: datetime | None) -> datetime | None:
+    return moment
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -195,7 +206,7 @@ class SqlOutboxStore:
                 .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.status == PENDING)
                 .values(status=SENDING, claimed_by=worker, claimed_at=now)
             )
-        return [_item(r) for r in rows]
+        return [_item(r, r[6] or {}, _as_is) for r in rows]
 
     def _claim_on_driver(
         self, worker: str, channel: str, limit: int, now: datetime
@@ -215,23 +226,7 @@ class SqlOutboxStore:
             cursor.execute(self._claim_pg_sql, params)
             rows = cursor.fetchall()
         payload = self._payloads.decoded
-        return [
-            OutboxItem(
-                id=r[0],
-                channel=r[1],
-                address=r[2],
-                lang=r[3],
-                lane=r[4],
-                kind=r[5],
-                payload=payload(r[6]),
-                attempts=r[7],
-                in_doubt_since=_aware(r[8]),
-                last_inbound_at=_aware(r[9]),
-                unreachable=r[10] is not None,
-                opted_out=bool(r[11]),
-            )
-            for r in rows
-        ]
+        return [_item(r, payload(r[6]), _aware) for r in rows]
 
     def complete(self, worker: str, completions: Sequence[Completion], now: datetime) -> None:
         sent: list[dict[str, Any]] = []

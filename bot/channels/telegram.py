@@ -240,9 +240,10 @@ def make_bot(token: str, api_base_url: str, *, pool_size: int = 64) -> Bot:
 class BulkRequest(BaseRequest):
     """python-telegram-bot's request class over the bulk lanes' pooled client
     (`bot.channels.bulk_http.BulkClient`): the same form posts as `HTTPXRequest` (each
-    parameter as PTB encodes it), without httpx's layers; PTB still builds the call, maps
-    every answer to its errors and reads the result. No uploads: the bulk lane sends texts,
-    and voice notes and pictures by URL or file id."""
+    parameter as PTB encodes it), without httpx's layers; PTB maps every answer to its
+    errors and reads the result, and builds the call, but for the texts, whose form is built
+    here (`post_form`). No uploads: the bulk lane sends texts, and voice notes and pictures
+    by URL or file id."""
 
     def __init__(self, client: BulkClient, *, read_timeout: float = 15.0) -> None:
         self.client = client
