@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
 from api import migrate
-from api.db import create_engine
+from api.db import create_engine, write
 
 # The suite (and the shared scripts' runner) drives the simulator's clock; production does not.
 os.environ.setdefault("SIMULATOR_CLOCK", "true")
@@ -123,6 +124,31 @@ def postgres_engine(request: pytest.FixtureRequest, _migrated: dict[str, Engine]
     db = _engine_for("postgres", request, _migrated)
     empty_tables(db)
     return db
+
+
+@pytest.fixture
+def commits(scratch_store: Engine) -> Iterator[list[int]]:
+    """The commits made on the module's `scratch_store` (its engine fixture), as they happen."""
+    seen: list[int] = []
+
+    def count(_conn: Any) -> None:
+        seen.append(1)
+
+    event.listen(scratch_store, "commit", count)
+    yield seen
+    event.remove(scratch_store, "commit", count)
+
+
+@pytest.fixture
+def scratch(scratch_store: Engine) -> Iterator[Engine]:
+    """An empty table `scratch (name TEXT PRIMARY KEY)` on the module's `scratch_store`,
+    dropped afterwards (helpers: tests/support/scratch.py)."""
+    with write(scratch_store) as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS scratch (name TEXT PRIMARY KEY)")
+        conn.exec_driver_sql("DELETE FROM scratch")
+    yield scratch_store
+    with write(scratch_store) as conn:
+        conn.exec_driver_sql("DROP TABLE scratch")
 
 
 @pytest.fixture

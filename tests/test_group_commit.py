@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,19 +18,13 @@ from api import db
 from api.group_commit import GroupCommit
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL
-from tests.support.scratch import counted_commits, insert, names, scratch_table, together
+from tests.support.scratch import insert, names, together
 
 
 @pytest.fixture
-def commits(sqlite_engine: Engine) -> Iterator[list[int]]:
-    with counted_commits(sqlite_engine) as seen:
-        yield seen
-
-
-@pytest.fixture
-def scratch(sqlite_engine: Engine) -> Iterator[Engine]:
-    with scratch_table(sqlite_engine) as engine:
-        yield engine
+def scratch_store(sqlite_engine: Engine) -> Engine:
+    """The store of this module's `scratch` and `commits` (tests/conftest.py)."""
+    return sqlite_engine
 
 
 def test_the_writes_of_one_pass_share_one_commit(scratch: Engine, commits: list[int]) -> None:

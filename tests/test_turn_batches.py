@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,19 +21,13 @@ from api import db
 from api.turn_batches import MAX_BATCH, TurnBatches
 from tests.fakes.twilio_api import inbound_whatsapp_form, twilio_signature
 from tests.support.channels import PUBLIC_BASE_URL
-from tests.support.scratch import counted_commits, insert, names, scratch_table, together
+from tests.support.scratch import insert, names, together
 
 
 @pytest.fixture
-def commits(postgres_engine: Engine) -> Iterator[list[int]]:
-    with counted_commits(postgres_engine) as seen:
-        yield seen
-
-
-@pytest.fixture
-def scratch(postgres_engine: Engine) -> Iterator[Engine]:
-    with scratch_table(postgres_engine) as engine:
-        yield engine
+def scratch_store(postgres_engine: Engine) -> Engine:
+    """The store of this module's `scratch` and `commits` (tests/conftest.py)."""
+    return postgres_engine
 
 
 def insert_or_apologise(engine: Engine, name: str) -> str:

@@ -1,42 +1,17 @@
-"""A scratch table and the helpers of the tests of where the turns' database work runs
-(tests/test_group_commit.py on SQLite, tests/test_turn_batches.py on PostgreSQL)."""
+"""The helpers of the tests of where the turns' database work runs (tests/test_group_commit.py
+on SQLite, tests/test_turn_batches.py on PostgreSQL), on the `scratch` table of the fixture of
+that name (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from api import db
-
-
-@contextmanager
-def counted_commits(engine: Engine) -> Iterator[list[int]]:
-    """The commits made on the engine, as they happen."""
-    seen: list[int] = []
-
-    def count(_conn: Connection) -> None:
-        seen.append(1)
-
-    event.listen(engine, "commit", count)
-    yield seen
-    event.remove(engine, "commit", count)
-
-
-@contextmanager
-def scratch_table(engine: Engine) -> Iterator[Engine]:
-    """An empty table `scratch (name TEXT PRIMARY KEY)`, dropped afterwards."""
-    with db.write(engine) as conn:
-        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS scratch (name TEXT PRIMARY KEY)")
-        conn.exec_driver_sql("DELETE FROM scratch")
-    yield engine
-    with db.write(engine) as conn:
-        conn.exec_driver_sql("DROP TABLE scratch")
 
 
 def names(engine: Engine) -> set[str]:
